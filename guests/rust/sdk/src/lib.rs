@@ -1,0 +1,265 @@
+//! Write Cairn orchestrators and activities in Rust.
+//!
+//! A Cairn component is a WebAssembly component (built for `wasm32-wasip2`,
+//! as a `cdylib`) that serves one or more named functions. Orchestrators are
+//! plain sequential code: waiting for a task blocks inside the host, which
+//! records every result so that the orchestrator replays identically after a
+//! crash. Activities do the actual work, and may run more than once.
+//!
+//! Functions take a context and a `serde`-deserializable input, and return a
+//! `serde`-serializable output or a [`Failure`]. [`register!`] exports them:
+//!
+//! ```no_run
+//! use cairn_sdk::{ActivityContext, Failure, OrchestrationContext};
+//!
+//! cairn_sdk::register! {
+//!     orchestrators: { "HelloCities" => hello_cities },
+//!     activities: { "SayHello" => say_hello },
+//! }
+//!
+//! fn hello_cities(ctx: &OrchestrationContext, _input: ()) -> Result<Vec<String>, Failure> {
+//!     let mut greetings = Vec::new();
+//!     for city in ["Tokyo", "Seattle", "London"] {
+//!         greetings.push(ctx.call_activity("SayHello", city)?);
+//!     }
+//!     Ok(greetings)
+//! }
+//!
+//! fn say_hello(_ctx: &ActivityContext, name: String) -> Result<String, Failure> {
+//!     Ok(format!("Hello {name}!"))
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! The component's crate depends on `cairn-sdk`, `serde` and `serde_json`
+//! only.
+//!
+//! ## Orchestrators
+//!
+//! Scheduling work ([`OrchestrationContext::schedule_activity`],
+//! [`create_timer`](OrchestrationContext::create_timer),
+//! [`wait_for_event`](OrchestrationContext::wait_for_event), ...) never
+//! blocks and returns a [`Task`]; [`Task::get`],
+//! [`when_all`](OrchestrationContext::when_all) and
+//! [`when_any`](OrchestrationContext::when_any) block until results exist:
+//!
+//! ```no_run
+//! # use cairn_sdk::{Failure, OrchestrationContext, Task};
+//! fn fan_out(ctx: &OrchestrationContext, n: u32) -> Result<i64, Failure> {
+//!     let tasks: Vec<Task<i64>> = (0..n).map(|i| ctx.schedule_activity("Square", &i)).collect();
+//!     Ok(ctx.when_all(&tasks)?.iter().sum())
+//! }
+//! ```
+//!
+//! An orchestrator is re-executed from the start whenever it resumes, so it
+//! must be deterministic: it takes time and ids from its context
+//! ([`current_utc_datetime`](OrchestrationContext::current_utc_datetime),
+//! [`new_guid`](OrchestrationContext::new_guid)) and leaves I/O, clocks and
+//! randomness to activities.
+//!
+//! A panic ends the function: the message is written to stderr and the
+//! component traps, which the host reports as a failure.
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+mod activity;
+mod failure;
+mod orchestration;
+
+pub use activity::ActivityContext;
+pub use failure::Failure;
+pub use orchestration::{AnyTask, LockGuard, OrchestrationContext, RetryOptions, Task, TaskId};
+
+/// Bindings generated from the Cairn WIT (world `cairn:durable/app`).
+/// Not a stable API: use the types of this crate instead.
+#[doc(hidden)]
+#[allow(missing_docs, unsafe_code, clippy::all)]
+pub mod __bindings {
+    wit_bindgen::generate!({
+        path: "/tmp/cairn-wit-fixed", // TEMP
+        world: "cairn:durable/app",
+        pub_export_macro: true,
+        export_macro_name: "__export_cairn",
+        default_bindings_module: "cairn_sdk::__bindings",
+    });
+}
+
+use __bindings::cairn::durable::types as wit;
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Very detailed tracing.
+    Trace,
+    /// Debugging information.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something unexpected, but handled.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+#[doc(hidden)]
+impl From<LogLevel> for wit::LogLevel {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Trace => wit::LogLevel::Trace,
+            LogLevel::Debug => wit::LogLevel::Debug,
+            LogLevel::Info => wit::LogLevel::Info,
+            LogLevel::Warn => wit::LogLevel::Warn,
+            LogLevel::Error => wit::LogLevel::Error,
+        }
+    }
+}
+
+/// Serializes a value handed to the host. Failing here is a bug in the
+/// value's `Serialize` implementation (or e.g. a map with non-string keys),
+/// not bad input, so it panics with a clear message.
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    match serde_json::to_string(value) {
+        Ok(json) => json,
+        Err(e) => panic!("cairn-sdk: value cannot be serialized to JSON: {e}"),
+    }
+}
+
+/// Exports the component's functions.
+///
+/// ```ignore
+/// cairn_sdk::register! {
+///     orchestrators: { "Name" => function, ... },
+///     activities: { "Name" => function, ... },
+/// }
+/// ```
+///
+/// Either section may be omitted, but `orchestrators` comes first. An
+/// orchestrator is a `fn(&OrchestrationContext, I) -> Result<O, Failure>`, an
+/// activity a `fn(&ActivityContext, I) -> Result<O, Failure>`, where
+/// `I: DeserializeOwned` and `O: Serialize`. Input that does not deserialize
+/// into `I` fails with `InvalidInput`; an unknown name fails with `NotFound`.
+/// Use the macro once per component, at module level.
+#[macro_export]
+macro_rules! register {
+    (
+        $(orchestrators: { $($oname:literal => $ofn:path),* $(,)? } $(,)?)?
+        $(activities: { $($aname:literal => $afn:path),* $(,)? } $(,)?)?
+    ) => {
+        #[doc(hidden)]
+        pub struct __CairnFunctions;
+
+        impl $crate::__private::Guest for __CairnFunctions {
+            #[allow(unused_mut)]
+            fn list() -> ::std::vec::Vec<$crate::__private::FunctionInfo> {
+                let mut functions = ::std::vec::Vec::new();
+                $($(functions.push($crate::__private::orchestrator_info($oname));)*)?
+                $($(functions.push($crate::__private::activity_info($aname));)*)?
+                functions
+            }
+
+            fn run(
+                name: ::std::string::String,
+                input: ::std::string::String,
+            ) -> ::std::result::Result<::std::string::String, $crate::__private::WitFailure> {
+                $crate::__private::install_panic_hook();
+                match name.as_str() {
+                    $($($oname => $crate::__private::run_orchestrator(&input, $ofn),)*)?
+                    $($($aname => $crate::__private::run_activity(&input, $afn),)*)?
+                    other => $crate::__private::not_found(other),
+                }
+            }
+        }
+
+        $crate::__bindings::__export_cairn!(__CairnFunctions with_types_in $crate::__bindings);
+    };
+}
+
+/// Support code for [`register!`]; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    use std::io::Write;
+    use std::sync::Once;
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    pub use crate::__bindings::cairn::durable::types::{
+        Failure as WitFailure, FunctionInfo, FunctionKind,
+    };
+    pub use crate::__bindings::exports::cairn::durable::functions::Guest;
+    use crate::{ActivityContext, Failure, OrchestrationContext};
+
+    pub fn orchestrator_info(name: &str) -> FunctionInfo {
+        FunctionInfo {
+            name: name.to_string(),
+            kind: FunctionKind::Orchestrator,
+        }
+    }
+
+    pub fn activity_info(name: &str) -> FunctionInfo {
+        FunctionInfo {
+            name: name.to_string(),
+            kind: FunctionKind::Activity,
+        }
+    }
+
+    pub fn run_orchestrator<I, O, F>(input: &str, f: F) -> Result<String, WitFailure>
+    where
+        I: DeserializeOwned,
+        O: Serialize,
+        F: FnOnce(&OrchestrationContext, I) -> Result<O, Failure>,
+    {
+        let ctx = OrchestrationContext::new();
+        finish(decode(input).and_then(|input| f(&ctx, input)))
+    }
+
+    pub fn run_activity<I, O, F>(input: &str, f: F) -> Result<String, WitFailure>
+    where
+        I: DeserializeOwned,
+        O: Serialize,
+        F: FnOnce(&ActivityContext, I) -> Result<O, Failure>,
+    {
+        let ctx = ActivityContext::new();
+        finish(decode(input).and_then(|input| f(&ctx, input)))
+    }
+
+    pub fn not_found(name: &str) -> Result<String, WitFailure> {
+        Err(Failure::not_found(format!("this component has no function named {name:?}")).into())
+    }
+
+    fn decode<I: DeserializeOwned>(input: &str) -> Result<I, Failure> {
+        serde_json::from_str(input).map_err(|e| {
+            Failure::invalid_input(format!("the input does not have the expected type: {e}"))
+        })
+    }
+
+    fn finish<O: Serialize>(outcome: Result<O, Failure>) -> Result<String, WitFailure> {
+        outcome
+            .and_then(|output| {
+                serde_json::to_string(&output).map_err(|e| {
+                    Failure::new(
+                        "SerializationError",
+                        format!("the output cannot be serialized: {e}"),
+                    )
+                })
+            })
+            .map_err(Into::into)
+    }
+
+    /// Makes sure a panic leaves its message on stderr (captured by the
+    /// host) as one line: `panicked at <file>:<line>:<col>: <message>`.
+    pub fn install_panic_hook() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                let message = info.payload_as_str().unwrap_or("Box<dyn Any>");
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                    .unwrap_or_else(|| "<unknown>".to_string());
+                let _ = writeln!(std::io::stderr(), "panicked at {location}: {message}");
+            }));
+        });
+    }
+}

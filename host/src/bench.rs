@@ -1,0 +1,150 @@
+//! `cairn bench`: throughput and latency on a temporary task hub, with the
+//! engine in-process and durable SQLite (WAL, synchronous=FULL).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::CliError;
+use crate::engine::{Engine, EngineConfig};
+use crate::hub::Hub;
+use crate::store::RuntimeStatus;
+
+/// Arguments of `cairn bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// seq | fanout | latency | all
+    #[arg(long, default_value = "all")]
+    pub mode: String,
+    /// Orchestrations (seq), activities (fanout) or samples (latency).
+    #[arg(short, long, default_value_t = 1000)]
+    pub n: u32,
+    /// Component with HelloCities/SayHello.
+    #[arg(long, default_value = "target/guests/rust/hello-cities.wasm")]
+    pub hello: PathBuf,
+    /// Component with FanOutFanIn/Square.
+    #[arg(long, default_value = "target/guests/rust/fan-out-fan-in.wasm")]
+    pub fanout: PathBuf,
+    /// Disable the hot instance cache.
+    #[arg(long)]
+    pub no_hot_cache: bool,
+}
+
+async fn setup(args: &BenchArgs) -> Result<(tempdir::TempDir, Hub, Arc<Engine>, crate::engine::Running), CliError> {
+    let dir = tempdir::TempDir::new()?;
+    let hub = Hub::open(&dir.path().join("bench.db"))?;
+    for f in [&args.hello, &args.fanout] {
+        let bytes = std::fs::read(f).map_err(|source| CliError::Io {
+            path: f.clone(),
+            source,
+        })?;
+        hub.deploy(bytes).await?;
+    }
+    let config = EngineConfig {
+        hot_cache: !args.no_hot_cache,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
+    let running = engine.run();
+    Ok((dir, hub, engine, running))
+}
+
+async fn wait_all(engine: &Engine, ids: &[String]) -> Result<(), CliError> {
+    for id in ids {
+        let row = engine.wait_for(id, Duration::from_secs(600)).await?;
+        if row.status != RuntimeStatus::Completed {
+            return Err(CliError::Usage(format!("bench instance {id} ended {}: {:?}", row.status, row.output)));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the selected benchmarks and prints one line each.
+///
+/// # Errors
+/// Setup failures (components missing: run `make guests`).
+pub async fn run(args: BenchArgs) -> Result<(), CliError> {
+    let modes: Vec<&str> = match args.mode.as_str() {
+        "all" => vec!["seq", "fanout", "latency"],
+        m @ ("seq" | "fanout" | "latency") => vec![m],
+        other => return Err(CliError::Usage(format!("unknown bench mode {other:?}: use seq, fanout, latency or all"))),
+    };
+    let n = args.n.max(1);
+    for mode in modes {
+        let (_dir, hub, engine, running) = setup(&args).await?;
+        match mode {
+            "seq" => {
+                let t = Instant::now();
+                let mut ids = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    ids.push(hub.start("HelloCities", None, None, None).await?.to_string());
+                }
+                wait_all(&engine, &ids).await?;
+                let s = t.elapsed().as_secs_f64();
+                println!(
+                    "seq      {n} HelloCities orchestrations (3 sequential activities each) in {s:.3} s = {:.0} orchestrations/s",
+                    f64::from(n) / s
+                );
+            }
+            "fanout" => {
+                let t = Instant::now();
+                let input = format!("{{\"count\":{n}}}");
+                let id = hub.start("FanOutFanIn", Some(&input), None, None).await?.to_string();
+                wait_all(&engine, &[id]).await?;
+                let s = t.elapsed().as_secs_f64();
+                println!(
+                    "fanout   1 FanOutFanIn over {n} activities in {s:.3} s = {:.0} activities/s",
+                    f64::from(n) / s
+                );
+            }
+            _ => {
+                let samples = n.min(500);
+                let mut lat = Vec::with_capacity(samples as usize);
+                for _ in 0..samples {
+                    let t = Instant::now();
+                    let id = hub.start("HelloCities", None, None, None).await?.to_string();
+                    wait_all(&engine, &[id]).await?;
+                    lat.push(t.elapsed());
+                }
+                lat.sort();
+                let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+                println!(
+                    "latency  {samples} HelloCities start→completed, one at a time: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+                    pct(0.5),
+                    pct(0.9),
+                    pct(0.99)
+                );
+            }
+        }
+        running.shutdown(&engine, Duration::from_secs(5)).await;
+    }
+    Ok(())
+}
+
+mod tempdir {
+    //! A directory removed on drop.
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> Result<Self, super::CliError> {
+            let p = std::env::temp_dir().join(format!("cairn-bench-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&p).map_err(|source| super::CliError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            Ok(Self(p))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

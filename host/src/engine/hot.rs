@@ -1,0 +1,74 @@
+//! The hot instance cache: parked guests, bounded by count and memory, LRU.
+
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+
+use crate::history::ParentRef;
+use crate::sandbox::Session;
+
+/// A parked orchestrator and the store position it reflects.
+pub struct HotEntry {
+    pub session: Session,
+    pub execution_id: String,
+    pub history_len: u64,
+    pub parent: Option<ParentRef>,
+    /// Guest linear memory, bytes.
+    pub memory: usize,
+}
+
+pub struct HotCache {
+    entries: LruCache<String, HotEntry>,
+    max_memory: usize,
+    memory: usize,
+}
+
+impl HotCache {
+    pub fn new(max_count: usize, max_memory: usize) -> Self {
+        Self {
+            entries: LruCache::new(NonZeroUsize::new(max_count).unwrap_or(NonZeroUsize::MIN)),
+            max_memory,
+            memory: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Removes and returns the entry (the episode owns it while it runs).
+    pub fn take(&mut self, id: &str) -> Option<HotEntry> {
+        let e = self.entries.pop(id)?;
+        self.memory = self.memory.saturating_sub(e.memory);
+        Some(e)
+    }
+
+    pub fn remove(&mut self, id: &str) {
+        drop(self.take(id));
+    }
+
+    /// Inserts an entry; returns how many entries were evicted for room.
+    pub fn put(&mut self, id: String, entry: HotEntry) -> usize {
+        let mut evicted = 0;
+        self.memory += entry.memory;
+        if let Some((_, old)) = self.entries.push(id, entry) {
+            self.memory = self.memory.saturating_sub(old.memory);
+            evicted += 1;
+        }
+        while self.memory > self.max_memory && self.entries.len() > 1 {
+            match self.entries.pop_lru() {
+                Some((_, old)) => {
+                    self.memory = self.memory.saturating_sub(old.memory);
+                    evicted += 1;
+                }
+                None => break,
+            }
+        }
+        evicted
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.memory = 0;
+    }
+}

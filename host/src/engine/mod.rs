@@ -1,0 +1,760 @@
+//! The dispatcher: runs episodes (hot or by replay), checkpoints them, runs
+//! activity work items, and redelivers expired leases.
+//!
+//! Wake-ups come in-process from the store's commit notes (no polling
+//! latency on the hot path) and, for timers, retries and messages written by
+//! other processes (the CLI), from a short poll of the inbox.
+
+mod hot;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, broadcast, watch};
+
+use crate::clock::now_ms;
+use crate::history::{Event, Failure, Millis, ParentRef};
+use crate::replay::{EpisodeOutput, Finish, Replay};
+use crate::sandbox::{ActivityCtx, Loaded, Resume, Sandbox, SandboxError, Session, Yielded};
+use crate::store::{
+    Checkpoint, FunctionKind, InboxMessage, Lease, Outbox, RuntimeStatus, Store, StoreError, WorkItem,
+};
+use hot::{HotCache, HotEntry};
+
+/// Engine settings. Every field has a documented default.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Keep suspended guests in memory between episodes. `false` forces a
+    /// full replay at every episode (correctness never depends on the cache).
+    pub hot_cache: bool,
+    /// Most instances kept hot (default 10,000).
+    pub max_hot_instances: usize,
+    /// Most guest linear memory kept hot, bytes (default 2 GiB).
+    pub max_hot_memory: usize,
+    /// Activities running at once (default 64).
+    pub activity_concurrency: usize,
+    /// Lease of an activity work item, ms (default: activity time limit + 60 s).
+    pub lease_ms: u64,
+    /// Inbox poll interval for timers and other processes' messages (default 50 ms).
+    pub poll_interval: Duration,
+    /// Deliveries of one work item before it is failed as poison (default 10).
+    pub max_deliveries: u32,
+    /// Longest wall time of one episode before the instance fails (default 30 s).
+    pub episode_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            hot_cache: true,
+            max_hot_instances: 10_000,
+            max_hot_memory: 2 << 30,
+            activity_concurrency: 64,
+            lease_ms: 360_000,
+            poll_interval: Duration::from_millis(50),
+            max_deliveries: 10,
+            episode_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Errors of the engine's own operations.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Counters exported as metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub episodes: AtomicU64,
+    pub replays: AtomicU64,
+    pub hot_resumes: AtomicU64,
+    pub activities: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub checkpoint_micros: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+#[derive(Default)]
+struct Dispatch {
+    in_flight: HashSet<String>,
+    dirty: HashSet<String>,
+}
+
+/// The orchestration engine of one task hub.
+pub struct Engine {
+    store: Store,
+    sandbox: Arc<Sandbox>,
+    config: EngineConfig,
+    owner: String,
+    dispatch: Mutex<Dispatch>,
+    hot: Mutex<HotCache>,
+    activity_slots: Arc<Semaphore>,
+    finished: broadcast::Sender<String>,
+    versions: Mutex<HashMap<String, (String, Instant)>>,
+    pub metrics: Metrics,
+}
+
+/// Handle to the running engine's background tasks.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops dispatching, lets in-flight work end (bounded by `grace`), and
+    /// releases this process's leases.
+    pub async fn shutdown(self, engine: &Engine, grace: Duration) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            let busy = engine.dispatch.lock().map(|d| !d.in_flight.is_empty()).unwrap_or(false)
+                || engine.activity_slots.available_permits() < engine.config.activity_concurrency;
+            if !busy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = engine.release_leases().await;
+        if let Ok(mut hot) = engine.hot.lock() {
+            hot.clear();
+        }
+    }
+}
+
+impl Engine {
+    /// Creates an engine over `store`.
+    #[must_use]
+    pub fn new(store: Store, sandbox: Arc<Sandbox>, config: EngineConfig) -> Arc<Self> {
+        let (finished, _) = broadcast::channel(4096);
+        Arc::new(Self {
+            activity_slots: Arc::new(Semaphore::new(config.activity_concurrency)),
+            hot: Mutex::new(HotCache::new(config.max_hot_instances, config.max_hot_memory)),
+            store,
+            sandbox,
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            config,
+            dispatch: Mutex::default(),
+            finished,
+            versions: Mutex::default(),
+            metrics: Metrics::default(),
+        })
+    }
+
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    #[must_use]
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// Number of instances currently hot.
+    #[must_use]
+    pub fn hot_count(&self) -> usize {
+        self.hot.lock().map(|h| h.len()).unwrap_or(0)
+    }
+
+    /// Receives the id of every instance that reaches a terminal status.
+    #[must_use]
+    pub fn subscribe_finished(&self) -> broadcast::Receiver<String> {
+        self.finished.subscribe()
+    }
+
+    fn lease(&self) -> Lease {
+        Lease {
+            owner: self.owner.clone(),
+            duration_ms: self.config.lease_ms,
+        }
+    }
+
+    /// Starts the dispatcher. Work items leased by an earlier (dead) process
+    /// are reclaimed at once: the caller guarantees it is the only engine on
+    /// this task hub (see `cli::serve`'s lock file).
+    pub fn run(self: &Arc<Self>) -> Running {
+        let (stop, mut stop_rx) = watch::channel(false);
+        let engine = self.clone();
+        let mut notes = self.store.subscribe();
+        let task = tokio::spawn(async move {
+            engine.claim_work(true).await;
+            let mut tick = tokio::time::interval(engine.config.poll_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks: u64 = 0;
+            loop {
+                tokio::select! {
+                    _ = stop_rx.changed() => break,
+                    n = notes.recv() => {
+                        let Some(n) = n else { break };
+                        for id in &n.inbox {
+                            engine.schedule(id);
+                        }
+                        for item in &n.work {
+                            engine.spawn_activity(item.clone());
+                        }
+                        for id in &n.finished {
+                            let _ = engine.finished.send(id.clone());
+                        }
+                    }
+                    _ = tick.tick() => {
+                        ticks += 1;
+                        match engine.store.due_instances(now_ms(), 1024).await {
+                            Ok(ids) => ids.iter().for_each(|id| engine.schedule(id)),
+                            Err(e) => tracing::warn!(error = %e, "polling the inbox failed"),
+                        }
+                        // Retries whose delay passed, and expired leases.
+                        if ticks % 4 == 0 {
+                            engine.claim_work(false).await;
+                        }
+                    }
+                }
+            }
+        });
+        Running { stop, task }
+    }
+
+    async fn claim_work(self: &Arc<Self>, reclaim_all: bool) {
+        match self.store.claim_work_items(self.lease(), now_ms(), reclaim_all, 1024).await {
+            Ok(items) => items.into_iter().for_each(|i| self.spawn_activity(i)),
+            Err(e) => tracing::warn!(error = %e, "claiming work items failed"),
+        }
+    }
+
+    async fn release_leases(&self) -> Result<(), StoreError> {
+        let owner = self.owner.clone();
+        self.store
+            .write(move |c, _| {
+                c.execute(
+                    "UPDATE work_items SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = ?1",
+                    [owner],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Queues an episode for `id` (coalescing with one in flight).
+    fn schedule(self: &Arc<Self>, id: &str) {
+        {
+            let Ok(mut d) = self.dispatch.lock() else { return };
+            if d.in_flight.contains(id) {
+                d.dirty.insert(id.to_owned());
+                return;
+            }
+            d.in_flight.insert(id.to_owned());
+        }
+        let engine = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = engine.episode(&id).await {
+                    tracing::warn!(instance = %id, error = %e, "episode failed; it will be retried");
+                    if let Ok(mut hot) = engine.hot.lock() {
+                        hot.remove(&id);
+                    }
+                    if e.is_retryable() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                let Ok(mut d) = engine.dispatch.lock() else { return };
+                if !d.dirty.remove(&id) {
+                    d.in_flight.remove(&id);
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Resolves the newest version of a function (cached for one second).
+    async fn version_of(&self, name: &str, kind: FunctionKind) -> Result<String, StoreError> {
+        let key = format!("{kind}:{name}");
+        if let Some((hash, at)) = self.versions.lock().ok().and_then(|v| v.get(&key).cloned())
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(hash);
+        }
+        let hash = self.store.resolve_function(name, kind).await?;
+        if let Ok(mut v) = self.versions.lock() {
+            v.insert(key, (hash.clone(), Instant::now()));
+        }
+        Ok(hash)
+    }
+
+    /// Loads a component version (compiled cache, then store).
+    ///
+    /// # Errors
+    /// The version is not stored, or does not load.
+    pub async fn load_version(&self, hash: &str) -> Result<Arc<Loaded>, EngineError> {
+        if let Some(l) = self.sandbox.get_loaded(hash) {
+            return Ok(l);
+        }
+        let bytes = self.store.component_bytes(hash).await?;
+        let sandbox = self.sandbox.clone();
+        let hash = hash.to_owned();
+        tokio::task::spawn_blocking(move || sandbox.load(&hash, &bytes))
+            .await
+            .map_err(|e| EngineError::Invalid(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// One episode of instance `id`: read, run, checkpoint.
+    async fn episode(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        let hot = if self.config.hot_cache {
+            self.hot.lock().ok().and_then(|mut h| h.take(id))
+        } else {
+            None
+        };
+        let key = hot.as_ref().map(|h| (h.execution_id.clone(), h.history_len));
+        let Some(input) = self.store.load_episode(id, now, key).await? else {
+            return Ok(());
+        };
+        if input.messages.is_empty() {
+            if let (Some(h), Ok(mut cache)) = (hot, self.hot.lock()) {
+                cache.put(id.to_owned(), h);
+            }
+            return Ok(());
+        }
+        let row = &input.instance;
+        if row.status.is_terminal() {
+            return self.store.discard_messages(input.messages.iter().map(|m| m.id).collect()).await;
+        }
+        self.metrics.episodes.fetch_add(1, Ordering::Relaxed);
+        let consumed_all: Vec<i64> = input.messages.iter().map(|m| m.id).collect();
+        let (current, _stale): (Vec<&InboxMessage>, Vec<&InboxMessage>) = input
+            .messages
+            .iter()
+            .partition(|m| m.execution_id.as_deref().is_none_or(|e| e == row.execution_id));
+
+        // Terminate wins over everything else in the batch.
+        if let Some(reason) = current.iter().find_map(|m| match &m.event {
+            Event::ExecutionTerminated { reason } => Some(reason.clone()),
+            _ => None,
+        }) {
+            drop(hot);
+            return self.terminate(&input, consumed_all, reason, now).await;
+        }
+
+        // Suspension: only resume/terminate are processed while suspended.
+        let mut suspended = row.status == RuntimeStatus::Suspended;
+        for m in &current {
+            match m.event {
+                Event::ExecutionSuspended { .. } => suspended = true,
+                Event::ExecutionResumed { .. } => suspended = false,
+                _ => {}
+            }
+        }
+        let (messages, consumed): (Vec<(Millis, Event)>, Vec<i64>) = if suspended {
+            let control: Vec<&InboxMessage> = current
+                .iter()
+                .copied()
+                .filter(|m| matches!(m.event, Event::ExecutionSuspended { .. } | Event::ExecutionResumed { .. }))
+                .collect();
+            let mut ids: Vec<i64> = control.iter().map(|m| m.id).collect();
+            ids.extend(_stale.iter().map(|m| m.id));
+            (control.iter().map(|m| (m.timestamp, m.event.clone())).collect(), ids)
+        } else {
+            (current.iter().map(|m| (m.timestamp, m.event.clone())).collect(), consumed_all)
+        };
+
+        if suspended {
+            return self.record_suspension(&input, hot, messages, consumed, now).await;
+        }
+
+        // Run the guest: resume the hot session, or replay.
+        let (mut entry, first) = match hot.filter(|_| input.history.is_none()) {
+            Some(mut h) => {
+                self.metrics.hot_resumes.fetch_add(1, Ordering::Relaxed);
+                let sent = h.session.resume.send(Resume { now, messages }).await;
+                if sent.is_err() {
+                    return Err(StoreError::Conflict(id.to_owned()));
+                }
+                let y = self.wait_yield(&mut h.session).await;
+                (h, y)
+            }
+            None => {
+                let history = match input.history {
+                    Some(h) => h,
+                    None => self.store.get_history(id).await?,
+                };
+                let mut replay = Replay::from_history(id, &history);
+                replay.begin_episode(now, messages);
+                if !replay.is_started() {
+                    // Messages for an instance whose ExecutionStarted is gone.
+                    return self.store.discard_messages(consumed).await;
+                }
+                self.metrics.replays.fetch_add(1, Ordering::Relaxed);
+                let parent = replay.parent().cloned();
+                let version = replay.version().to_owned();
+                let execution_id = replay.execution_id().to_owned();
+                let loaded = match self.load_version(&version).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let f = Failure::new("VersionUnavailable", format!("component {version} cannot be loaded: {e}"));
+                        let finish = replay.finish(Err(f));
+                        let out = replay.take_episode(Some(finish));
+                        let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now);
+                        return self.commit(cp).await;
+                    }
+                };
+                let mut session = self.sandbox.start_session(loaded, replay);
+                let y = self.wait_yield(&mut session).await;
+                (
+                    HotEntry {
+                        session,
+                        execution_id,
+                        history_len: row.history_len,
+                        parent,
+                        memory: 0,
+                    },
+                    y,
+                )
+            }
+        };
+        let output = match first {
+            Some(Yielded::Blocked { output, memory }) => {
+                entry.memory = memory;
+                output
+            }
+            Some(Yielded::Finished(output)) => output,
+            None => {
+                // The guest hung in a host call or the session died.
+                drop(entry);
+                return self
+                    .fail_by_replay(id, consumed, Failure::new("Timeout", format!("episode exceeded {:?} (engine.episode_timeout)", self.config.episode_timeout)), now)
+                    .await;
+            }
+        };
+        let finished = output.finish.is_some();
+        let added = output.events.len() as u64;
+        let cp = self.checkpoint_of(row, consumed, output, entry.parent.as_ref(), now);
+        self.commit(cp).await?;
+        if !finished && self.config.hot_cache {
+            entry.history_len = row.history_len + added;
+            if let Ok(mut cache) = self.hot.lock() {
+                let evicted = cache.put(id.to_owned(), entry);
+                self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_yield(&self, session: &mut Session) -> Option<Yielded> {
+        tokio::time::timeout(self.config.episode_timeout, session.yielded.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn commit(&self, cp: Checkpoint) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let r = self.store.checkpoint(cp, self.lease()).await;
+        self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .checkpoint_micros
+            .fetch_add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        r
+    }
+
+    /// Builds the checkpoint of an episode: status, output, and the outbox
+    /// derived from the new events.
+    fn checkpoint_of(
+        &self,
+        row: &crate::store::InstanceRow,
+        consumed: Vec<i64>,
+        out: EpisodeOutput,
+        parent: Option<&ParentRef>,
+        now: Millis,
+    ) -> Checkpoint {
+        let mut outbox = Vec::new();
+        let (status, output) = match &out.finish {
+            None => (RuntimeStatus::Running, None),
+            Some(Finish::Completed(o)) => (RuntimeStatus::Completed, Some(Some(o.clone()))),
+            Some(Finish::Failed(f)) => (RuntimeStatus::Failed, Some(Some(failure_json(f)))),
+            Some(Finish::Terminated(r)) => (
+                RuntimeStatus::Terminated,
+                Some(r.as_ref().map(|r| serde_json::Value::from(r.as_str()).to_string())),
+            ),
+            Some(Finish::ContinuedAsNew { .. }) => (RuntimeStatus::ContinuedAsNew, None),
+        };
+        if out.finish.is_none() {
+            for (_, e) in &out.events {
+                match e {
+                    Event::TaskScheduled {
+                        task_id,
+                        name,
+                        input,
+                        retry,
+                    } => outbox.push(Outbox::WorkItem {
+                        task_id: *task_id,
+                        name: name.clone(),
+                        input: input.clone(),
+                        retry: retry.clone(),
+                    }),
+                    Event::TimerCreated { task_id, fire_at } => outbox.push(Outbox::Message {
+                        instance_id: row.instance_id.clone(),
+                        execution_id: Some(row.execution_id.clone()),
+                        visible_at: *fire_at,
+                        event: Event::TimerFired {
+                            task_id: *task_id,
+                            fire_at: *fire_at,
+                        },
+                    }),
+                    Event::SubOrchestrationInstanceCreated {
+                        task_id,
+                        name,
+                        instance_id,
+                        input,
+                        ..
+                    } => outbox.push(Outbox::StartChild {
+                        instance_id: instance_id.clone(),
+                        name: name.clone(),
+                        input: input.clone(),
+                        parent: ParentRef {
+                            instance_id: row.instance_id.clone(),
+                            execution_id: row.execution_id.clone(),
+                            task_id: *task_id,
+                        },
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        match &out.finish {
+            Some(Finish::ContinuedAsNew { input, carried_events }) => outbox.push(Outbox::NextExecution {
+                input: input.clone(),
+                carried_events: carried_events.clone(),
+                parent: parent.cloned(),
+            }),
+            Some(finish) => {
+                if let Some(p) = parent {
+                    let event = match finish {
+                        Finish::Completed(o) => Event::SubOrchestrationInstanceCompleted {
+                            task_id: p.task_id,
+                            result: o.clone(),
+                        },
+                        Finish::Failed(f) => Event::SubOrchestrationInstanceFailed {
+                            task_id: p.task_id,
+                            failure: f.clone(),
+                        },
+                        _ => Event::SubOrchestrationInstanceFailed {
+                            task_id: p.task_id,
+                            failure: Failure::new("Terminated", format!("sub-orchestration {} was terminated", row.instance_id)),
+                        },
+                    };
+                    outbox.push(Outbox::Message {
+                        instance_id: p.instance_id.clone(),
+                        execution_id: Some(p.execution_id.clone()),
+                        visible_at: now,
+                        event,
+                    });
+                }
+            }
+            None => {}
+        }
+        Checkpoint {
+            instance_id: row.instance_id.clone(),
+            execution_id: row.execution_id.clone(),
+            expected_history_len: row.history_len,
+            consumed,
+            events: out.events,
+            status,
+            output,
+            custom_status: out.custom_status,
+            outbox,
+            now,
+        }
+    }
+
+    async fn terminate(
+        &self,
+        input: &crate::store::EpisodeInput,
+        consumed: Vec<i64>,
+        reason: Option<String>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let row = &input.instance;
+        if let Ok(mut h) = self.hot.lock() {
+            h.remove(&row.instance_id);
+        }
+        let history = match &input.history {
+            Some(h) => h.clone(),
+            None => self.store.get_history(&row.instance_id).await?,
+        };
+        let mut replay = Replay::from_history(&row.instance_id, &history);
+        let parent = replay.parent().cloned();
+        replay.record_event(now, Event::ExecutionTerminated { reason: reason.clone() });
+        replay.begin_episode(now, []);
+        let finish = replay.terminate(reason);
+        let out = replay.take_episode(Some(finish));
+        let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now);
+        self.commit(cp).await
+    }
+
+    async fn record_suspension(
+        &self,
+        input: &crate::store::EpisodeInput,
+        hot: Option<HotEntry>,
+        messages: Vec<(Millis, Event)>,
+        consumed: Vec<i64>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let row = &input.instance;
+        let added = messages.len() as u64;
+        let cp = Checkpoint {
+            instance_id: row.instance_id.clone(),
+            execution_id: row.execution_id.clone(),
+            expected_history_len: row.history_len,
+            consumed,
+            events: messages,
+            status: RuntimeStatus::Suspended,
+            output: None,
+            custom_status: None,
+            outbox: Vec::new(),
+            now,
+        };
+        self.commit(cp).await?;
+        // The guest did not run: a hot session stays valid, only the
+        // position moved.
+        if let (Some(mut h), true) = (hot, input.history.is_none())
+            && let Ok(mut cache) = self.hot.lock()
+        {
+            h.history_len = row.history_len + added;
+            cache.put(row.instance_id.clone(), h);
+        }
+        Ok(())
+    }
+
+    /// Fails an instance whose session could not finish its episode.
+    async fn fail_by_replay(&self, id: &str, consumed: Vec<i64>, failure: Failure, now: Millis) -> Result<(), StoreError> {
+        let Some(row) = self.store.get_instance(id).await? else {
+            return Ok(());
+        };
+        let history = self.store.get_history(id).await?;
+        let mut replay = Replay::from_history(id, &history);
+        let parent = replay.parent().cloned();
+        replay.begin_episode(now, []);
+        let finish = replay.finish(Err(failure));
+        let out = replay.take_episode(Some(finish));
+        let cp = self.checkpoint_of(&row, consumed, out, parent.as_ref(), now);
+        self.commit(cp).await
+    }
+
+    fn spawn_activity(self: &Arc<Self>, item: WorkItem) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = engine.activity_slots.clone().acquire_owned().await else {
+                return;
+            };
+            engine.metrics.activities.fetch_add(1, Ordering::Relaxed);
+            let outcome = if item.attempt > engine.config.max_deliveries {
+                Err(Failure::new(
+                    "PoisonMessage",
+                    format!(
+                        "activity {:?} was delivered {} times without completing (engine.max_deliveries)",
+                        item.name,
+                        item.attempt - 1
+                    ),
+                ))
+            } else {
+                engine.execute_activity(&item).await
+            };
+            let now = now_ms();
+            let retry_at = match (&outcome, &item.retry) {
+                (Err(_), Some(policy)) if item.attempt <= engine.config.max_deliveries => policy
+                    .delay_before(item.attempt + 1, item.first_scheduled, now)
+                    .map(|d| now.saturating_add(d)),
+                _ => None,
+            };
+            let owner = engine.owner.clone();
+            if let Err(e) = engine.store.complete_work_item(item, owner, outcome, retry_at, now).await {
+                // The lease expires and the item is redelivered.
+                tracing::warn!(error = %e, "committing an activity result failed");
+            }
+        });
+    }
+
+    async fn execute_activity(&self, item: &WorkItem) -> Result<String, Failure> {
+        let version = self
+            .version_of(&item.name, FunctionKind::Activity)
+            .await
+            .map_err(|e| Failure::new("NotFound", e.to_string()))?;
+        let loaded = self
+            .load_version(&version)
+            .await
+            .map_err(|e| Failure::new("VersionUnavailable", e.to_string()))?;
+        let ctx = ActivityCtx {
+            instance_id: item.instance_id.clone(),
+            function_name: item.name.clone(),
+            idempotency_key: format!("{}:{}:{}", item.instance_id, item.execution_id, item.task_id),
+            attempt: item.attempt,
+        };
+        self.sandbox.run_activity(&loaded, ctx, &item.input).await
+    }
+
+    /// Waits until `id` is terminal (or `timeout` passes); returns its row.
+    ///
+    /// # Errors
+    /// Store errors; [`StoreError::InstanceNotFound`].
+    pub async fn wait_for(&self, id: &str, timeout: Duration) -> Result<crate::store::InstanceRow, StoreError> {
+        wait_for_instance(&self.store, Some(self.finished.subscribe()), id, timeout).await
+    }
+}
+
+/// Waits until instance `id` is terminal or `timeout` passes, polling the
+/// store (and woken early by `finished` when given).
+///
+/// # Errors
+/// Store errors; [`StoreError::InstanceNotFound`].
+pub async fn wait_for_instance(
+    store: &Store,
+    mut finished: Option<broadcast::Receiver<String>>,
+    id: &str,
+    timeout: Duration,
+) -> Result<crate::store::InstanceRow, StoreError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let row = store
+            .get_instance(id)
+            .await?
+            .ok_or_else(|| StoreError::InstanceNotFound(id.to_owned()))?;
+        if row.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+            return Ok(row);
+        }
+        let nap = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(100)));
+        match finished.as_mut() {
+            Some(rx) => {
+                tokio::select! {
+                    _ = nap => {}
+                    got = rx.recv() => {
+                        if let Ok(done) = got && done != id {
+                            continue;
+                        }
+                    }
+                }
+            }
+            None => nap.await,
+        }
+    }
+}
+
+/// The JSON stored as the output of a failed instance.
+#[must_use]
+pub fn failure_json(f: &Failure) -> String {
+    serde_json::json!({
+        "ErrorType": f.error_type,
+        "Message": f.message,
+        "Details": f.details,
+    })
+    .to_string()
+}

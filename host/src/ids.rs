@@ -1,0 +1,139 @@
+//! Validated identifiers. Every id that enters the host from a user, a CLI
+//! argument, an HTTP request or a guest passes through these constructors.
+
+use std::fmt;
+
+/// Longest instance id accepted (characters, as Durable Functions).
+pub const MAX_INSTANCE_ID_CHARS: usize = 100;
+/// Longest function or event name accepted (bytes). Bounds the size of
+/// history rows and index keys a caller can create.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("instance id must not be empty")]
+    Empty,
+    #[error("instance id is {0} characters long; the limit is 100")]
+    TooLong(usize),
+    #[error("instance id must not start with '@'")]
+    LeadingAt,
+    #[error("instance id must not contain {0:?} (the characters / \\ # ? and control characters are not allowed)")]
+    ForbiddenChar(char),
+    #[error("{what} must be 1..={max} bytes of printable text without control characters, got {got:?}")]
+    BadName {
+        what: &'static str,
+        max: usize,
+        got: String,
+    },
+}
+
+/// An orchestration instance id: 1–100 characters, not starting with `@`,
+/// none of `/ \ # ?`, no control characters (Durable Functions' rules).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    /// Validates `raw` as an instance id.
+    ///
+    /// # Errors
+    /// [`IdError`] naming the rule that `raw` breaks.
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        if raw.is_empty() {
+            return Err(IdError::Empty);
+        }
+        let chars = raw.chars().count();
+        if chars > MAX_INSTANCE_ID_CHARS {
+            return Err(IdError::TooLong(chars));
+        }
+        if raw.starts_with('@') {
+            return Err(IdError::LeadingAt);
+        }
+        if let Some(c) = raw
+            .chars()
+            .find(|c| matches!(c, '/' | '\\' | '#' | '?') || c.is_control())
+        {
+            return Err(IdError::ForbiddenChar(c));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// A fresh random id: 32 lowercase hex characters (a GUID without dashes).
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Validates a function or event name.
+///
+/// # Errors
+/// [`IdError::BadName`] when empty, longer than [`MAX_NAME_BYTES`] or
+/// containing control characters.
+pub fn validate_name(what: &'static str, raw: &str) -> Result<(), IdError> {
+    if raw.is_empty() || raw.len() > MAX_NAME_BYTES || raw.chars().any(char::is_control) {
+        let mut got: String = raw.chars().take(64).collect();
+        if got.len() < raw.len() {
+            got.push('…');
+        }
+        return Err(IdError::BadName {
+            what,
+            max: MAX_NAME_BYTES,
+            got,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_id_rules() {
+        let cases: &[(&str, bool)] = &[
+            ("abc", true),
+            ("a-b_c.d:e", true),
+            ("", false),
+            ("@x", false),
+            ("a/b", false),
+            ("a\\b", false),
+            ("a#b", false),
+            ("a?b", false),
+            ("a\u{7f}b", false),
+            ("a\u{85}b", false),
+            ("a\nb", false),
+        ];
+        for (raw, ok) in cases {
+            assert_eq!(InstanceId::parse(raw).is_ok(), *ok, "{raw:?}");
+        }
+        assert!(InstanceId::parse(&"x".repeat(100)).is_ok());
+        assert!(InstanceId::parse(&"é".repeat(100)).is_ok());
+        assert_eq!(
+            InstanceId::parse(&"x".repeat(101)),
+            Err(IdError::TooLong(101))
+        );
+        let g = InstanceId::generate();
+        assert_eq!(g.as_str().len(), 32);
+        assert!(g.as_str().chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_name("function name", "SayHello").is_ok());
+        assert!(validate_name("function name", "").is_err());
+        assert!(validate_name("function name", "a\tb").is_err());
+        assert!(validate_name("function name", &"n".repeat(257)).is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! # Cairn — a durable orchestration host for WebAssembly components
+//!
+//! Orchestrators and activities are components written against the
+//! `cairn:durable@0.1.0` WIT package (`wit/`). The host keeps their
+//! event-sourced histories in SQLite and replays them deterministically.
+//!
+//! # Layout
+//! - [`ids`]      — validated instance ids and names
+//! - [`history`]  — PURE: history events (DTFx names) and their codec
+//! - [`replay`]   — PURE: history + guest calls → new events; non-determinism detection
+//! - [`store`]    — SQLite task hub: migrations, PRAGMAs, one writer with group commit
+//! - [`sandbox`]  — wasmtime: one engine config, limits, host imports, virtual WASI
+//! - [`engine`]   — dispatcher, hot instance cache, activity workers, leases, retries
+//! - [`hub`]      — the operations people use (deploy, start, status, ...), shared by CLI and API
+//! - [`status`]   — status and history documents in the Durable Functions JSON shapes
+//! - [`cli`]      — the `cairn` command, one function per verb
+//! - [`bench`]    — the `cairn bench` workloads
+//! - [`clock`]    — the wall clock and ISO 8601 formatting
+
+pub mod bench;
+pub mod cli;
+pub mod clock;
+pub mod engine;
+pub mod history;
+pub mod hub;
+pub mod ids;
+pub mod replay;
+pub mod sandbox;
+pub mod status;
+pub mod store;

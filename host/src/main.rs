@@ -1,0 +1,23 @@
+//! The `cairn` binary: parse the command line, run the verb.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cairn::cli::Cli::parse();
+    cairn::cli::init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(cairn::cli::run(cli)).map_err(anyhow::Error::from);
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

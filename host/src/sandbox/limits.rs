@@ -1,0 +1,80 @@
+//! Resource limits of guest calls, and the one reviewed `unsafe` call
+//! (loading a precompiled component from the cache).
+
+use std::path::Path;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Engine, ResourceLimiter};
+
+/// Limits applied to every guest. Each bounds a way a guest could hurt the
+/// host or other instances.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Linear memory per guest instance, bytes (memory bombs).
+    pub max_memory_bytes: usize,
+    /// Uninterrupted CPU time of orchestrator code per episode (infinite loops).
+    pub orchestrator_cpu: Duration,
+    /// Wall time of one activity call.
+    pub activity_cpu: Duration,
+    /// Largest input, output, event payload or custom status, bytes.
+    pub max_payload_bytes: usize,
+    /// Largest component accepted at deploy, bytes.
+    pub max_component_bytes: usize,
+    /// Most tasks one execution may create (history growth).
+    pub max_tasks_per_execution: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 256 << 20,
+            orchestrator_cpu: Duration::from_secs(2),
+            activity_cpu: Duration::from_secs(300),
+            max_payload_bytes: 2 << 20,
+            max_component_bytes: 64 << 20,
+            max_tasks_per_execution: 100_000,
+        }
+    }
+}
+
+/// Enforces the memory limit and tracks memory in use (for the hot cache's
+/// memory bound).
+pub(super) struct Limiter {
+    max: usize,
+    pub(super) in_use: usize,
+}
+
+impl Limiter {
+    pub(super) fn new(max: usize) -> Self {
+        Self { max, in_use: 0 }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.in_use.saturating_sub(current).saturating_add(desired);
+        if total > self.max {
+            return Err(wasmtime::format_err!(
+                "LimitExceeded: guest memory would grow to {total} bytes; the limit is {} bytes (limits.memory)",
+                self.max
+            ));
+        }
+        self.in_use = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Loads a component from the compiled cache.
+#[expect(unsafe_code, reason = "wasmtime requires unsafe to load precompiled code")]
+pub(super) fn deserialize_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: the file is written only by `Sandbox::compile` of this
+    // process or an earlier one (atomically, via rename), under a name that
+    // includes the engine's compatibility hash; wasmtime additionally checks
+    // its header and refuses artifacts of another engine configuration.
+    unsafe { Component::deserialize_file(engine, path) }
+}

@@ -1,0 +1,519 @@
+//! The wasmtime sandbox: ONE engine configuration, component loading with a
+//! compiled cache, per-call limits, and the host side of the WIT contract.
+//!
+//! Orchestrators and activities share one linker (the `app` world plus
+//! WASI p2). What differs is the per-store state: an orchestrator's WASI is
+//! virtual and deterministic (clocks = the episode's time, random = a PRNG
+//! seeded by instance and execution, no env, no preopens, no network), an
+//! activity's WASI has real clocks and random but, by default, no env, no
+//! preopened directories and no network.
+
+mod host;
+mod limits;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::history::{Event, Failure, Millis};
+use crate::replay::{EpisodeOutput, Replay};
+use crate::store::FunctionKind;
+pub use limits::Limits;
+
+wasmtime::component::bindgen!({
+    world: "app",
+    path: "../wit",
+    imports: { default: async | trappable },
+    exports: { default: async },
+});
+
+use cairn::durable::types as wit;
+
+/// How often the epoch ticker advances (the granularity of CPU deadlines).
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Bytes of a guest's stdout/stderr kept per call (for failure messages).
+const MAX_CAPTURED_OUTPUT: usize = 16 * 1024;
+
+/// Errors of loading and running components.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("not a valid WebAssembly component: {0}")]
+    InvalidComponent(String),
+    #[error("component is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("component cannot be instantiated here: {0}")]
+    Instantiate(String),
+    #[error("component's `list` failed: {0}")]
+    List(String),
+    #[error("component exports no functions")]
+    NoFunctions,
+    #[error("invalid function name in component: {0}")]
+    BadName(#[from] crate::ids::IdError),
+    #[error("wasmtime configuration: {0}")]
+    Config(String),
+    #[error("compiled-component cache at {path}: {source}")]
+    Cache { path: PathBuf, source: std::io::Error },
+}
+
+impl From<wit::Failure> for Failure {
+    fn from(f: wit::Failure) -> Self {
+        Self {
+            error_type: f.error_type,
+            message: f.message,
+            details: f.details,
+        }
+    }
+}
+
+impl From<Failure> for wit::Failure {
+    fn from(f: Failure) -> Self {
+        Self {
+            error_type: f.error_type,
+            message: f.message,
+            details: f.details,
+        }
+    }
+}
+
+/// A loaded (compiled) component, ready to instantiate.
+pub struct Loaded {
+    pub hash: String,
+    pre: AppPre<GuestState>,
+}
+
+/// The next batch an orchestrator session receives.
+#[derive(Debug)]
+pub struct Resume {
+    pub now: Millis,
+    pub messages: Vec<(Millis, Event)>,
+}
+
+/// What a session reports at the end of an episode.
+#[derive(Debug)]
+pub enum Yielded {
+    /// The guest is parked waiting for more messages.
+    Blocked { output: EpisodeOutput, memory: usize },
+    /// The execution ended (the output's `finish` is set).
+    Finished(EpisodeOutput),
+}
+
+/// Per-store state of a guest.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: limits::Limiter,
+    role: Role,
+    /// Start of the current uninterrupted run of guest code.
+    segment_start: Instant,
+    budget: Duration,
+    stderr: MemoryOutputPipe,
+    stdout: MemoryOutputPipe,
+}
+
+enum Role {
+    Inspect,
+    Orchestrator(Box<OrchestratorCtx>),
+    Activity(ActivityCtx),
+}
+
+struct OrchestratorCtx {
+    replay: Replay,
+    clock: Arc<AtomicU64>,
+    resume: mpsc::Receiver<Resume>,
+    yielded: mpsc::Sender<Yielded>,
+    max_payload: usize,
+    max_tasks: u32,
+    in_lock: bool,
+}
+
+/// What an activity call knows about itself.
+#[derive(Debug, Clone)]
+pub struct ActivityCtx {
+    pub instance_id: String,
+    pub function_name: String,
+    pub idempotency_key: String,
+    pub attempt: u32,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Deterministic clocks for orchestrators: both read the episode's time.
+struct VirtualClock(Arc<AtomicU64>);
+
+impl HostWallClock for VirtualClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::Relaxed))
+    }
+}
+
+impl HostMonotonicClock for VirtualClock {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::Relaxed).saturating_mul(1_000_000)
+    }
+}
+
+/// The component host: engine, linker, loaded components.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    cache_dir: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    limits: Limits,
+}
+
+/// The one place wasmtime is configured.
+fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(1 << 20);
+    config.cranelift_nan_canonicalization(true);
+    config.parallel_compilation(true);
+    config
+}
+
+/// sha256 of a component's bytes, lowercase hex: its version id.
+#[must_use]
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Sandbox {
+    /// Creates the engine (with its epoch ticker thread) and the linker.
+    /// Compiled components are cached in `cache_dir` when given.
+    ///
+    /// # Errors
+    /// [`SandboxError::Config`] when wasmtime refuses the configuration.
+    pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> Result<Arc<Self>, SandboxError> {
+        let engine = Engine::new(&engine_config()).map_err(|e| SandboxError::Config(e.to_string()))?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("cairn-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| SandboxError::Config(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SandboxError::Config(e.to_string()))?;
+        App::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
+            .map_err(|e| SandboxError::Config(e.to_string()))?;
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            cache_dir,
+            loaded: Mutex::default(),
+            limits,
+        }))
+    }
+
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn cache_path(&self, hash: &str) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let mut compat = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut compat);
+        let tag = std::hash::Hasher::finish(&compat);
+        Some(dir.join(format!("{hash}-{tag:016x}.cwasm")))
+    }
+
+    /// An already loaded component.
+    #[must_use]
+    pub fn get_loaded(&self, hash: &str) -> Option<Arc<Loaded>> {
+        self.loaded.lock().ok().and_then(|m| m.get(hash).cloned())
+    }
+
+    /// Compiles (or loads from the compiled cache) a component.
+    ///
+    /// # Errors
+    /// [`SandboxError::InvalidComponent`], [`SandboxError::Instantiate`]
+    /// when it imports something this host does not provide.
+    pub fn load(&self, hash: &str, bytes: &[u8]) -> Result<Arc<Loaded>, SandboxError> {
+        if let Some(l) = self.loaded.lock().ok().and_then(|m| m.get(hash).cloned()) {
+            return Ok(l);
+        }
+        if bytes.len() > self.limits.max_component_bytes {
+            return Err(SandboxError::TooLarge {
+                size: bytes.len(),
+                limit: self.limits.max_component_bytes,
+            });
+        }
+        let component = match self.cache_path(hash).filter(|p| p.exists()) {
+            Some(path) => match limits::deserialize_cached(&self.engine, &path) {
+                Ok(c) => c,
+                Err(_) => self.compile(hash, bytes)?,
+            },
+            None => self.compile(hash, bytes)?,
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+        let pre = AppPre::new(pre).map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+        let loaded = Arc::new(Loaded {
+            hash: hash.to_owned(),
+            pre,
+        });
+        if let Ok(mut m) = self.loaded.lock() {
+            m.insert(hash.to_owned(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    fn compile(&self, hash: &str, bytes: &[u8]) -> Result<Component, SandboxError> {
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+        if let (Some(path), Ok(serialized)) = (self.cache_path(hash), component.serialize()) {
+            let write = || -> std::io::Result<()> {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, &serialized)?;
+                std::fs::rename(&tmp, &path)
+            };
+            if let Err(e) = write() {
+                tracing::warn!(path = %path.display(), error = %e, "could not write the compiled-component cache");
+            }
+        }
+        Ok(component)
+    }
+
+    fn new_store(&self, role: Role, wasi: WasiCtx, stdout: MemoryOutputPipe, stderr: MemoryOutputPipe, budget: Duration) -> Store<GuestState> {
+        let state = GuestState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: limits::Limiter::new(self.limits.max_memory_bytes),
+            role,
+            segment_start: Instant::now(),
+            budget,
+            stderr,
+            stdout,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            let s = ctx.data();
+            if s.segment_start.elapsed() > s.budget {
+                Err(wasmtime::format_err!(
+                    "Timeout: guest code ran for more than {} ms without yielding; the limit is {} ms (limits.cpu)",
+                    s.segment_start.elapsed().as_millis(),
+                    s.budget.as_millis()
+                ))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Lists the functions a component exports (used at deploy time).
+    ///
+    /// # Errors
+    /// Instantiation or `list` failures; invalid names.
+    pub async fn inspect(&self, loaded: &Loaded) -> Result<Vec<(String, FunctionKind)>, SandboxError> {
+        let (stdout, stderr) = (MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT), MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT));
+        let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        let mut store = self.new_store(Role::Inspect, wasi, stdout, stderr, self.limits.orchestrator_cpu);
+        let app = loaded
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+        let list = app
+            .cairn_durable_functions()
+            .call_list(&mut store)
+            .await
+            .map_err(|e| SandboxError::List(format!("{e:#}")))?;
+        if list.is_empty() {
+            return Err(SandboxError::NoFunctions);
+        }
+        let mut out = Vec::with_capacity(list.len());
+        for f in list {
+            crate::ids::validate_name("function name", &f.name)?;
+            let kind = match f.kind {
+                wit::FunctionKind::Orchestrator => FunctionKind::Orchestrator,
+                wit::FunctionKind::Activity => FunctionKind::Activity,
+            };
+            out.push((f.name, kind));
+        }
+        Ok(out)
+    }
+
+    /// Starts an orchestrator session: instantiates the component, runs the
+    /// guest from the beginning against `replay` (already holding the
+    /// history and this episode's messages) on a spawned task, and returns
+    /// the channels to drive it. The first [`Yielded`] arrives on the
+    /// returned receiver.
+    pub fn start_session(self: &Arc<Self>, loaded: Arc<Loaded>, replay: Replay) -> Session {
+        let (resume_tx, resume_rx) = mpsc::channel(1);
+        let (yield_tx, yield_rx) = mpsc::channel(1);
+        let clock = Arc::new(AtomicU64::new(replay.current_time()));
+        let seed = Sha256::digest(format!("{}\0{}", replay.instance_id(), replay.execution_id()).as_bytes());
+        let mut seed_bytes = [0u8; 32];
+        seed_bytes.copy_from_slice(&seed);
+        let insecure_seed = u128::from_le_bytes(seed_bytes[..16].try_into().unwrap_or([0; 16]));
+        let (stdout, stderr) = (MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT), MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT));
+        let wasi = WasiCtxBuilder::new()
+            .wall_clock(VirtualClock(clock.clone()))
+            .monotonic_clock(VirtualClock(clock.clone()))
+            .secure_random(rand::rngs::StdRng::from_seed(seed_bytes))
+            .insecure_random(rand::rngs::StdRng::from_seed(seed_bytes))
+            .insecure_random_seed(insecure_seed)
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let name = replay.name().to_owned();
+        let input = replay.input().to_owned();
+        let fallback_tx = yield_tx.clone();
+        let ctx = OrchestratorCtx {
+            replay,
+            clock,
+            resume: resume_rx,
+            yielded: yield_tx,
+            max_payload: self.limits.max_payload_bytes,
+            max_tasks: self.limits.max_tasks_per_execution,
+            in_lock: false,
+        };
+        let mut store = self.new_store(
+            Role::Orchestrator(Box::new(ctx)),
+            wasi,
+            stdout,
+            stderr,
+            self.limits.orchestrator_cpu,
+        );
+        let task = tokio::spawn(async move {
+            let result = match loaded.pre.instantiate_async(&mut store).await {
+                Ok(app) => app.cairn_durable_functions().call_run(&mut store, &name, &input).await,
+                Err(e) => Err(e),
+            };
+            let state = store.data_mut();
+            let captured = state.stderr.contents();
+            let Role::Orchestrator(ctx) = &mut state.role else {
+                return;
+            };
+            let guest = match result {
+                Ok(Ok(out)) => Ok(out),
+                Ok(Err(f)) => Err(f.into()),
+                Err(trap) => Err(trap_failure(&trap, &captured)),
+            };
+            let finish = ctx.replay.finish(guest);
+            let out = ctx.replay.take_episode(Some(finish));
+            let _ = fallback_tx.send(Yielded::Finished(out)).await;
+        });
+        Session {
+            resume: resume_tx,
+            yielded: yield_rx,
+            task,
+        }
+    }
+
+    /// Runs one activity call to completion.
+    ///
+    /// # Errors
+    /// The activity's own failure, or a host failure (`Trap`, `Timeout`,
+    /// `LimitExceeded`, `Instantiate`) as a [`Failure`].
+    pub async fn run_activity(&self, loaded: &Loaded, ctx: ActivityCtx, input: &str) -> Result<String, Failure> {
+        let (stdout, stderr) = (MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT), MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT));
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let name = ctx.function_name.clone();
+        let budget = self.limits.activity_cpu;
+        let mut store = self.new_store(Role::Activity(ctx), wasi, stdout, stderr.clone(), budget);
+        let call = async {
+            let app = loaded.pre.instantiate_async(&mut store).await?;
+            app.cairn_durable_functions().call_run(&mut store, &name, &input.to_owned()).await
+        };
+        // Host calls (sleeps, I/O) are not interrupted by epochs: bound the
+        // whole call in wall time too.
+        match tokio::time::timeout(budget + Duration::from_secs(1), call).await {
+            Err(_) => Err(Failure::new(
+                "Timeout",
+                format!("activity {name:?} ran longer than {} ms (limits.activity_cpu)", budget.as_millis()),
+            )),
+            Ok(Ok(Ok(out))) => Ok(out),
+            Ok(Ok(Err(f))) => Err(f.into()),
+            Ok(Err(trap)) => Err(trap_failure(&trap, &stderr.contents())),
+        }
+    }
+}
+
+/// A live orchestrator: the engine's end of the channels.
+pub struct Session {
+    pub resume: mpsc::Sender<Resume>,
+    pub yielded: mpsc::Receiver<Yielded>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Dropping the guest's future releases its fiber and memory.
+        self.task.abort();
+    }
+}
+
+/// Turns a trap into a typed failure, with the guest's last stderr output
+/// (a Rust panic message, a Python traceback) when there is some.
+fn trap_failure(trap: &wasmtime::Error, stderr: &[u8]) -> Failure {
+    let text = format!("{trap:#}");
+    let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..]).trim().to_owned();
+    let error_type = if text.starts_with("Timeout:") {
+        "Timeout"
+    } else if text.starts_with("LimitExceeded:") {
+        "LimitExceeded"
+    } else if let Some(f) = trap.downcast_ref::<host::GuestAbort>() {
+        return f.0.clone();
+    } else if tail.contains("panicked at") {
+        "Panic"
+    } else {
+        "Trap"
+    };
+    let message = if tail.is_empty() { text } else { format!("{tail}\n({text})") };
+    Failure::new(error_type, message)
+}
+
+/// Default location of the compiled-component cache for a task hub file.
+#[must_use]
+pub fn default_cache_dir(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(".compiled");
+    db.with_file_name(name)
+}
