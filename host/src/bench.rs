@@ -53,7 +53,10 @@ async fn wait_all(engine: &Engine, ids: &[String]) -> Result<(), CliError> {
     for id in ids {
         let row = engine.wait_for(id, Duration::from_secs(600)).await?;
         if row.status != RuntimeStatus::Completed {
-            return Err(CliError::Usage(format!("bench instance {id} ended {}: {:?}", row.status, row.output)));
+            return Err(CliError::Usage(format!(
+                "bench instance {id} ended {}: {:?}",
+                row.status, row.output
+            )));
         }
     }
     Ok(())
@@ -67,7 +70,11 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     let modes: Vec<&str> = match args.mode.as_str() {
         "all" => vec!["seq", "fanout", "latency"],
         m @ ("seq" | "fanout" | "latency") => vec![m],
-        other => return Err(CliError::Usage(format!("unknown bench mode {other:?}: use seq, fanout, latency or all"))),
+        other => {
+            return Err(CliError::Usage(format!(
+                "unknown bench mode {other:?}: use seq, fanout, latency or all"
+            )));
+        }
     };
     let n = args.n.max(1);
     for mode in modes {

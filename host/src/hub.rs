@@ -23,7 +23,11 @@ pub enum HubError {
     #[error("{what} is not valid JSON: {error}")]
     BadJson { what: &'static str, error: String },
     #[error("{what} is {size} bytes; the limit is {limit} bytes")]
-    TooLarge { what: &'static str, size: usize, limit: usize },
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -35,7 +39,10 @@ impl HubError {
         matches!(
             self,
             Self::Id(_) | Self::BadJson { .. } | Self::TooLarge { .. } | Self::Sandbox(_)
-        ) || matches!(self, Self::Store(StoreError::FunctionNotFound { .. } | StoreError::VersionNotFound(_)))
+        ) || matches!(
+            self,
+            Self::Store(StoreError::FunctionNotFound { .. } | StoreError::VersionNotFound(_))
+        )
     }
 }
 

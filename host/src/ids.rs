@@ -120,13 +120,14 @@ mod tests {
         }
         assert!(InstanceId::parse(&"x".repeat(100)).is_ok());
         assert!(InstanceId::parse(&"é".repeat(100)).is_ok());
-        assert_eq!(
-            InstanceId::parse(&"x".repeat(101)),
-            Err(IdError::TooLong(101))
-        );
+        assert_eq!(InstanceId::parse(&"x".repeat(101)), Err(IdError::TooLong(101)));
         let g = InstanceId::generate();
         assert_eq!(g.as_str().len(), 32);
-        assert!(g.as_str().chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            g.as_str()
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
     }
 
     #[test]

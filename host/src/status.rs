@@ -62,7 +62,11 @@ pub fn status_json(row: &InstanceRow, history: Option<&[(Millis, Event)]>, opts:
     {
         m.insert(
             "historyEvents".into(),
-            Value::Array(h.iter().map(|(ts, e)| history_event_json(*ts, e, opts.show_history_output)).collect()),
+            Value::Array(
+                h.iter()
+                    .map(|(ts, e)| history_event_json(*ts, e, opts.show_history_output))
+                    .collect(),
+            ),
         );
     }
     Value::Object(m)
@@ -117,10 +121,17 @@ pub fn history_table(instance_id: &str, history: &[(Millis, Event)]) -> String {
             Event::TimerCreated { fire_at, .. } | Event::TimerFired { fire_at, .. } => {
                 (iso(*fire_at), String::new(), String::new(), String::new())
             }
-            Event::ExecutionCompleted { status, result, failure } => (
+            Event::ExecutionCompleted {
+                status,
+                result,
+                failure,
+            } => (
                 String::new(),
                 String::new(),
-                result.clone().or_else(|| failure.as_ref().map(ToString::to_string)).unwrap_or_default(),
+                result
+                    .clone()
+                    .or_else(|| failure.as_ref().map(ToString::to_string))
+                    .unwrap_or_default(),
                 format!("{status:?}"),
             ),
             _ => Default::default(),

@@ -176,7 +176,13 @@ pub fn lock_hub(db: &Path) -> Result<HubLock, CliError> {
 }
 
 fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    print_out(&format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()));
+}
+
+/// Writes to stdout; a closed pipe (`cairn … | head`) is not an error.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Runs a parsed command line.
@@ -197,9 +203,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     source,
                 })?;
                 eprintln!("deploying {} ({} bytes)…", f.display(), bytes.len());
-                let report = hub.deploy(bytes).await.map_err(|e| CliError::Usage(format!("{}: {e}", f.display())))?;
+                let report = hub
+                    .deploy(bytes)
+                    .await
+                    .map_err(|e| CliError::Usage(format!("{}: {e}", f.display())))?;
                 for (name, kind) in &report.functions {
-                    println!("{name}\t{kind}\t{}", report.hash);
+                    print_out(&format!("{name}\t{kind}\t{}\n", report.hash));
                 }
             }
             Ok(())
@@ -212,8 +221,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             wait,
         } => {
             let input = json_arg(input.as_deref())?;
-            let id = hub.start(&name, input.as_deref(), id.as_deref(), version.as_deref()).await?;
-            println!("{id}");
+            let id = hub
+                .start(&name, input.as_deref(), id.as_deref(), version.as_deref())
+                .await?;
+            print_out(&format!("{id}\n"));
             if let Some(secs) = wait {
                 let row = wait_here(&cli.db, &hub, id.as_str(), Duration::from_secs(secs)).await?;
                 let opts = StatusOptions::default();
@@ -254,7 +265,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::History { id } => {
             let history = hub.store.get_history(&id).await?;
-            print!("{}", history_table(&id, &history));
+            print_out(&history_table(&id, &history));
             Ok(())
         }
         Command::RaiseEvent { id, event, data } => {
@@ -310,7 +321,10 @@ async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool) -> Result<
     let engine: Arc<Engine> = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
     let running = engine.run();
     tracing::info!(db = %db.display(), %addr, "cairn serve: workers running");
-    eprintln!("cairn serve: task hub {} — workers running (Ctrl-C to stop)", db.display());
+    eprintln!(
+        "cairn serve: task hub {} — workers running (Ctrl-C to stop)",
+        db.display()
+    );
     shutdown_signal().await;
     eprintln!("cairn serve: stopping…");
     running.shutdown(&engine, Duration::from_secs(8)).await;

@@ -18,9 +18,7 @@ use crate::clock::now_ms;
 use crate::history::{Event, Failure, Millis, ParentRef};
 use crate::replay::{EpisodeOutput, Finish, Replay};
 use crate::sandbox::{ActivityCtx, Loaded, Resume, Sandbox, SandboxError, Session, Yielded};
-use crate::store::{
-    Checkpoint, FunctionKind, InboxMessage, Lease, Outbox, RuntimeStatus, Store, StoreError, WorkItem,
-};
+use crate::store::{Checkpoint, FunctionKind, InboxMessage, Lease, Outbox, RuntimeStatus, Store, StoreError, WorkItem};
 use hot::{HotCache, HotEntry};
 
 /// Engine settings. Every field has a documented default.
@@ -213,7 +211,7 @@ impl Engine {
                             Err(e) => tracing::warn!(error = %e, "polling the inbox failed"),
                         }
                         // Retries whose delay passed, and expired leases.
-                        if ticks % 4 == 0 {
+                        if ticks.is_multiple_of(4) {
                             engine.claim_work(false).await;
                         }
                     }
@@ -224,7 +222,11 @@ impl Engine {
     }
 
     async fn claim_work(self: &Arc<Self>, reclaim_all: bool) {
-        match self.store.claim_work_items(self.lease(), now_ms(), reclaim_all, 1024).await {
+        match self
+            .store
+            .claim_work_items(self.lease(), now_ms(), reclaim_all, 1024)
+            .await
+        {
             Ok(items) => items.into_iter().for_each(|i| self.spawn_activity(i)),
             Err(e) => tracing::warn!(error = %e, "claiming work items failed"),
         }
@@ -327,11 +329,14 @@ impl Engine {
         }
         let row = &input.instance;
         if row.status.is_terminal() {
-            return self.store.discard_messages(input.messages.iter().map(|m| m.id).collect()).await;
+            return self
+                .store
+                .discard_messages(input.messages.iter().map(|m| m.id).collect())
+                .await;
         }
         self.metrics.episodes.fetch_add(1, Ordering::Relaxed);
         let consumed_all: Vec<i64> = input.messages.iter().map(|m| m.id).collect();
-        let (current, _stale): (Vec<&InboxMessage>, Vec<&InboxMessage>) = input
+        let (current, stale): (Vec<&InboxMessage>, Vec<&InboxMessage>) = input
             .messages
             .iter()
             .partition(|m| m.execution_id.as_deref().is_none_or(|e| e == row.execution_id));
@@ -358,13 +363,30 @@ impl Engine {
             let control: Vec<&InboxMessage> = current
                 .iter()
                 .copied()
-                .filter(|m| matches!(m.event, Event::ExecutionSuspended { .. } | Event::ExecutionResumed { .. }))
+                .filter(|m| {
+                    matches!(
+                        m.event,
+                        Event::ExecutionSuspended { .. } | Event::ExecutionResumed { .. }
+                    )
+                })
                 .collect();
             let mut ids: Vec<i64> = control.iter().map(|m| m.id).collect();
-            ids.extend(_stale.iter().map(|m| m.id));
+            ids.extend(stale.iter().map(|m| m.id));
             (control.iter().map(|m| (m.timestamp, m.event.clone())).collect(), ids)
         } else {
-            (current.iter().map(|m| (m.timestamp, m.event.clone())).collect(), consumed_all)
+            // Suspend/resume first: messages that waited out a suspension
+            // are processed after the ExecutionResumed that released them.
+            let mut ordered: Vec<&InboxMessage> = current.clone();
+            ordered.sort_by_key(|m| {
+                !matches!(
+                    m.event,
+                    Event::ExecutionSuspended { .. } | Event::ExecutionResumed { .. }
+                )
+            });
+            (
+                ordered.iter().map(|m| (m.timestamp, m.event.clone())).collect(),
+                consumed_all,
+            )
         };
 
         if suspended {
@@ -395,12 +417,17 @@ impl Engine {
                 }
                 self.metrics.replays.fetch_add(1, Ordering::Relaxed);
                 let parent = replay.parent().cloned();
-                let version = replay.version().to_owned();
+                // The row's version, not the one in ExecutionStarted: an
+                // upgrade moves instances to a new version by updating it.
+                let version = row.version.clone();
                 let execution_id = replay.execution_id().to_owned();
                 let loaded = match self.load_version(&version).await {
                     Ok(l) => l,
                     Err(e) => {
-                        let f = Failure::new("VersionUnavailable", format!("component {version} cannot be loaded: {e}"));
+                        let f = Failure::new(
+                            "VersionUnavailable",
+                            format!("component {version} cannot be loaded: {e}"),
+                        );
                         let finish = replay.finish(Err(f));
                         let out = replay.take_episode(Some(finish));
                         let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now);
@@ -431,7 +458,18 @@ impl Engine {
                 // The guest hung in a host call or the session died.
                 drop(entry);
                 return self
-                    .fail_by_replay(id, consumed, Failure::new("Timeout", format!("episode exceeded {:?} (engine.episode_timeout)", self.config.episode_timeout)), now)
+                    .fail_by_replay(
+                        id,
+                        consumed,
+                        Failure::new(
+                            "Timeout",
+                            format!(
+                                "episode exceeded {:?} (engine.episode_timeout)",
+                                self.config.episode_timeout
+                            ),
+                        ),
+                        now,
+                    )
                     .await;
             }
         };
@@ -460,9 +498,10 @@ impl Engine {
         let started = Instant::now();
         let r = self.store.checkpoint(cp, self.lease()).await;
         self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .checkpoint_micros
-            .fetch_add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.metrics.checkpoint_micros.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         r
     }
 
@@ -549,7 +588,10 @@ impl Engine {
                         },
                         _ => Event::SubOrchestrationInstanceFailed {
                             task_id: p.task_id,
-                            failure: Failure::new("Terminated", format!("sub-orchestration {} was terminated", row.instance_id)),
+                            failure: Failure::new(
+                                "Terminated",
+                                format!("sub-orchestration {} was terminated", row.instance_id),
+                            ),
                         },
                     };
                     outbox.push(Outbox::Message {
@@ -636,7 +678,13 @@ impl Engine {
     }
 
     /// Fails an instance whose session could not finish its episode.
-    async fn fail_by_replay(&self, id: &str, consumed: Vec<i64>, failure: Failure, now: Millis) -> Result<(), StoreError> {
+    async fn fail_by_replay(
+        &self,
+        id: &str,
+        consumed: Vec<i64>,
+        failure: Failure,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         let Some(row) = self.store.get_instance(id).await? else {
             return Ok(());
         };
@@ -677,7 +725,11 @@ impl Engine {
                 _ => None,
             };
             let owner = engine.owner.clone();
-            if let Err(e) = engine.store.complete_work_item(item, owner, outcome, retry_at, now).await {
+            if let Err(e) = engine
+                .store
+                .complete_work_item(item, owner, outcome, retry_at, now)
+                .await
+            {
                 // The lease expires and the item is redelivered.
                 tracing::warn!(error = %e, "committing an activity result failed");
             }

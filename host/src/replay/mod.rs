@@ -231,8 +231,7 @@ impl Replay {
                 self.record(*task_id, ActionKind::SubOrchestration, name);
             }
             Event::TimerCreated { task_id, .. } => self.record(*task_id, ActionKind::Timer, ""),
-            Event::TaskCompleted { task_id, result }
-            | Event::SubOrchestrationInstanceCompleted { task_id, result } => {
+            Event::TaskCompleted { task_id, result } | Event::SubOrchestrationInstanceCompleted { task_id, result } => {
                 self.complete(*task_id, Ok(result.clone()), episode);
             }
             Event::TimerFired { task_id, .. } => self.complete(*task_id, Ok("null".to_owned()), episode),
@@ -422,7 +421,12 @@ impl Replay {
     ///
     /// # Errors
     /// A `NonDeterminism` failure when history disagrees.
-    pub fn schedule_activity(&mut self, name: &str, input: &str, retry: Option<RetryPolicy>) -> Result<TaskId, Failure> {
+    pub fn schedule_activity(
+        &mut self,
+        name: &str,
+        input: &str,
+        retry: Option<RetryPolicy>,
+    ) -> Result<TaskId, Failure> {
         let task_id = self.next_task_id();
         if self.match_action(task_id, ActionKind::Activity, name)? {
             let now = self.now();
@@ -518,7 +522,10 @@ impl Replay {
         if id < self.next_task {
             Ok(())
         } else {
-            Err(Failure::new("InvalidInput", format!("task {id} was never created by this orchestrator")))
+            Err(Failure::new(
+                "InvalidInput",
+                format!("task {id} was never created by this orchestrator"),
+            ))
         }
     }
 
@@ -632,7 +639,11 @@ impl Replay {
                 Ok(()) => match self.continue_as_new.take() {
                     Some((input, preserve)) => Finish::ContinuedAsNew {
                         input,
-                        carried_events: if preserve { self.take_buffered_events() } else { Vec::new() },
+                        carried_events: if preserve {
+                            self.take_buffered_events()
+                        } else {
+                            Vec::new()
+                        },
                     },
                     None => Finish::Completed(output),
                 },
@@ -665,7 +676,10 @@ impl Replay {
             Finish::Completed(out) => (Some(out.clone()), None),
             Finish::Failed(f) => (None, Some(f.clone())),
             Finish::ContinuedAsNew { input, .. } => (Some(input.clone()), None),
-            Finish::Terminated(reason) => (reason.as_ref().map(|r| serde_json::Value::from(r.as_str()).to_string()), None),
+            Finish::Terminated(reason) => (
+                reason.as_ref().map(|r| serde_json::Value::from(r.as_str()).to_string()),
+                None,
+            ),
         };
         self.pending.push((
             now,

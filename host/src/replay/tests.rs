@@ -74,7 +74,12 @@ fn fresh_start_schedules_first_activity_and_blocks() {
     let types: Vec<_> = out.events.iter().map(|(_, e)| e.type_name()).collect();
     assert_eq!(
         types,
-        ["ExecutionStarted", "OrchestratorStarted", "TaskScheduled", "OrchestratorCompleted"]
+        [
+            "ExecutionStarted",
+            "OrchestratorStarted",
+            "TaskScheduled",
+            "OrchestratorCompleted"
+        ]
     );
     assert_eq!(r.history_len(), 4);
 }
@@ -92,7 +97,12 @@ fn replay_of_partial_history_appends_only_new_events() {
     let types: Vec<_> = out.events.iter().map(|(_, e)| e.type_name()).collect();
     assert_eq!(
         types,
-        ["TaskCompleted", "OrchestratorStarted", "TaskScheduled", "OrchestratorCompleted"]
+        [
+            "TaskCompleted",
+            "OrchestratorStarted",
+            "TaskScheduled",
+            "OrchestratorCompleted"
+        ]
     );
     assert_eq!(r.history_len(), h.len() as u64 + 4);
 }
@@ -104,7 +114,11 @@ fn duplicate_and_stray_completions_are_filtered() {
     let cases = [
         (done(0, "\"again\""), false, "duplicate completion of task 0"),
         (done(7, "\"x\""), false, "completion of a task never scheduled"),
-        (Event::TimerFired { task_id: 1, fire_at: 0 }, false, "timer fired for an activity task"),
+        (
+            Event::TimerFired { task_id: 1, fire_at: 0 },
+            false,
+            "timer fired for an activity task",
+        ),
         (done(1, "\"Hello Seattle!\""), true, "completion of the pending task"),
         (started("Again"), false, "second ExecutionStarted"),
     ];
@@ -114,7 +128,12 @@ fn duplicate_and_stray_completions_are_filtered() {
     let mut r = Replay::from_history("i", &h);
     r.begin_episode(20, [(19, done(0, "\"dup\"")), (19, done(1, "\"ok\""))]);
     let out = r.take_episode(None);
-    assert_eq!(out.events.len(), 3, "the duplicate never reaches history: {:?}", out.events);
+    assert_eq!(
+        out.events.len(),
+        3,
+        "the duplicate never reaches history: {:?}",
+        out.events
+    );
 }
 
 #[test]
@@ -202,7 +221,13 @@ fn await_any_picks_the_first_completion_in_history_order() {
     r.begin_episode(
         200,
         [
-            (150, Event::TimerFired { task_id: b, fire_at: 100 }),
+            (
+                150,
+                Event::TimerFired {
+                    task_id: b,
+                    fire_at: 100,
+                },
+            ),
             (160, done(a, "\"late\"")),
         ],
     );

@@ -264,7 +264,11 @@ impl orchestration::Host for GuestState {
     async fn lock(&mut self, names: Vec<String>) -> wasmtime::Result<Result<u32, wit::Failure>> {
         let ctx = self.orch()?;
         if ctx.in_lock {
-            return Ok(Err(Failure::new("LockError", "nested lock: unlock the critical section first").into()));
+            return Ok(Err(Failure::new(
+                "LockError",
+                "nested lock: unlock the critical section first",
+            )
+            .into()));
         }
         let _ = names;
         Ok(Err(Failure::new(

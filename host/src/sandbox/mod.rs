@@ -117,7 +117,6 @@ pub struct GuestState {
     segment_start: Instant,
     budget: Duration,
     stderr: MemoryOutputPipe,
-    stdout: MemoryOutputPipe,
 }
 
 enum Role {
@@ -308,7 +307,7 @@ impl Sandbox {
         Ok(component)
     }
 
-    fn new_store(&self, role: Role, wasi: WasiCtx, stdout: MemoryOutputPipe, stderr: MemoryOutputPipe, budget: Duration) -> Store<GuestState> {
+    fn new_store(&self, role: Role, wasi: WasiCtx, stderr: MemoryOutputPipe, budget: Duration) -> Store<GuestState> {
         let state = GuestState {
             wasi,
             table: ResourceTable::new(),
@@ -317,7 +316,6 @@ impl Sandbox {
             segment_start: Instant::now(),
             budget,
             stderr,
-            stdout,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -342,9 +340,15 @@ impl Sandbox {
     /// # Errors
     /// Instantiation or `list` failures; invalid names.
     pub async fn inspect(&self, loaded: &Loaded) -> Result<Vec<(String, FunctionKind)>, SandboxError> {
-        let (stdout, stderr) = (MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT), MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT));
-        let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
-        let mut store = self.new_store(Role::Inspect, wasi, stdout, stderr, self.limits.orchestrator_cpu);
+        let (stdout, stderr) = (
+            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
+            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
+        );
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        let mut store = self.new_store(Role::Inspect, wasi, stderr, self.limits.orchestrator_cpu);
         let app = loaded
             .pre
             .instantiate_async(&mut store)
@@ -383,7 +387,10 @@ impl Sandbox {
         let mut seed_bytes = [0u8; 32];
         seed_bytes.copy_from_slice(&seed);
         let insecure_seed = u128::from_le_bytes(seed_bytes[..16].try_into().unwrap_or([0; 16]));
-        let (stdout, stderr) = (MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT), MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT));
+        let (stdout, stderr) = (
+            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
+            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
+        );
         let wasi = WasiCtxBuilder::new()
             .wall_clock(VirtualClock(clock.clone()))
             .monotonic_clock(VirtualClock(clock.clone()))
@@ -411,7 +418,6 @@ impl Sandbox {
         let mut store = self.new_store(
             Role::Orchestrator(Box::new(ctx)),
             wasi,
-            stdout,
             stderr,
             self.limits.orchestrator_cpu,
         );
@@ -447,7 +453,10 @@ impl Sandbox {
     /// The activity's own failure, or a host failure (`Trap`, `Timeout`,
     /// `LimitExceeded`, `Instantiate`) as a [`Failure`].
     pub async fn run_activity(&self, loaded: &Loaded, ctx: ActivityCtx, input: &str) -> Result<String, Failure> {
-        let (stdout, stderr) = (MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT), MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT));
+        let (stdout, stderr) = (
+            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
+            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
+        );
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -457,17 +466,22 @@ impl Sandbox {
             .build();
         let name = ctx.function_name.clone();
         let budget = self.limits.activity_cpu;
-        let mut store = self.new_store(Role::Activity(ctx), wasi, stdout, stderr.clone(), budget);
+        let mut store = self.new_store(Role::Activity(ctx), wasi, stderr.clone(), budget);
         let call = async {
             let app = loaded.pre.instantiate_async(&mut store).await?;
-            app.cairn_durable_functions().call_run(&mut store, &name, &input.to_owned()).await
+            app.cairn_durable_functions()
+                .call_run(&mut store, &name, &input.to_owned())
+                .await
         };
         // Host calls (sleeps, I/O) are not interrupted by epochs: bound the
         // whole call in wall time too.
         match tokio::time::timeout(budget + Duration::from_secs(1), call).await {
             Err(_) => Err(Failure::new(
                 "Timeout",
-                format!("activity {name:?} ran longer than {} ms (limits.activity_cpu)", budget.as_millis()),
+                format!(
+                    "activity {name:?} ran longer than {} ms (limits.activity_cpu)",
+                    budget.as_millis()
+                ),
             )),
             Ok(Ok(Ok(out))) => Ok(out),
             Ok(Ok(Err(f))) => Err(f.into()),
@@ -494,7 +508,9 @@ impl Drop for Session {
 /// (a Rust panic message, a Python traceback) when there is some.
 fn trap_failure(trap: &wasmtime::Error, stderr: &[u8]) -> Failure {
     let text = format!("{trap:#}");
-    let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..]).trim().to_owned();
+    let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..])
+        .trim()
+        .to_owned();
     let error_type = if text.starts_with("Timeout:") {
         "Timeout"
     } else if text.starts_with("LimitExceeded:") {
@@ -506,7 +522,11 @@ fn trap_failure(trap: &wasmtime::Error, stderr: &[u8]) -> Failure {
     } else {
         "Trap"
     };
-    let message = if tail.is_empty() { text } else { format!("{tail}\n({text})") };
+    let message = if tail.is_empty() {
+        text
+    } else {
+        format!("{tail}\n({text})")
+    };
     Failure::new(error_type, message)
 }
 

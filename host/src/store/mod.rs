@@ -41,10 +41,7 @@ pub enum StoreError {
     #[error("task hub file is corrupt: {0}")]
     Corrupt(String),
     #[error("cannot open task hub {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     #[error("instance {0:?} not found")]
     InstanceNotFound(String),
     #[error("an instance with id {0:?} already exists and is not finished")]
@@ -71,7 +68,11 @@ impl StoreError {
         match self {
             Self::Sqlite(e) => matches!(
                 e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked | rusqlite::ErrorCode::DiskFull)
+                Some(
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::DiskFull
+                )
             ),
             Self::Conflict(_) | Self::Closed => true,
             _ => false,
@@ -183,7 +184,10 @@ impl Store {
     {
         let (reply, rx) = oneshot::channel();
         let run: JobFn = Box::new(move |c, n| f(c, n).map(|r| Box::new(r) as Box<dyn Any + Send>));
-        self.inner.jobs.send(Job { run, reply }).map_err(|_| StoreError::Closed)?;
+        self.inner
+            .jobs
+            .send(Job { run, reply })
+            .map_err(|_| StoreError::Closed)?;
         let out = rx.await.map_err(|_| StoreError::Closed)??;
         out.downcast::<R>()
             .map(|b| *b)
@@ -220,7 +224,11 @@ impl Store {
     }
 }
 
-fn writer_loop(conn: &Connection, mut rx: mpsc::UnboundedReceiver<Job>, subs: &Mutex<Vec<mpsc::UnboundedSender<Arc<Notes>>>>) {
+fn writer_loop(
+    conn: &Connection,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    subs: &Mutex<Vec<mpsc::UnboundedSender<Arc<Notes>>>>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);

@@ -51,7 +51,9 @@ impl RuntimeStatus {
     /// Parses a status name, case-insensitively.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
     }
 
     /// Completed, Failed, Canceled or Terminated: nothing more will happen.
@@ -311,16 +313,20 @@ fn insert_message(
 }
 
 fn newest_version(c: &Connection, name: &str, kind: FunctionKind) -> Result<Option<String>, StoreError> {
-    Ok(c.prepare_cached("SELECT hash FROM functions WHERE name = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1")?
-        .query_row(params![name, kind.as_str()], |r| r.get(0))
-        .optional()?)
+    Ok(
+        c.prepare_cached("SELECT hash FROM functions WHERE name = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1")?
+            .query_row(params![name, kind.as_str()], |r| r.get(0))
+            .optional()?,
+    )
 }
 
 fn version_exists(c: &Connection, name: &str, hash: &str) -> Result<bool, StoreError> {
-    Ok(c.prepare_cached("SELECT 1 FROM functions WHERE name = ?1 AND hash = ?2 AND kind = 'orchestrator'")?
-        .query_row(params![name, hash], |_| Ok(()))
-        .optional()?
-        .is_some())
+    Ok(
+        c.prepare_cached("SELECT 1 FROM functions WHERE name = ?1 AND hash = ?2 AND kind = 'orchestrator'")?
+            .query_row(params![name, hash], |_| Ok(()))
+            .optional()?
+            .is_some(),
+    )
 }
 
 fn status_of(c: &Connection, id: &str) -> Result<Option<RuntimeStatus>, StoreError> {
@@ -333,15 +339,22 @@ fn status_of(c: &Connection, id: &str) -> Result<Option<RuntimeStatus>, StoreErr
 
 /// Deletes everything stored for an instance (history, inbox, work, row).
 fn delete_instance_rows(c: &Connection, id: &str) -> Result<(), StoreError> {
-    c.prepare_cached("DELETE FROM history WHERE instance_id = ?1")?.execute([id])?;
-    c.prepare_cached("DELETE FROM inbox WHERE instance_id = ?1")?.execute([id])?;
-    c.prepare_cached("DELETE FROM work_items WHERE instance_id = ?1")?.execute([id])?;
-    c.prepare_cached("DELETE FROM instances WHERE instance_id = ?1")?.execute([id])?;
+    c.prepare_cached("DELETE FROM history WHERE instance_id = ?1")?
+        .execute([id])?;
+    c.prepare_cached("DELETE FROM inbox WHERE instance_id = ?1")?
+        .execute([id])?;
+    c.prepare_cached("DELETE FROM work_items WHERE instance_id = ?1")?
+        .execute([id])?;
+    c.prepare_cached("DELETE FROM instances WHERE instance_id = ?1")?
+        .execute([id])?;
     Ok(())
 }
 
 /// Creates (or re-creates a finished) instance and its ExecutionStarted message.
-#[expect(clippy::too_many_arguments, reason = "one internal call shape shared by start, child start and restart")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one internal call shape shared by start, child start and restart"
+)]
 fn insert_start(
     c: &Connection,
     notes: &mut Notes,
@@ -404,7 +417,10 @@ impl Store {
             )?;
             for (name, kind) in &functions {
                 // Re-deploying an older build makes it the newest again.
-                c.execute("DELETE FROM functions WHERE name = ?1 AND hash = ?2", params![name, hash])?;
+                c.execute(
+                    "DELETE FROM functions WHERE name = ?1 AND hash = ?2",
+                    params![name, hash],
+                )?;
                 c.execute(
                     "INSERT INTO functions (name, kind, hash, deployed_at) VALUES (?1, ?2, ?3, ?4)",
                     params![name, kind.as_str(), hash, to_i64(now)],
@@ -447,7 +463,12 @@ impl Store {
         self.read(|c| {
             let mut st = c.prepare("SELECT name, kind, hash, deployed_at FROM functions ORDER BY name, seq DESC")?;
             let rows = st.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
             })?;
             let mut out = Vec::new();
             for row in rows {
@@ -487,7 +508,16 @@ impl Store {
                     }
                 })?,
             };
-            insert_start(c, notes, &req.instance_id, &req.name, &version, &req.input, None, req.now)
+            insert_start(
+                c,
+                notes,
+                &req.instance_id,
+                &req.name,
+                &version,
+                &req.input,
+                None,
+                req.now,
+            )
         })
         .await
     }
@@ -516,9 +546,11 @@ impl Store {
     pub async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRow>, StoreError> {
         let id = instance_id.to_owned();
         self.read(move |c| {
-            Ok(c.prepare_cached(&format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = ?1"))?
-                .query_row([&id], instance_from_row)
-                .optional()?)
+            Ok(
+                c.prepare_cached(&format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = ?1"))?
+                    .query_row([&id], instance_from_row)
+                    .optional()?,
+            )
         })
         .await
     }
@@ -532,7 +564,11 @@ impl Store {
         self.read(move |c| {
             let tx = c.transaction()?;
             let exec: String = tx
-                .query_row("SELECT execution_id FROM instances WHERE instance_id = ?1", [&id], |r| r.get(0))
+                .query_row(
+                    "SELECT execution_id FROM instances WHERE instance_id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
                 .optional()?
                 .ok_or_else(|| StoreError::InstanceNotFound(id.clone()))?;
             load_history(&tx, &id, &exec)
@@ -666,7 +702,8 @@ impl Store {
     /// [`StoreError::Conflict`] when the stored history length is not
     /// `expected_history_len`; SQLite errors.
     pub async fn checkpoint(&self, cp: Checkpoint, lease: Lease) -> Result<(), StoreError> {
-        self.write(move |c, notes| apply_checkpoint(c, notes, &cp, &lease)).await
+        self.write(move |c, notes| apply_checkpoint(c, notes, &cp, &lease))
+            .await
     }
 
     /// Drops inbox messages without an episode (e.g. for a finished instance).
@@ -710,7 +747,13 @@ impl Store {
                   RETURNING {WORK_COLS}"
             ))?;
             let rows = st.query_map(
-                params![lease.owner, to_i64(now.saturating_add(lease.duration_ms)), to_i64(now), reclaim_all, limit],
+                params![
+                    lease.owner,
+                    to_i64(now.saturating_add(lease.duration_ms)),
+                    to_i64(now),
+                    reclaim_all,
+                    limit
+                ],
                 work_from_row,
             )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -865,7 +908,13 @@ fn apply_checkpoint(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &
     Ok(())
 }
 
-fn apply_outbox(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &Lease, item: &Outbox) -> Result<(), StoreError> {
+fn apply_outbox(
+    c: &Connection,
+    notes: &mut Notes,
+    cp: &Checkpoint,
+    lease: &Lease,
+    item: &Outbox,
+) -> Result<(), StoreError> {
     match item {
         Outbox::WorkItem {
             task_id,
@@ -905,7 +954,15 @@ fn apply_outbox(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &Leas
         } => {
             // A parent that is gone (purged) simply does not get the result.
             if status_of(c, instance_id)?.is_some_and(|s| !s.is_terminal()) {
-                insert_message(c, notes, instance_id, execution_id.as_deref(), *visible_at, cp.now, event)?;
+                insert_message(
+                    c,
+                    notes,
+                    instance_id,
+                    execution_id.as_deref(),
+                    *visible_at,
+                    cp.now,
+                    event,
+                )?;
             }
         }
         Outbox::StartChild {
@@ -919,7 +976,15 @@ fn apply_outbox(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &Leas
                     task_id: parent.task_id,
                     failure,
                 };
-                insert_message(c, notes, &parent.instance_id, Some(&parent.execution_id), cp.now, cp.now, &event)
+                insert_message(
+                    c,
+                    notes,
+                    &parent.instance_id,
+                    Some(&parent.execution_id),
+                    cp.now,
+                    cp.now,
+                    &event,
+                )
             };
             match newest_version(c, name, FunctionKind::Orchestrator)? {
                 None => refuse(
@@ -928,12 +993,24 @@ fn apply_outbox(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &Leas
                 )?,
                 Some(version) => {
                     c.execute_batch("SAVEPOINT child")?;
-                    match insert_start(c, notes, instance_id, name, &version, input, Some(parent.clone()), cp.now) {
+                    match insert_start(
+                        c,
+                        notes,
+                        instance_id,
+                        name,
+                        &version,
+                        input,
+                        Some(parent.clone()),
+                        cp.now,
+                    ) {
                         Ok(()) => c.execute_batch("RELEASE child")?,
                         Err(StoreError::InstanceExists(id)) => {
                             c.execute_batch("ROLLBACK TO child; RELEASE child")?;
                             refuse(
-                                Failure::new("InstanceExists", format!("sub-orchestration instance {id:?} already exists and is not finished")),
+                                Failure::new(
+                                    "InstanceExists",
+                                    format!("sub-orchestration instance {id:?} already exists and is not finished"),
+                                ),
                                 notes,
                             )?;
                         }
@@ -947,10 +1024,14 @@ fn apply_outbox(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &Leas
             carried_events,
             parent,
         } => {
-            let name: String = c.query_row("SELECT name FROM instances WHERE instance_id = ?1", [&cp.instance_id], |r| r.get(0))?;
+            let name: String = c.query_row(
+                "SELECT name FROM instances WHERE instance_id = ?1",
+                [&cp.instance_id],
+                |r| r.get(0),
+            )?;
             // continue-as-new moves to the newest version of the orchestrator.
-            let version = newest_version(c, &name, FunctionKind::Orchestrator)?
-                .ok_or(StoreError::FunctionNotFound {
+            let version =
+                newest_version(c, &name, FunctionKind::Orchestrator)?.ok_or(StoreError::FunctionNotFound {
                     kind: FunctionKind::Orchestrator,
                     name: name.clone(),
                 })?;

@@ -111,11 +111,7 @@ pub fn configure(conn: &Connection) -> Result<(), StoreError> {
             })
         })?;
         if got != *expected {
-            return Err(StoreError::Pragma {
-                name,
-                expected,
-                got,
-            });
+            return Err(StoreError::Pragma { name, expected, got });
         }
     }
     Ok(())
@@ -140,7 +136,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
         let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -77,7 +77,7 @@ pub use orchestration::{AnyTask, LockGuard, OrchestrationContext, RetryOptions, 
 #[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod __bindings {
     wit_bindgen::generate!({
-        path: "/tmp/cairn-wit-fixed", // TEMP
+        path: "../../../wit",
         world: "cairn:durable/app",
         pub_export_macro: true,
         export_macro_name: "__export_cairn",

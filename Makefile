@@ -1,0 +1,47 @@
+# Cairn — the two commands: `make demo` and `make test`.
+# Everything they need is installed here, idempotently.
+
+SHELL := /bin/bash
+# wasmtime makes a cold build long: keep the host's build outside the clone so
+# that fresh clones on the same machine reuse it. An existing CARGO_TARGET_DIR wins.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/cairn/target
+export CAIRN_GUEST_TARGET_DIR ?= $(HOME)/.cache/cairn/guest-target
+CARGO ?= cargo
+CAIRN := $(CARGO_TARGET_DIR)/release/cairn
+DEMO_DB := target/demo/cairn.db
+
+.PHONY: all setup build guests demo test lint unit bench clean
+
+all: build guests
+
+setup:
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+build: setup
+	$(CARGO) build --release --locked -p cairn
+
+guests: setup
+	scripts/build-rust-guests.sh
+
+demo: build guests
+	@rm -rf target/demo && mkdir -p target/demo
+	@echo "== deploy"
+	$(CAIRN) --db $(DEMO_DB) deploy target/guests/rust/hello-cities.wasm
+	@echo "== start HelloCities and wait"
+	@id=$$($(CAIRN) --db $(DEMO_DB) start HelloCities --id hello-demo --wait 60 | tail -n +2 | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["output"], separators=(",",":")))') && echo "$$id"
+	@echo "== history"
+	$(CAIRN) --db $(DEMO_DB) history hello-demo
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+
+test: guests lint
+	$(CARGO) test --release --locked --workspace
+
+bench: build guests
+	$(CAIRN) bench --mode all -n 1000
+
+clean:
+	rm -rf target/demo target/guests

@@ -1,0 +1,122 @@
+//! One orchestrator per orchestration feature, for host tests:
+//! - `WaitForApproval` `{"timeout_ms": t}`: races the external event
+//!   `Approval` against a `t` ms timer; returns `{"approved": <payload>}` or
+//!   `{"timed_out": true}`.
+//! - `Sleeps` `{"ms": t}`: waits on a `t` ms durable timer; returns the
+//!   deterministic time (ms) before and after.
+//! - `Counter` `{"count": c, "target": n}`: sets the custom status
+//!   `{"count": c}` and continues as new with `c + 1` until `c == n`, then
+//!   returns `c`.
+//! - `Parent` `{"values": [..]}`: runs the sub-orchestrator `Child` for each
+//!   value in parallel; `Child` doubles its input with the activity `Double`.
+//!   Returns the doubled values.
+//! - `Locked` `{"locks": [..]}`: holds the named locks while it calls
+//!   `Double` with 21; returns 42.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_sdk::{ActivityContext, AnyTask, Failure, OrchestrationContext, Task};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+cairn_sdk::register! {
+    orchestrators: {
+        "WaitForApproval" => wait_for_approval,
+        "Sleeps" => sleeps,
+        "Counter" => counter,
+        "Parent" => parent,
+        "Child" => child,
+        "Locked" => locked,
+    },
+    activities: { "Double" => double },
+}
+
+#[derive(Deserialize)]
+struct ApprovalInput {
+    timeout_ms: u64,
+}
+
+fn wait_for_approval(ctx: &OrchestrationContext, input: ApprovalInput) -> Result<Value, Failure> {
+    let approval: Task<Value> = ctx.wait_for_event("Approval");
+    let timeout = ctx.create_timer_after(Duration::from_millis(input.timeout_ms));
+    ctx.set_custom_status(&json!({ "waiting_for": "Approval" }));
+    let winner = ctx.when_any::<&dyn AnyTask>(&[&approval, &timeout]);
+    ctx.clear_custom_status();
+    if winner == 0 {
+        Ok(json!({ "approved": approval.get()? }))
+    } else {
+        Ok(json!({ "timed_out": true }))
+    }
+}
+
+#[derive(Deserialize)]
+struct SleepInput {
+    ms: u64,
+}
+
+fn millis(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+fn sleeps(ctx: &OrchestrationContext, input: SleepInput) -> Result<Value, Failure> {
+    let before = ctx.current_utc_datetime();
+    ctx.create_timer_after(Duration::from_millis(input.ms))
+        .get()?;
+    let after = ctx.current_utc_datetime();
+    Ok(json!({ "before_ms": millis(before), "after_ms": millis(after) }))
+}
+
+#[derive(Deserialize)]
+struct CounterInput {
+    count: u32,
+    target: u32,
+}
+
+fn counter(ctx: &OrchestrationContext, input: CounterInput) -> Result<Value, Failure> {
+    ctx.set_custom_status(&json!({ "count": input.count }));
+    if input.count < input.target {
+        ctx.continue_as_new(
+            &json!({ "count": input.count + 1, "target": input.target }),
+            true,
+        );
+        return Ok(Value::Null);
+    }
+    Ok(json!(input.count))
+}
+
+#[derive(Deserialize)]
+struct ParentInput {
+    values: Vec<i64>,
+}
+
+fn parent(ctx: &OrchestrationContext, input: ParentInput) -> Result<Vec<i64>, Failure> {
+    let children: Vec<Task<i64>> = input
+        .values
+        .iter()
+        .map(|v| ctx.schedule_sub_orchestrator("Child", v, None))
+        .collect();
+    ctx.when_all(&children)
+}
+
+fn child(ctx: &OrchestrationContext, value: i64) -> Result<i64, Failure> {
+    ctx.call_activity("Double", &value)
+}
+
+#[derive(Deserialize)]
+struct LockedInput {
+    locks: Vec<String>,
+}
+
+fn locked(ctx: &OrchestrationContext, input: LockedInput) -> Result<i64, Failure> {
+    let names: Vec<&str> = input.locks.iter().map(String::as_str).collect();
+    let guard = ctx.lock(&names)?;
+    let doubled = ctx.call_activity("Double", &21)?;
+    guard.release();
+    Ok(doubled)
+}
+
+fn double(_ctx: &ActivityContext, value: i64) -> Result<i64, Failure> {
+    value
+        .checked_mul(2)
+        .ok_or_else(|| Failure::invalid_input(format!("{value} doubled does not fit in an i64")))
+}

@@ -1,0 +1,176 @@
+//! Shared fixtures: real guest components, a real engine on a real SQLite
+//! task hub in a temporary directory.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn::engine::{Engine, EngineConfig, Running};
+use cairn::history::{Event, Millis};
+use cairn::hub::Hub;
+use cairn::sandbox::Limits;
+use cairn::store::{InstanceRow, RuntimeStatus};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Bytes of a built guest component (`make guests` builds them).
+pub fn guest(name: &str) -> Vec<u8> {
+    let path = repo_root().join("target/guests/rust").join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make guests` first", path.display()))
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("cairn-test-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Compiled components are shared between tests (keyed by content hash).
+pub fn compiled_cache() -> PathBuf {
+    std::env::temp_dir().join("cairn-test-compiled")
+}
+
+pub struct TestHub {
+    pub dir: TempDir,
+    pub hub: Hub,
+    pub engine: Arc<Engine>,
+    pub running: Option<Running>,
+    pub hot: bool,
+}
+
+impl TestHub {
+    pub fn db(&self) -> PathBuf {
+        self.dir.0.join("hub.db")
+    }
+
+    /// A hub with an engine running; `hot = false` forces replay at every episode.
+    pub async fn new(hot: bool) -> Self {
+        Self::with(hot, EngineConfig::default(), true).await
+    }
+
+    pub async fn with(hot: bool, config: EngineConfig, run: bool) -> Self {
+        let dir = TempDir::new(if hot { "hot" } else { "replay" });
+        let hub = Hub::open_with(&dir.0.join("hub.db"), Limits::default(), Some(compiled_cache())).unwrap();
+        let config = EngineConfig {
+            hot_cache: hot,
+            poll_interval: Duration::from_millis(10),
+            ..config
+        };
+        let engine = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
+        let running = run.then(|| engine.run());
+        Self {
+            dir,
+            hub,
+            engine,
+            running,
+            hot,
+        }
+    }
+
+    pub async fn deploy(&self, name: &str) -> String {
+        self.hub.deploy(guest(name)).await.unwrap().hash
+    }
+
+    pub async fn start(&self, name: &str, input: &str, id: &str) -> String {
+        self.hub
+            .start(name, Some(input), Some(id), None)
+            .await
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn wait(&self, id: &str) -> InstanceRow {
+        let row = self.engine.wait_for(id, Duration::from_secs(60)).await.unwrap();
+        assert!(row.status.is_terminal(), "instance {id} did not finish: {row:?}");
+        row
+    }
+
+    /// Starts `name` and waits for it to finish.
+    pub async fn run(&self, name: &str, input: &str, id: &str) -> InstanceRow {
+        let id = self.start(name, input, id).await;
+        self.wait(&id).await
+    }
+
+    pub async fn history(&self, id: &str) -> Vec<(Millis, Event)> {
+        self.hub.store.get_history(id).await.unwrap()
+    }
+
+    pub async fn types(&self, id: &str) -> Vec<&'static str> {
+        self.history(id).await.iter().map(|(_, e)| e.type_name()).collect()
+    }
+
+    /// Stops the engine, keeping the task hub.
+    pub async fn halt(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown(&self.engine, Duration::from_secs(5)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.halt().await;
+    }
+}
+
+/// History without timestamps and per-run ids, to compare two runs.
+pub fn normalized(history: &[(Millis, Event)]) -> Vec<String> {
+    history
+        .iter()
+        .map(|(_, e)| {
+            let mut v = serde_json::to_value(e).unwrap();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("ExecutionId");
+                m.remove("Version");
+            }
+            v.to_string()
+        })
+        .collect()
+}
+
+pub fn output(row: &InstanceRow) -> serde_json::Value {
+    row.output
+        .as_deref()
+        .map(|o| serde_json::from_str(o).unwrap())
+        .unwrap_or_default()
+}
+
+pub fn assert_completed(row: &InstanceRow) {
+    assert_eq!(row.status, RuntimeStatus::Completed, "{row:?}");
+}
+
+/// Checks per-instance history invariants: no task scheduled twice, no
+/// task completed twice, exactly one ExecutionCompleted, at the end.
+pub fn assert_history_invariants(history: &[(Millis, Event)]) {
+    let mut scheduled = std::collections::HashSet::new();
+    let mut completed = std::collections::HashSet::new();
+    let mut terminal = 0;
+    for (_, e) in history {
+        match e {
+            Event::TaskScheduled { task_id, .. } | Event::TimerCreated { task_id, .. } => {
+                assert!(scheduled.insert(*task_id), "task {task_id} scheduled twice");
+            }
+            Event::TaskCompleted { task_id, .. }
+            | Event::TaskFailed { task_id, .. }
+            | Event::TimerFired { task_id, .. } => {
+                assert!(completed.insert(*task_id), "task {task_id} completed twice");
+            }
+            Event::ExecutionCompleted { .. } => terminal += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(terminal, 1, "exactly one ExecutionCompleted");
+    assert!(matches!(history.last(), Some((_, Event::ExecutionCompleted { .. }))));
+}

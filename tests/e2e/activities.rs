@@ -1,0 +1,131 @@
+//! Activity failures, retries and lease redelivery; guest failures.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+use cairn::engine::EngineConfig;
+use cairn::store::RuntimeStatus;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_failures_are_typed() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("failing").await;
+
+        let row = t.run("Panics", "null", "panics").await;
+        assert_eq!(row.status, RuntimeStatus::Failed);
+        let out = output(&row);
+        assert_eq!(out["ErrorType"], json!("Panic"), "{out}");
+        assert!(
+            out["Message"].as_str().unwrap().contains("boom from the guest"),
+            "{out}"
+        );
+
+        let row = t.run("ReturnsError", "null", "returns").await;
+        assert_eq!(row.status, RuntimeStatus::Failed);
+        assert_eq!(output(&row)["ErrorType"], json!("MyError"));
+        assert_eq!(output(&row)["Message"], json!("custom failure"));
+
+        let row = t.run("CatchesActivityError", "null", "catches").await;
+        assert_completed(&row);
+        assert_eq!(
+            output(&row)["caught_type"],
+            json!("ValidationError"),
+            "the activity's own type reaches the orchestrator"
+        );
+        assert_eq!(output(&row)["caught_message"], json!("bad input"));
+        let h = t.history("catches").await;
+        assert!(h.iter().any(|(_, e)| e.type_name() == "TaskFailed"));
+
+        let row = t.run("CallsMissingActivity", "null", "missing").await;
+        let text = output(&row).to_string();
+        assert!(text.contains("NotFound") && text.contains("NoSuchActivity"), "{text}");
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flaky_activity_is_retried_by_policy_with_durable_delays() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("failing").await;
+        let row = t
+            .run(
+                "RetriesActivity",
+                r#"{"succeed_on_attempt":3,"max_attempts":5,"first_interval_ms":20}"#,
+                "retry",
+            )
+            .await;
+        assert_completed(&row);
+        let out = output(&row);
+        assert_eq!(out["attempt"], json!(3), "{out}");
+        let h = t.history("retry").await;
+        let retrying: Vec<_> = h.iter().filter(|(_, e)| e.type_name() == "TaskRetrying").collect();
+        assert_eq!(retrying.len(), 2, "two failed attempts are visible in history");
+        assert_eq!(h.iter().filter(|(_, e)| e.type_name() == "TaskScheduled").count(), 1);
+        // The idempotency key is stable across attempts.
+        let exec = t.hub.store.get_instance("retry").await.unwrap().unwrap().execution_id;
+        assert_eq!(out["idempotency_key"], json!(format!("retry:{exec}:0")));
+
+        let row = t
+            .run(
+                "RetriesActivity",
+                r#"{"succeed_on_attempt":9,"max_attempts":2,"first_interval_ms":5}"#,
+                "gives-up",
+            )
+            .await;
+        assert_eq!(row.status, RuntimeStatus::Failed, "policy exhausted: {row:?}");
+        assert!(output(&row).to_string().contains("Flaky"));
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_lease_is_redelivered_with_the_next_attempt() {
+    for hot in [true, false] {
+        // Engine A leases the work item but never runs it (no activity
+        // slots), then dies without releasing its lease.
+        let stuck = EngineConfig {
+            activity_concurrency: 0,
+            lease_ms: 300,
+            ..EngineConfig::default()
+        };
+        let mut a = TestHub::with(hot, stuck, true).await;
+        a.deploy("failing").await;
+        a.start(
+            "RetriesActivity",
+            r#"{"succeed_on_attempt":1,"max_attempts":1}"#,
+            "lease",
+        )
+        .await;
+        let store = a.hub.store.clone();
+        // Wait until the work item exists and is leased.
+        for _ in 0..200 {
+            if store.queue_depths().await.unwrap().1 == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.queue_depths().await.unwrap().1, 1);
+        if let Some(r) = a.running.take() {
+            drop(r); // no graceful shutdown: the lease stays
+        }
+        // Engine B (normal) picks it up once the lease expired.
+        let b = cairn::engine::Engine::new(
+            store.clone(),
+            a.hub.sandbox.clone(),
+            EngineConfig {
+                hot_cache: hot,
+                poll_interval: Duration::from_millis(10),
+                ..EngineConfig::default()
+            },
+        );
+        let running = b.run();
+        let row = b.wait_for("lease", Duration::from_secs(30)).await.unwrap();
+        running.shutdown(&b, Duration::from_secs(2)).await;
+        assert_completed(&row);
+        assert_eq!(output(&row)["attempt"], json!(2), "redelivered with attempt + 1");
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: real components, real engine, real SQLite. Every
+//! scenario runs with the hot cache and in forced-replay mode.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod activities;
+mod basics;
+mod primitives;
+mod replay;
