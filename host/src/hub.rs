@@ -166,6 +166,19 @@ impl Hub {
         Ok(self.store.send_message(id.as_str(), event, now_ms()).await?)
     }
 
+    /// Rewinds a Failed instance: its failed tasks are rescheduled and it
+    /// runs again from its last good state.
+    ///
+    /// # Errors
+    /// Unknown instance; [`StoreError::NotFailed`] when it is not Failed.
+    pub async fn rewind(&self, id: &str, reason: Option<&str>) -> Result<(), HubError> {
+        let id = InstanceId::parse(id)?;
+        Ok(self
+            .store
+            .rewind_instance(id.as_str(), reason.map(str::to_owned), now_ms())
+            .await?)
+    }
+
     /// Sends a control message (terminate, suspend, resume) to `id`.
     ///
     /// # Errors

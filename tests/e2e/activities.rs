@@ -129,3 +129,33 @@ async fn expired_lease_is_redelivered_with_the_next_attempt() {
         assert_eq!(output(&row)["attempt"], json!(2), "redelivered with attempt + 1");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewind_reruns_the_failed_activity_from_the_last_good_state() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("failing").await;
+        let row = t
+            .run("RetriesActivity", r#"{"succeed_on_attempt":2,"max_attempts":1}"#, "rewind")
+            .await;
+        assert_eq!(row.status, RuntimeStatus::Failed);
+        // Only Failed instances can be rewound.
+        t.deploy("hello-cities").await;
+        assert_completed(&t.run("HelloCities", "null", "fine").await);
+        let err = t.hub.rewind("fine", None).await.unwrap_err();
+        assert!(err.to_string().contains("only Failed"), "{err}");
+        let err = t.hub.rewind("nobody", None).await.unwrap_err();
+        assert!(err.to_string().contains("not found"), "{err}");
+
+        t.hub.rewind("rewind", Some("fixed the card")).await.unwrap();
+        let row = t.wait("rewind").await;
+        assert_completed(&row);
+        assert_eq!(output(&row)["attempt"], json!(2), "the rewound task runs as the next attempt");
+        let h = t.history("rewind").await;
+        let types: Vec<_> = h.iter().map(|(_, e)| e.type_name()).collect();
+        assert!(types.contains(&"ExecutionRewound"), "{types:?}");
+        assert!(!types.contains(&"TaskFailed"), "{types:?}");
+        assert_history_invariants(&h);
+        t.stop().await;
+    }
+}

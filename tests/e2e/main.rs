@@ -6,5 +6,6 @@ mod common;
 
 mod activities;
 mod basics;
+mod examples;
 mod primitives;
 mod replay;

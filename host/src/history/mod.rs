@@ -207,6 +207,11 @@ pub enum Event {
         reason: Option<String>,
     },
     OrchestratorCompleted,
+    /// A failed instance was rewound: its failed tasks run again.
+    ExecutionRewound {
+        #[serde(rename = "Reason", default)]
+        reason: Option<String>,
+    },
     ExecutionCompleted {
         #[serde(rename = "OrchestrationStatus")]
         status: CompletionStatus,
@@ -238,6 +243,7 @@ impl Event {
             Self::ExecutionResumed { .. } => "ExecutionResumed",
             Self::ExecutionTerminated { .. } => "ExecutionTerminated",
             Self::OrchestratorCompleted => "OrchestratorCompleted",
+            Self::ExecutionRewound { .. } => "ExecutionRewound",
             Self::ExecutionCompleted { .. } => "ExecutionCompleted",
         }
     }

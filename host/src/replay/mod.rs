@@ -244,6 +244,7 @@ impl Replay {
             | Event::TaskRetrying { .. }
             | Event::ExecutionSuspended { .. }
             | Event::ExecutionResumed { .. }
+            | Event::ExecutionRewound { .. }
             | Event::ExecutionTerminated { .. } => {}
         }
     }
@@ -307,6 +308,7 @@ impl Replay {
             Event::EventRaised { .. }
             | Event::ExecutionSuspended { .. }
             | Event::ExecutionResumed { .. }
+            | Event::ExecutionRewound { .. }
             | Event::ExecutionTerminated { .. } => self.started,
             _ => false,
         }

@@ -48,6 +48,8 @@ pub enum StoreError {
     InstanceExists(String),
     #[error("instance {id:?} is {status}; it accepts no more messages")]
     InstanceFinished { id: String, status: RuntimeStatus },
+    #[error("instance {id:?} is {status}; only Failed instances can be rewound")]
+    NotFailed { id: String, status: RuntimeStatus },
     #[error("no {kind} named {name:?} is deployed; deploy a component that exports it")]
     FunctionNotFound { kind: FunctionKind, name: String },
     #[error("component version {0:?} is not deployed")]

@@ -819,6 +819,126 @@ impl Store {
         .await
     }
 
+    /// Rewinds a Failed instance: removes its failure and the failed task
+    /// results from history, reschedules every task without a result, and
+    /// queues an `ExecutionRewound` message so it runs again from its last
+    /// good state.
+    ///
+    /// # Errors
+    /// [`StoreError::InstanceNotFound`]; [`StoreError::NotFailed`].
+    pub async fn rewind_instance(&self, instance_id: &str, reason: Option<String>, now: Millis) -> Result<(), StoreError> {
+        let id = instance_id.to_owned();
+        self.write(move |c, notes| {
+            let row = c
+                .prepare_cached(&format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = ?1"))?
+                .query_row([&id], instance_from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::InstanceNotFound(id.clone()))?;
+            if row.status != RuntimeStatus::Failed {
+                return Err(StoreError::NotFailed { id, status: row.status });
+            }
+            let history = load_history(c, &id, &row.execution_id)?;
+            let kept: Vec<&(Millis, Event)> = history
+                .iter()
+                .filter(|(_, e)| {
+                    !matches!(
+                        e,
+                        Event::TaskFailed { .. } | Event::SubOrchestrationInstanceFailed { .. } | Event::ExecutionCompleted { .. }
+                    )
+                })
+                .collect();
+            c.prepare_cached("DELETE FROM history WHERE instance_id = ?1 AND execution_id = ?2")?
+                .execute(params![id, row.execution_id])?;
+            let mut insert = c.prepare_cached(
+                "INSERT INTO history (instance_id, execution_id, seq, event_type, timestamp, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (seq, (ts, e)) in kept.iter().enumerate() {
+                insert.execute(params![id, row.execution_id, seq as i64, e.type_name(), to_i64(*ts), e.encode()])?;
+            }
+            let done: std::collections::HashSet<TaskId> = kept
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    Event::TaskCompleted { task_id, .. }
+                    | Event::TimerFired { task_id, .. }
+                    | Event::SubOrchestrationInstanceCompleted { task_id, .. } => Some(*task_id),
+                    _ => None,
+                })
+                .collect();
+            let cp = Checkpoint {
+                instance_id: id.clone(),
+                execution_id: row.execution_id.clone(),
+                expected_history_len: kept.len() as u64,
+                consumed: Vec::new(),
+                events: Vec::new(),
+                status: RuntimeStatus::Running,
+                output: Some(None),
+                custom_status: None,
+                outbox: Vec::new(),
+                now,
+            };
+            let lease = Lease {
+                owner: String::new(),
+                duration_ms: 0,
+            };
+            for (_, e) in &kept {
+                let item = match e {
+                    Event::TaskScheduled { task_id, name, input, retry } if !done.contains(task_id) => Outbox::WorkItem {
+                        task_id: *task_id,
+                        name: name.clone(),
+                        input: input.clone(),
+                        retry: retry.clone(),
+                    },
+                    Event::TimerCreated { task_id, fire_at } if !done.contains(task_id) => Outbox::Message {
+                        instance_id: id.clone(),
+                        execution_id: Some(row.execution_id.clone()),
+                        visible_at: *fire_at,
+                        event: Event::TimerFired { task_id: *task_id, fire_at: *fire_at },
+                    },
+                    Event::SubOrchestrationInstanceCreated { task_id, name, instance_id, input, .. }
+                        if !done.contains(task_id) =>
+                    {
+                        Outbox::StartChild {
+                            instance_id: instance_id.clone(),
+                            name: name.clone(),
+                            input: input.clone(),
+                            parent: ParentRef {
+                                instance_id: id.clone(),
+                                execution_id: row.execution_id.clone(),
+                                task_id: *task_id,
+                            },
+                        }
+                    }
+                    _ => continue,
+                };
+                if matches!(item, Outbox::WorkItem { .. }) {
+                    // Unleased: any engine's claim loop picks it up.
+                    c.prepare_cached("DELETE FROM work_items WHERE instance_id = ?1 AND execution_id = ?2 AND task_id = ?3")?
+                        .execute(params![id, row.execution_id, item_task(&item)])?;
+                }
+                apply_outbox(c, notes, &cp, &lease, &item)?;
+                if let Outbox::WorkItem { task_id, .. } = &item {
+                    // Attempts keep counting across a rewind.
+                    let earlier = history
+                        .iter()
+                        .filter(|(_, e)| matches!(e, Event::TaskRetrying { task_id: t, .. } | Event::TaskFailed { task_id: t, .. } if t == task_id))
+                        .count();
+                    c.prepare_cached("UPDATE work_items SET attempt = ?4 WHERE instance_id = ?1 AND execution_id = ?2 AND task_id = ?3")?
+                        .execute(params![id, row.execution_id, task_id, earlier as i64 + 1])?;
+                }
+            }
+            c.prepare_cached(
+                "UPDATE instances SET status = 'Running', output = NULL, history_len = ?2, updated_at = ?3 WHERE instance_id = ?1",
+            )?
+            .execute(params![id, kept.len() as i64, to_i64(now)])?;
+            // Rescheduled work is unleased: the engines' claim loop takes it.
+            c.prepare_cached("UPDATE work_items SET lease_owner = NULL, lease_expires = NULL WHERE instance_id = ?1 AND lease_owner = ''")?
+                .execute([&id])?;
+            notes.work.clear();
+            insert_message(c, notes, &id, Some(&row.execution_id), now, now, &Event::ExecutionRewound { reason })
+        })
+        .await
+    }
+
     /// Counts rows of the queue tables: (inbox, work items).
     ///
     /// # Errors
@@ -830,6 +950,13 @@ impl Store {
             Ok((inbox as u64, work as u64))
         })
         .await
+    }
+}
+
+fn item_task(item: &Outbox) -> TaskId {
+    match item {
+        Outbox::WorkItem { task_id, .. } => *task_id,
+        _ => 0,
     }
 }
 

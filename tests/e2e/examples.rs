@@ -1,0 +1,109 @@
+//! The Durable Functions patterns as shipped examples (guests/rust/examples).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+use cairn::store::RuntimeStatus;
+
+async fn wait_custom_status(t: &TestHub, id: &str, want: &str) {
+    for _ in 0..500 {
+        let row = t.hub.store.get_instance(id).await.unwrap().unwrap();
+        if row.custom_status.as_deref() == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{id} never showed custom status {want}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_interaction_approval_rejection_and_escalation() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("human-interaction").await;
+        for (id, payload, expected) in [
+            ("approve", "true", "approved"),
+            ("approve-obj", r#"{"approved":true}"#, "approved"),
+            ("reject", "false", "rejected"),
+        ] {
+            t.start("ApprovalWorkflow", r#"{"timeout_ms":60000}"#, id).await;
+            wait_custom_status(&t, id, r#"{"stage":"waiting-for-approval"}"#).await;
+            t.hub.raise_event(id, "ApprovalEvent", Some(payload)).await.unwrap();
+            let row = t.wait(id).await;
+            assert_eq!(output(&row), json!(expected), "{id} hot={hot}");
+            assert_history_invariants(&t.history(id).await);
+        }
+        let row = t.run("ApprovalWorkflow", r#"{"timeout_ms":30}"#, "escalate").await;
+        assert_eq!(output(&row), json!("escalated"));
+        let types = t.types("escalate").await;
+        assert!(types.contains(&"TimerFired") && !types.contains(&"EventRaised"));
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_polls_with_continue_as_new_until_done_or_bounded() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("monitor").await;
+        let row = t.run("Monitor", r#"{"job_id":"job-1","interval_ms":10}"#, "mon").await;
+        assert_eq!(output(&row), json!({"job_id": "job-1", "status": "completed", "polls": 3}));
+        assert!(t.history("mon").await.len() < 20, "only the last execution is kept");
+        let row = t.run("Monitor", r#"{"job_id":"j","interval_ms":5,"max_polls":2}"#, "bounded").await;
+        assert_eq!(output(&row), json!({"status": "timed-out"}));
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_orchestration_example_provisions_every_device() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("sub-orchestration").await;
+        let row = t.run("ProvisionAll", r#"{"devices":["a","b","c"]}"#, "prov").await;
+        assert_eq!(
+            output(&row),
+            json!(["a-created-configured", "b-created-configured", "c-created-configured"])
+        );
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_example_succeeds_on_the_third_attempt_or_fails_typed() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("retry").await;
+        let row = t.run("RetryFlaky", "null", "flaky").await;
+        assert_eq!(output(&row), json!({"succeeded_on_attempt": 3}));
+        let retries = t.types("flaky").await.iter().filter(|e| **e == "TaskRetrying").count();
+        assert_eq!(retries, 2);
+        let row = t.run("RetryFlaky", r#"{"fail_times":5}"#, "hopeless").await;
+        assert_eq!(row.status, RuntimeStatus::Failed);
+        assert_eq!(output(&row)["ErrorType"], json!("TransientError"));
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_handling_example_catches_the_typed_failure_and_compensates() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("error-handling").await;
+        let row = t.run("HandleErrors", r#"{"amount":100}"#, "declined").await;
+        assert_eq!(
+            output(&row),
+            json!({
+                "status": "compensated",
+                "error_type": "PaymentDeclined",
+                "error_message": "card declined for amount 100",
+                "notification": "notified: card declined for amount 100"
+            })
+        );
+        let row = t.run("HandleErrors", r#"{"amount":10}"#, "charged").await;
+        assert_eq!(output(&row), json!({"status": "charged"}));
+        t.stop().await;
+    }
+}
