@@ -82,9 +82,16 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         match mode {
             "seq" => {
                 let t = Instant::now();
-                let mut ids = Vec::with_capacity(n as usize);
+                // n clients start at once (their starts share group commits).
+                let mut starts = tokio::task::JoinSet::new();
                 for _ in 0..n {
-                    ids.push(hub.start("HelloCities", None, None, None).await?.to_string());
+                    let hub = hub.clone();
+                    starts.spawn(async move { hub.start("HelloCities", None, None, None).await });
+                }
+                let mut ids = Vec::with_capacity(n as usize);
+                while let Some(r) = starts.join_next().await {
+                    let id = r.map_err(|e| CliError::Usage(format!("start task failed: {e}")))??;
+                    ids.push(id.to_string());
                 }
                 wait_all(&engine, &ids).await?;
                 let s = t.elapsed().as_secs_f64();

@@ -136,7 +136,11 @@ async fn rewind_reruns_the_failed_activity_from_the_last_good_state() {
         let t = TestHub::new(hot).await;
         t.deploy("failing").await;
         let row = t
-            .run("RetriesActivity", r#"{"succeed_on_attempt":2,"max_attempts":1}"#, "rewind")
+            .run(
+                "RetriesActivity",
+                r#"{"succeed_on_attempt":2,"max_attempts":1}"#,
+                "rewind",
+            )
             .await;
         assert_eq!(row.status, RuntimeStatus::Failed);
         // Only Failed instances can be rewound.
@@ -150,7 +154,11 @@ async fn rewind_reruns_the_failed_activity_from_the_last_good_state() {
         t.hub.rewind("rewind", Some("fixed the card")).await.unwrap();
         let row = t.wait("rewind").await;
         assert_completed(&row);
-        assert_eq!(output(&row)["attempt"], json!(2), "the rewound task runs as the next attempt");
+        assert_eq!(
+            output(&row)["attempt"],
+            json!(2),
+            "the rewound task runs as the next attempt"
+        );
         let h = t.history("rewind").await;
         let types: Vec<_> = h.iter().map(|(_, e)| e.type_name()).collect();
         assert!(types.contains(&"ExecutionRewound"), "{types:?}");

@@ -49,9 +49,14 @@ async fn monitor_polls_with_continue_as_new_until_done_or_bounded() {
         let t = TestHub::new(hot).await;
         t.deploy("monitor").await;
         let row = t.run("Monitor", r#"{"job_id":"job-1","interval_ms":10}"#, "mon").await;
-        assert_eq!(output(&row), json!({"job_id": "job-1", "status": "completed", "polls": 3}));
+        assert_eq!(
+            output(&row),
+            json!({"job_id": "job-1", "status": "completed", "polls": 3})
+        );
         assert!(t.history("mon").await.len() < 20, "only the last execution is kept");
-        let row = t.run("Monitor", r#"{"job_id":"j","interval_ms":5,"max_polls":2}"#, "bounded").await;
+        let row = t
+            .run("Monitor", r#"{"job_id":"j","interval_ms":5,"max_polls":2}"#, "bounded")
+            .await;
         assert_eq!(output(&row), json!({"status": "timed-out"}));
         t.stop().await;
     }
@@ -104,6 +109,93 @@ async fn error_handling_example_catches_the_typed_failure_and_compensates() {
         );
         let row = t.run("HandleErrors", r#"{"amount":10}"#, "charged").await;
         assert_eq!(output(&row), json!({"status": "charged"}));
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_sections_on_the_same_accounts_never_overlap() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("critical-section").await;
+        // Opposite orders: sorted acquisition means no deadlock.
+        let ids: Vec<String> = (0..6).map(|i| format!("transfer-{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let input = if i % 2 == 0 {
+                r#"{"from":"acct-a","to":"acct-b","amount":1}"#
+            } else {
+                r#"{"from":"acct-b","to":"acct-a","amount":1}"#
+            };
+            t.start("TransferFunds", input, id).await;
+        }
+        let mut windows = Vec::new();
+        for id in &ids {
+            let row = t.wait(id).await;
+            assert_completed(&row);
+            assert_eq!(output(&row).as_array().map(Vec::len), Some(2), "{row:?}");
+            let h = t.history(id).await;
+            let types: Vec<_> = h.iter().map(|(_, e)| e.type_name()).collect();
+            for ty in ["LockRequested", "LockGranted", "LockReleased"] {
+                assert_eq!(types.iter().filter(|x| **x == ty).count(), 1, "{id}: {types:?}");
+            }
+            // The section spans the episodes from the grant to the release.
+            let granted = h.iter().position(|(_, e)| e.type_name() == "LockGranted").unwrap();
+            let released = h.iter().position(|(_, e)| e.type_name() == "LockReleased").unwrap();
+            windows.push((h[granted].0, h[released].0, id.clone()));
+        }
+        windows.sort();
+        for pair in windows.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "critical sections overlap: {pair:?}");
+        }
+        assert!(
+            t.hub.store.list_locks().await.unwrap().is_empty(),
+            "every lock released"
+        );
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_pass_to_the_next_waiter_when_the_holder_is_terminated() {
+    for hot in [true, false] {
+        // No activity slots: a holder stays inside its critical section.
+        let config = cairn::engine::EngineConfig {
+            activity_concurrency: 0,
+            ..Default::default()
+        };
+        let t = TestHub::with(hot, config, true).await;
+        t.deploy("critical-section").await;
+        let input = r#"{"from":"acct-a","to":"acct-b","amount":1}"#;
+        t.start("TransferFunds", input, "holder").await;
+        let holds = |who: &'static str| {
+            let store = t.hub.store.clone();
+            async move {
+                for _ in 0..500 {
+                    let locks = store.list_locks().await.unwrap();
+                    if locks.len() == 2 && locks.iter().all(|l| l.holder.as_ref().is_some_and(|h| h.0 == who)) {
+                        return locks;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                panic!("{who} never held both locks");
+            }
+        };
+        holds("holder").await;
+        t.start("TransferFunds", input, "waiter").await;
+        for _ in 0..500 {
+            let locks = t.hub.store.list_locks().await.unwrap();
+            if locks.iter().any(|l| l.waiting == ["waiter"]) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        t.hub
+            .control("holder", cairn::history::Event::ExecutionTerminated { reason: None })
+            .await
+            .unwrap();
+        assert_eq!(t.wait("holder").await.status, RuntimeStatus::Terminated);
+        let locks = holds("waiter").await;
+        assert!(locks.iter().all(|l| l.waiting.is_empty()), "{locks:?}");
         t.stop().await;
     }
 }

@@ -565,6 +565,11 @@ impl Engine {
                             task_id: *task_id,
                         },
                     }),
+                    Event::LockRequested { task_id, names } => outbox.push(Outbox::AcquireLocks {
+                        task_id: *task_id,
+                        names: names.clone(),
+                    }),
+                    Event::LockReleased { lock, .. } => outbox.push(Outbox::ReleaseLocks { lock: *lock }),
                     _ => {}
                 }
             }

@@ -207,6 +207,25 @@ pub enum Event {
         reason: Option<String>,
     },
     OrchestratorCompleted,
+    /// The orchestrator asked for a critical section over `names`.
+    LockRequested {
+        #[serde(rename = "EventId")]
+        task_id: TaskId,
+        #[serde(rename = "LockNames")]
+        names: Vec<String>,
+    },
+    /// Every lock of request `task_id` is now held by this instance.
+    LockGranted {
+        #[serde(rename = "TaskScheduledId")]
+        task_id: TaskId,
+    },
+    /// The orchestrator left the critical section entered by `lock`.
+    LockReleased {
+        #[serde(rename = "EventId")]
+        task_id: TaskId,
+        #[serde(rename = "LockId")]
+        lock: TaskId,
+    },
     /// A failed instance was rewound: its failed tasks run again.
     ExecutionRewound {
         #[serde(rename = "Reason", default)]
@@ -244,6 +263,9 @@ impl Event {
             Self::ExecutionTerminated { .. } => "ExecutionTerminated",
             Self::OrchestratorCompleted => "OrchestratorCompleted",
             Self::ExecutionRewound { .. } => "ExecutionRewound",
+            Self::LockRequested { .. } => "LockRequested",
+            Self::LockGranted { .. } => "LockGranted",
+            Self::LockReleased { .. } => "LockReleased",
             Self::ExecutionCompleted { .. } => "ExecutionCompleted",
         }
     }

@@ -30,6 +30,8 @@ pub enum ActionKind {
     Activity,
     SubOrchestration,
     Timer,
+    Lock,
+    Unlock,
 }
 
 /// An action as recorded in history (or just emitted), for matching.
@@ -45,6 +47,8 @@ fn describe(kind: ActionKind, name: &str) -> String {
         ActionKind::Activity => format!("activity {name:?}"),
         ActionKind::SubOrchestration => format!("sub-orchestration {name:?}"),
         ActionKind::Timer => "a timer".to_owned(),
+        ActionKind::Lock => format!("a lock on {name}"),
+        ActionKind::Unlock => "an unlock".to_owned(),
     }
 }
 
@@ -231,6 +235,9 @@ impl Replay {
                 self.record(*task_id, ActionKind::SubOrchestration, name);
             }
             Event::TimerCreated { task_id, .. } => self.record(*task_id, ActionKind::Timer, ""),
+            Event::LockRequested { task_id, names } => self.record(*task_id, ActionKind::Lock, &names.join(",")),
+            Event::LockReleased { task_id, .. } => self.record(*task_id, ActionKind::Unlock, ""),
+            Event::LockGranted { task_id } => self.complete(*task_id, Ok("null".to_owned()), episode),
             Event::TaskCompleted { task_id, result } | Event::SubOrchestrationInstanceCompleted { task_id, result } => {
                 self.complete(*task_id, Ok(result.clone()), episode);
             }
@@ -303,6 +310,7 @@ impl Replay {
             }
             Event::TaskRetrying { task_id, .. } => expect(task_id, ActionKind::Activity),
             Event::TimerFired { task_id, .. } => expect(task_id, ActionKind::Timer),
+            Event::LockGranted { task_id } => expect(task_id, ActionKind::Lock),
             Event::SubOrchestrationInstanceCompleted { task_id, .. }
             | Event::SubOrchestrationInstanceFailed { task_id, .. } => expect(task_id, ActionKind::SubOrchestration),
             Event::EventRaised { .. }
@@ -486,6 +494,38 @@ impl Replay {
             self.pending.push((now, Event::TimerCreated { task_id, fire_at }));
         }
         Ok(task_id)
+    }
+
+    /// `lock`: requests a critical section over `names` (sorted, unique).
+    ///
+    /// # Errors
+    /// A `NonDeterminism` failure when history disagrees.
+    pub fn request_lock(&mut self, names: &[String]) -> Result<TaskId, Failure> {
+        let task_id = self.next_task_id();
+        if self.match_action(task_id, ActionKind::Lock, &names.join(","))? {
+            let now = self.now();
+            self.pending.push((
+                now,
+                Event::LockRequested {
+                    task_id,
+                    names: names.to_vec(),
+                },
+            ));
+        }
+        Ok(task_id)
+    }
+
+    /// `unlock` of the section entered with lock task `lock`.
+    ///
+    /// # Errors
+    /// A `NonDeterminism` failure when history disagrees.
+    pub fn release_lock(&mut self, lock: TaskId) -> Result<(), Failure> {
+        let task_id = self.next_task_id();
+        if self.match_action(task_id, ActionKind::Unlock, "")? {
+            let now = self.now();
+            self.pending.push((now, Event::LockReleased { task_id, lock }));
+        }
+        Ok(())
     }
 
     /// `wait-for-event`: binds the oldest buffered event of that name, or

@@ -262,25 +262,42 @@ impl orchestration::Host for GuestState {
     }
 
     async fn lock(&mut self, names: Vec<String>) -> wasmtime::Result<Result<u32, wit::Failure>> {
-        let ctx = self.orch()?;
-        if ctx.in_lock {
+        if self.orch()?.in_lock {
             return Ok(Err(Failure::new(
                 "LockError",
-                "nested lock: unlock the critical section first",
+                "nested lock: leave the current critical section (unlock) before entering another",
             )
             .into()));
         }
-        let _ = names;
-        Ok(Err(Failure::new(
-            "LockError",
-            "critical sections are not available in this version of the host",
-        )
-        .into()))
+        if names.is_empty() || names.len() > 64 {
+            return Ok(Err(Failure::new("LockError", "lock needs 1 to 64 lock names").into()));
+        }
+        for n in &names {
+            valid_name("lock name", n)?;
+        }
+        let mut names = names;
+        // Sorted acquisition order: two orchestrations locking the same set
+        // can never deadlock.
+        names.sort();
+        names.dedup();
+        self.check_tasks()?;
+        let id = self.orch()?.replay.request_lock(&names).map_err(Self::replay_err)?;
+        match self.await_task(id).await? {
+            Ok(_) => {
+                self.orch()?.in_lock = true;
+                Ok(Ok(id))
+            }
+            Err(f) => Ok(Err(f)),
+        }
     }
 
-    async fn unlock(&mut self, _id: u32) -> wasmtime::Result<()> {
-        self.orch()?.in_lock = false;
-        Ok(())
+    async fn unlock(&mut self, id: u32) -> wasmtime::Result<()> {
+        let ctx = self.orch()?;
+        if !ctx.in_lock {
+            return Ok(());
+        }
+        ctx.in_lock = false;
+        ctx.replay.release_lock(id).map_err(Self::replay_err)
     }
 
     async fn set_custom_status(&mut self, status: Option<String>) -> wasmtime::Result<()> {

@@ -8,6 +8,7 @@
 //!
 //! This module is the only one that touches rusqlite.
 
+mod locks;
 mod ops;
 mod schema;
 
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
+pub use locks::LockInfo;
 pub use ops::*;
 pub use schema::SCHEMA_VERSION;
 

@@ -212,6 +212,10 @@ pub enum Outbox {
         input: String,
         parent: ParentRef,
     },
+    /// Request the locks of a critical section (names sorted).
+    AcquireLocks { task_id: TaskId, names: Vec<String> },
+    /// Release the locks of the section entered with task `lock`.
+    ReleaseLocks { lock: TaskId },
     /// Start the next execution of this instance (continue-as-new).
     NextExecution {
         input: String,
@@ -286,7 +290,7 @@ fn message_kind(event: &Event) -> &'static str {
 }
 
 /// Inserts a message into an inbox (no existence checks).
-fn insert_message(
+pub(super) fn insert_message(
     c: &Connection,
     notes: &mut Notes,
     instance_id: &str,
@@ -826,7 +830,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::InstanceNotFound`]; [`StoreError::NotFailed`].
-    pub async fn rewind_instance(&self, instance_id: &str, reason: Option<String>, now: Millis) -> Result<(), StoreError> {
+    pub async fn rewind_instance(
+        &self,
+        instance_id: &str,
+        reason: Option<String>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         let id = instance_id.to_owned();
         self.write(move |c, notes| {
             let row = c
@@ -1023,6 +1032,10 @@ fn apply_checkpoint(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &
         cp.custom_status.is_some(),
         cp.custom_status.clone().flatten(),
     ])?;
+    if cp.status.is_terminal() || cp.status == RuntimeStatus::ContinuedAsNew {
+        // Locks never outlive their holder's execution.
+        super::locks::release_all(c, notes, &cp.instance_id, cp.now)?;
+    }
     if cp.status.is_terminal() {
         notes.finished.push(cp.instance_id.clone());
         // Pending work of a finished execution is moot.
@@ -1145,6 +1158,12 @@ fn apply_outbox(
                     }
                 }
             }
+        }
+        Outbox::AcquireLocks { task_id, names } => {
+            super::locks::request(c, notes, &cp.instance_id, &cp.execution_id, *task_id, names, cp.now)?;
+        }
+        Outbox::ReleaseLocks { lock } => {
+            super::locks::release(c, notes, &cp.instance_id, Some(*lock), cp.now)?;
         }
         Outbox::NextExecution {
             input,

@@ -77,6 +77,28 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX work_items_by_visible ON work_items(visible_at);
     ",
+    // 2: critical sections.
+    r"
+    CREATE TABLE lock_requests (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,   -- FIFO order
+        instance_id  TEXT NOT NULL,
+        execution_id TEXT NOT NULL,
+        task_id      INTEGER NOT NULL,
+        names        TEXT NOT NULL,                       -- JSON array, sorted
+        acquired     INTEGER NOT NULL DEFAULT 0,          -- how many of names are held
+        granted      INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        UNIQUE (instance_id, execution_id, task_id)
+    );
+    CREATE TABLE locks (
+        name        TEXT PRIMARY KEY,
+        request_id  INTEGER NOT NULL REFERENCES lock_requests(id),
+        instance_id TEXT NOT NULL,
+        since       INTEGER NOT NULL
+    );
+    CREATE INDEX locks_by_instance ON locks(instance_id);
+    CREATE INDEX lock_requests_by_instance ON lock_requests(instance_id);
+    ",
 ];
 
 /// Current schema version of this build.
