@@ -94,6 +94,10 @@ impl Hub {
             .await
             .map_err(|e| HubError::Internal(e.to_string()))??;
         let functions = self.sandbox.inspect(&loaded).await?;
+        if functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
+            self.sandbox.check_orchestrator_imports(&loaded)?;
+        }
+        self.sandbox.check_linkable(&loaded)?;
         let size = bytes.len();
         self.store
             .deploy_component(hash.clone(), bytes, functions.clone(), now_ms())

@@ -15,6 +15,7 @@
 //! - [`status`]   — status and history documents in the Durable Functions JSON shapes
 //! - [`cli`]      — the `cairn` command, one function per verb
 //! - [`bench`]    — the `cairn bench` workloads
+//! - [`upgrade`]  — upgrade checks: replay running instances against a candidate version
 //! - [`clock`]    — the wall clock and ISO 8601 formatting
 
 pub mod bench;
@@ -28,3 +29,4 @@ pub mod replay;
 pub mod sandbox;
 pub mod status;
 pub mod store;
+pub mod upgrade;

@@ -63,8 +63,12 @@ impl TestHub {
     }
 
     pub async fn with(hot: bool, config: EngineConfig, run: bool) -> Self {
+        Self::with_limits(hot, config, Limits::default(), run).await
+    }
+
+    pub async fn with_limits(hot: bool, config: EngineConfig, limits: Limits, run: bool) -> Self {
         let dir = TempDir::new(if hot { "hot" } else { "replay" });
-        let hub = Hub::open_with(&dir.0.join("hub.db"), Limits::default(), Some(compiled_cache())).unwrap();
+        let hub = Hub::open_with(&dir.0.join("hub.db"), limits, Some(compiled_cache())).unwrap();
         let config = EngineConfig {
             hot_cache: hot,
             poll_interval: Duration::from_millis(10),

@@ -9,3 +9,4 @@ mod basics;
 mod examples;
 mod primitives;
 mod replay;
+mod sandbox;

@@ -105,3 +105,81 @@ async fn instances_keep_their_version_after_a_new_deploy() {
         t.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_check_reports_divergence_and_moves_compatible_instances() {
+    for hot in [true, false] {
+        // Activities never run: the instances stay parked at task 0.
+        let stuck = cairn::engine::EngineConfig {
+            activity_concurrency: 0,
+            ..Default::default()
+        };
+        let mut t = TestHub::with(hot, stuck, true).await;
+        let v1 = t.deploy("hello-cities").await;
+        let ids: Vec<String> = (0..3).map(|i| format!("up-{i}")).collect();
+        for id in &ids {
+            t.start("HelloCities", "null", id).await;
+        }
+        for id in &ids {
+            for _ in 0..500 {
+                if t.hub.store.get_instance(id).await.unwrap().unwrap().status == RuntimeStatus::Running {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+
+        let report = cairn::upgrade::check(&t.hub, "HelloCities", guest("hello-cities-v2"), true)
+            .await
+            .unwrap();
+        assert_eq!(report.instances.len(), 3);
+        assert_eq!(report.moved, 0, "nothing incompatible moves");
+        for i in &report.instances {
+            match &i.verdict {
+                cairn::upgrade::Verdict::Diverges { error_type, message } => {
+                    assert_eq!(error_type, "NonDeterminism");
+                    assert!(
+                        message.contains("\"SayHello\"") && message.contains("\"SayHi\""),
+                        "{message}"
+                    );
+                }
+                other => panic!("v2 must diverge: {other:?}"),
+            }
+        }
+
+        let report = cairn::upgrade::check(&t.hub, "HelloCities", guest("hello-cities-v3"), true)
+            .await
+            .unwrap();
+        assert!(
+            report
+                .instances
+                .iter()
+                .all(|i| i.verdict == cairn::upgrade::Verdict::ReplaysCleanly)
+        );
+        assert_eq!(report.moved, 3);
+        assert!(report.instances.iter().all(|i| i.from_version == v1));
+
+        // A normal engine finishes them on the new version.
+        t.halt().await;
+        let engine = cairn::engine::Engine::new(
+            t.hub.store.clone(),
+            t.hub.sandbox.clone(),
+            cairn::engine::EngineConfig {
+                hot_cache: hot,
+                poll_interval: std::time::Duration::from_millis(10),
+                ..Default::default()
+            },
+        );
+        let running = engine.run();
+        for id in &ids {
+            let row = engine.wait_for(id, std::time::Duration::from_secs(30)).await.unwrap();
+            assert_eq!(row.version, report.candidate);
+            assert_eq!(output(&row), json!(["HELLO TOKYO!", "HELLO SEATTLE!", "HELLO LONDON!"]));
+        }
+        running.shutdown(&engine, std::time::Duration::from_secs(2)).await;
+        // v1 is unused now: pruning removes it (v2 stays: it is the newest SayHi).
+        let pruned = t.hub.store.prune_unused_versions().await.unwrap();
+        assert!(pruned.contains(&v1), "{pruned:?}");
+        t.stop().await;
+    }
+}

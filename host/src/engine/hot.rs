@@ -12,6 +12,8 @@ pub struct HotEntry {
     pub session: Session,
     pub execution_id: String,
     pub history_len: u64,
+    /// Component version the guest runs (an upgrade makes it stale).
+    pub version: String,
     pub parent: Option<ParentRef>,
     /// Guest linear memory, bytes.
     pub memory: usize,

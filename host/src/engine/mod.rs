@@ -317,7 +317,9 @@ impl Engine {
         } else {
             None
         };
-        let key = hot.as_ref().map(|h| (h.execution_id.clone(), h.history_len));
+        let key = hot
+            .as_ref()
+            .map(|h| (h.execution_id.clone(), h.history_len, h.version.clone()));
         let Some(input) = self.store.load_episode(id, now, key).await? else {
             return Ok(());
         };
@@ -439,6 +441,7 @@ impl Engine {
                 (
                     HotEntry {
                         session,
+                        version: row.version.clone(),
                         execution_id,
                         history_len: row.history_len,
                         parent,

@@ -59,6 +59,11 @@ pub enum SandboxError {
     NoFunctions,
     #[error("invalid function name in component: {0}")]
     BadName(#[from] crate::ids::IdError),
+    #[error(
+        "orchestrator component imports {}; orchestrators may only import cairn:durable and deterministic WASI (io, cli, clocks, random): move network, file and HTTP I/O into an activity",
+        .0.join(", ")
+    )]
+    ForbiddenImports(Vec<String>),
     #[error("wasmtime configuration: {0}")]
     Config(String),
     #[error("compiled-component cache at {path}: {source}")]
@@ -88,8 +93,34 @@ impl From<Failure> for wit::Failure {
 /// A loaded (compiled) component, ready to instantiate.
 pub struct Loaded {
     pub hash: String,
-    pre: AppPre<GuestState>,
+    component: Component,
+    /// Linked against the host's imports; `Err` names what the host lacks.
+    pre: Result<AppPre<GuestState>, String>,
 }
+
+impl Loaded {
+    fn pre(&self) -> wasmtime::Result<&AppPre<GuestState>> {
+        self.pre
+            .as_ref()
+            .map_err(|e| wasmtime::Error::new(host::GuestAbort(Failure::new("Instantiate", e.clone()))))
+    }
+}
+
+/// Import prefixes an orchestrator may have: the orchestration contract
+/// and the WASI interfaces the host virtualizes deterministically.
+const ORCHESTRATOR_IMPORTS: &[&str] = &[
+    "cairn:durable/",
+    "wasi:io/",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-",
+    "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:random/",
+];
 
 /// The next batch an orchestrator session receives.
 #[derive(Debug)]
@@ -194,6 +225,22 @@ fn engine_config() -> Config {
     config
 }
 
+fn import_names(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+fn forbidden_for_orchestrators(imports: &[String]) -> Vec<String> {
+    imports
+        .iter()
+        .filter(|name| !ORCHESTRATOR_IMPORTS.iter().any(|p| name.starts_with(p)))
+        .cloned()
+        .collect()
+}
+
 /// sha256 of a component's bytes, lowercase hex: its version id.
 #[must_use]
 pub fn content_hash(bytes: &[u8]) -> String {
@@ -276,10 +323,11 @@ impl Sandbox {
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
-        let pre = AppPre::new(pre).map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+            .and_then(AppPre::new)
+            .map_err(|e| format!("{e:#}"));
         let loaded = Arc::new(Loaded {
             hash: hash.to_owned(),
+            component,
             pre,
         });
         if let Ok(mut m) = self.loaded.lock() {
@@ -323,16 +371,45 @@ impl Sandbox {
         store.epoch_deadline_callback(|ctx| {
             let s = ctx.data();
             if s.segment_start.elapsed() > s.budget {
-                Err(wasmtime::format_err!(
-                    "Timeout: guest code ran for more than {} ms without yielding; the limit is {} ms (limits.cpu)",
-                    s.segment_start.elapsed().as_millis(),
-                    s.budget.as_millis()
-                ))
+                Err(wasmtime::Error::new(host::GuestAbort(Failure::new(
+                    "Timeout",
+                    format!(
+                        "guest code ran for more than {} ms without yielding; the limit is {} ms (limits.cpu)",
+                        s.segment_start.elapsed().as_millis(),
+                        s.budget.as_millis()
+                    ),
+                ))))
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
         store
+    }
+
+    /// Deploy-time capability check of a component that exports
+    /// orchestrators: every import outside [`ORCHESTRATOR_IMPORTS`] is named.
+    ///
+    /// # Errors
+    /// [`SandboxError::ForbiddenImports`].
+    pub fn check_orchestrator_imports(&self, loaded: &Loaded) -> Result<(), SandboxError> {
+        let forbidden = forbidden_for_orchestrators(&import_names(&self.engine, &loaded.component));
+        if forbidden.is_empty() {
+            Ok(())
+        } else {
+            Err(SandboxError::ForbiddenImports(forbidden))
+        }
+    }
+
+    /// Fails when the component imports something this host cannot link.
+    ///
+    /// # Errors
+    /// [`SandboxError::Instantiate`] naming the missing import.
+    pub fn check_linkable(&self, loaded: &Loaded) -> Result<(), SandboxError> {
+        loaded
+            .pre
+            .as_ref()
+            .map(drop)
+            .map_err(|e| SandboxError::Instantiate(e.clone()))
     }
 
     /// Lists the functions a component exports (used at deploy time).
@@ -347,11 +424,19 @@ impl Sandbox {
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .build();
         let mut store = self.new_store(Role::Inspect, wasi, stderr, self.limits.orchestrator_cpu);
-        let app = loaded
-            .pre
-            .instantiate_async(&mut store)
+        // `list` needs no capability: every import traps, so a component
+        // can be inspected (and refused by name) even when it imports
+        // something this host does not provide.
+        let mut linker: Linker<GuestState> = Linker::new(&self.engine);
+        linker
+            .define_unknown_imports_as_traps(&loaded.component)
+            .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+        let app = App::instantiate_async(&mut store, &loaded.component, &linker)
             .await
             .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
         let list = app
@@ -406,6 +491,7 @@ impl Sandbox {
         let name = replay.name().to_owned();
         let input = replay.input().to_owned();
         let fallback_tx = yield_tx.clone();
+        let max_payload = self.limits.max_payload_bytes;
         let ctx = OrchestratorCtx {
             replay,
             clock,
@@ -422,8 +508,11 @@ impl Sandbox {
             self.limits.orchestrator_cpu,
         );
         let task = tokio::spawn(async move {
-            let result = match loaded.pre.instantiate_async(&mut store).await {
-                Ok(app) => app.cairn_durable_functions().call_run(&mut store, &name, &input).await,
+            let result = match loaded.pre() {
+                Ok(pre) => match pre.instantiate_async(&mut store).await {
+                    Ok(app) => app.cairn_durable_functions().call_run(&mut store, &name, &input).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             let state = store.data_mut();
@@ -432,6 +521,7 @@ impl Sandbox {
                 return;
             };
             let guest = match result {
+                Ok(Ok(out)) if out.len() > max_payload => Err(output_too_large(out.len(), max_payload)),
                 Ok(Ok(out)) => Ok(out),
                 Ok(Err(f)) => Err(f.into()),
                 Err(trap) => Err(trap_failure(&trap, &captured)),
@@ -468,7 +558,7 @@ impl Sandbox {
         let budget = self.limits.activity_cpu;
         let mut store = self.new_store(Role::Activity(ctx), wasi, stderr.clone(), budget);
         let call = async {
-            let app = loaded.pre.instantiate_async(&mut store).await?;
+            let app = loaded.pre()?.instantiate_async(&mut store).await?;
             app.cairn_durable_functions()
                 .call_run(&mut store, &name, &input.to_owned())
                 .await
@@ -483,6 +573,9 @@ impl Sandbox {
                     budget.as_millis()
                 ),
             )),
+            Ok(Ok(Ok(out))) if out.len() > self.limits.max_payload_bytes => {
+                Err(output_too_large(out.len(), self.limits.max_payload_bytes))
+            }
             Ok(Ok(Ok(out))) => Ok(out),
             Ok(Ok(Err(f))) => Err(f.into()),
             Ok(Err(trap)) => Err(trap_failure(&trap, &stderr.contents())),
@@ -504,6 +597,13 @@ impl Drop for Session {
     }
 }
 
+fn output_too_large(len: usize, max: usize) -> Failure {
+    Failure::new(
+        "LimitExceeded",
+        format!("output is {len} bytes; the limit is {max} bytes (limits.payload)"),
+    )
+}
+
 /// Turns a trap into a typed failure, with the guest's last stderr output
 /// (a Rust panic message, a Python traceback) when there is some.
 fn trap_failure(trap: &wasmtime::Error, stderr: &[u8]) -> Failure {
@@ -511,12 +611,11 @@ fn trap_failure(trap: &wasmtime::Error, stderr: &[u8]) -> Failure {
     let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4096)..])
         .trim()
         .to_owned();
-    let error_type = if text.starts_with("Timeout:") {
-        "Timeout"
-    } else if text.starts_with("LimitExceeded:") {
-        "LimitExceeded"
-    } else if let Some(f) = trap.downcast_ref::<host::GuestAbort>() {
+    if let Some(f) = trap.downcast_ref::<host::GuestAbort>() {
         return f.0.clone();
+    }
+    let error_type = if text.contains("LimitExceeded:") {
+        "LimitExceeded"
     } else if tail.contains("panicked at") {
         "Panic"
     } else {

@@ -653,7 +653,7 @@ impl Store {
         &self,
         instance_id: &str,
         now: Millis,
-        hot: Option<(String, u64)>,
+        hot: Option<(String, u64, String)>,
     ) -> Result<Option<EpisodeInput>, StoreError> {
         let id = instance_id.to_owned();
         self.read(move |c| {
@@ -684,7 +684,9 @@ impl Store {
                     });
                 }
             }
-            let current = hot.is_some_and(|(exec, len)| exec == instance.execution_id && len == instance.history_len);
+            let current = hot.is_some_and(|(exec, len, version)| {
+                exec == instance.execution_id && len == instance.history_len && version == instance.version
+            });
             let history = if current {
                 None
             } else {
@@ -944,6 +946,62 @@ impl Store {
                 .execute([&id])?;
             notes.work.clear();
             insert_message(c, notes, &id, Some(&row.execution_id), now, now, &Event::ExecutionRewound { reason })
+        })
+        .await
+    }
+
+    /// Moves unfinished instances of orchestrator `name` from version `from`
+    /// to version `to` (an upgrade), in one transaction. Returns how many moved.
+    ///
+    /// # Errors
+    /// [`StoreError::VersionNotFound`] when `to` is not a deployed version of `name`.
+    pub async fn move_instances_to_version(
+        &self,
+        name: &str,
+        ids: Vec<String>,
+        to: &str,
+        now: Millis,
+    ) -> Result<usize, StoreError> {
+        let (name, to) = (name.to_owned(), to.to_owned());
+        self.write(move |c, _| {
+            if !version_exists(c, &name, &to)? {
+                return Err(StoreError::VersionNotFound(to));
+            }
+            let mut st = c.prepare_cached(
+                "UPDATE instances SET version = ?3, updated_at = ?4
+                  WHERE instance_id = ?1 AND name = ?2 AND status NOT IN ('Completed','Failed','Canceled','Terminated')",
+            )?;
+            let mut moved = 0;
+            for id in &ids {
+                moved += st.execute(params![id, name, to, to_i64(now)])?;
+            }
+            Ok(moved)
+        })
+        .await
+    }
+
+    /// Deletes component versions that no unfinished instance uses and that
+    /// are not the newest version of any of their functions. Returns the
+    /// pruned hashes.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn prune_unused_versions(&self) -> Result<Vec<String>, StoreError> {
+        self.write(|c, _| {
+            let hashes: Vec<String> = {
+                let mut st = c.prepare(
+                    "SELECT hash FROM components WHERE
+                       hash NOT IN (SELECT version FROM instances WHERE status NOT IN ('Completed','Failed','Canceled','Terminated'))
+                       AND hash NOT IN (SELECT f.hash FROM functions f WHERE f.seq = (SELECT MAX(g.seq) FROM functions g WHERE g.name = f.name))",
+                )?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for h in &hashes {
+                c.execute("DELETE FROM functions WHERE hash = ?1", [h])?;
+                c.execute("DELETE FROM components WHERE hash = ?1", [h])?;
+            }
+            Ok(hashes)
         })
         .await
     }

@@ -1,0 +1,182 @@
+//! Functions that misbehave inside the sandbox, for host limit tests:
+//! - `InfiniteLoop` (any input): spins forever without calling the host.
+//! - `CallsSpinActivity` (any input): calls the activity `SpinActivity`,
+//!   which spins forever; returns whatever the activity returns (never).
+//! - `MemoryBomb` (any input; `{"graceful": true}` changes the ending): keeps
+//!   allocating 1 MiB chunks (each one written to) and holding on to them.
+//!   By default the allocation that fails aborts the component (a trap,
+//!   "memory allocation of 1048576 bytes failed" on stderr); with
+//!   `"graceful": true` it uses `try_reserve` instead and fails with
+//!   `AllocationFailed`, details `{"mib": <MiB held>}`.
+//! - `DeepRecursion` (any input): unbounded non-tail recursion with 256
+//!   bytes of stack per frame; overflows Rust's 1 MiB shadow stack in linear
+//!   memory (a trap: "out of bounds memory access"). With `{"native": true}`
+//!   the frames hold no memory, so the recursion exhausts wasmtime's native
+//!   wasm stack instead (a trap: "call stack exhausted").
+//! - `Quick` (any input): returns its input immediately.
+//! - `HugeOutput` `{"bytes": n}`: returns a JSON string of `n` `x`
+//!   characters (the serialized output is `n + 2` bytes, with the quotes).
+//! - `ManyTasks` `{"count": n}`: schedules `n` `Noop` activity tasks without
+//!   awaiting them; returns `n`. `Noop` (any input) returns `null`.
+//! - `Nested` (any input): holds the lock `a` while it asks for the lock `b`;
+//!   returns `{"nested_error_type": <error type of the second lock's
+//!   failure>}` (expected: `LockError`), or `{"nested_error_type": null}` if
+//!   the nested lock was granted.
+
+use std::hint::black_box;
+
+use cairn_sdk::{ActivityContext, Failure, OrchestrationContext, Task};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+cairn_sdk::register! {
+    orchestrators: {
+        "InfiniteLoop" => infinite_loop,
+        "CallsSpinActivity" => calls_spin_activity,
+        "MemoryBomb" => memory_bomb,
+        "DeepRecursion" => deep_recursion,
+        "Quick" => quick,
+        "HugeOutput" => huge_output,
+        "ManyTasks" => many_tasks,
+        "Nested" => nested,
+    },
+    activities: {
+        "SpinActivity" => spin_activity,
+        "Noop" => noop,
+    },
+}
+
+const MIB: usize = 1 << 20;
+
+/// Spins forever; `black_box` keeps the loop from being optimized away.
+fn spin() -> ! {
+    let mut i: u64 = 0;
+    loop {
+        i = black_box(i.wrapping_add(1));
+    }
+}
+
+fn infinite_loop(_ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+    spin()
+}
+
+fn calls_spin_activity(ctx: &OrchestrationContext, input: Value) -> Result<Value, Failure> {
+    ctx.call_activity("SpinActivity", &input)
+}
+
+fn spin_activity(_ctx: &ActivityContext, _input: Value) -> Result<Value, Failure> {
+    spin()
+}
+
+/// A 1 MiB chunk whose every page is written, so it is really allocated.
+fn filled_chunk(mut chunk: Vec<u8>, seed: usize) -> Vec<u8> {
+    chunk.resize(MIB, 0);
+    for (i, byte) in chunk.iter_mut().enumerate().step_by(4096) {
+        *byte = (i ^ seed) as u8 | 1;
+    }
+    black_box(chunk)
+}
+
+fn memory_bomb(_ctx: &OrchestrationContext, input: Value) -> Result<Value, Failure> {
+    let graceful = input
+        .get("graceful")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let chunk = if graceful {
+            let mut chunk = Vec::new();
+            if chunk.try_reserve_exact(MIB).is_err() || chunks.try_reserve(1).is_err() {
+                return Err(Failure::new(
+                    "AllocationFailed",
+                    format!("allocation failed after {} MiB", chunks.len()),
+                )
+                .with_details(json!({ "mib": chunks.len() })));
+            }
+            chunk
+        } else {
+            Vec::with_capacity(MIB)
+        };
+        let seed = chunks.len();
+        chunks.push(filled_chunk(chunk, seed));
+        black_box(&chunks);
+    }
+}
+
+/// Recurses until the stack runs out: the local buffer lives on the stack
+/// (its address escapes through `black_box`), and the addition after the call
+/// keeps the recursion from being turned into a loop.
+fn recurse(depth: u64) -> u64 {
+    let buffer = black_box([depth as u8; 256]);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    let below = recurse(black_box(depth + 1));
+    below.wrapping_add(u64::from(buffer[(depth % 256) as usize]))
+}
+
+/// Recurses until the native wasm stack runs out: no local has its address
+/// taken (so nothing lives in linear memory), and the multiply-add after the
+/// call is not an accumulator LLVM can turn into a loop.
+fn recurse_native(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    recurse_native(depth + 1)
+        .wrapping_mul(3)
+        .wrapping_add(depth)
+}
+
+fn deep_recursion(_ctx: &OrchestrationContext, input: Value) -> Result<u64, Failure> {
+    let native = input
+        .get("native")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(if native {
+        recurse_native(black_box(0))
+    } else {
+        recurse(0)
+    })
+}
+
+fn quick(_ctx: &OrchestrationContext, input: Value) -> Result<Value, Failure> {
+    Ok(input)
+}
+
+#[derive(Deserialize)]
+struct HugeOutputInput {
+    bytes: usize,
+}
+
+fn huge_output(_ctx: &OrchestrationContext, input: HugeOutputInput) -> Result<String, Failure> {
+    Ok("x".repeat(input.bytes))
+}
+
+#[derive(Deserialize)]
+struct ManyTasksInput {
+    count: u32,
+}
+
+fn many_tasks(ctx: &OrchestrationContext, input: ManyTasksInput) -> Result<u32, Failure> {
+    for _ in 0..input.count {
+        let _task: Task<Value> = ctx.schedule_activity("Noop", &Value::Null);
+    }
+    Ok(input.count)
+}
+
+fn noop(_ctx: &ActivityContext, _input: Value) -> Result<Value, Failure> {
+    Ok(Value::Null)
+}
+
+fn nested(ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+    let outer = ctx.lock(&["a"])?;
+    let nested_error_type = match ctx.lock(&["b"]) {
+        Ok(inner) => {
+            inner.release();
+            None
+        }
+        Err(failure) => Some(failure.error_type),
+    };
+    outer.release();
+    Ok(json!({ "nested_error_type": nested_error_type }))
+}

@@ -1,0 +1,127 @@
+//! Determinism by capability and resource limits, with adversarial guests
+//! (guests/rust/testing).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+use cairn::engine::EngineConfig;
+use cairn::sandbox::Limits;
+use cairn::store::RuntimeStatus;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orchestrators_with_forbidden_imports_are_rejected_at_deploy() {
+    let t = TestHub::new(true).await;
+    let cases = [
+        ("forbidden-fs", "wasi:filesystem/"),
+        ("forbidden-net", "wasi:sockets/"),
+        ("forbidden-http", "wasi:http/"),
+        ("forbidden-unknown", "acme:evil/backdoor"),
+    ];
+    for (guest_name, import) in cases {
+        let err = t.hub.deploy(guest(guest_name)).await.unwrap_err().to_string();
+        assert!(err.contains(import), "{guest_name}: {err}");
+        assert!(
+            err.contains("move network, file and HTTP I/O into an activity"),
+            "{err}"
+        );
+    }
+    assert!(
+        t.hub.store.list_functions().await.unwrap().is_empty(),
+        "nothing was deployed"
+    );
+    // Every SDK-built orchestrator in the repository passes the same check.
+    for ok in [
+        "hello-cities",
+        "fan-out-fan-in",
+        "features",
+        "nondeterminism-probe",
+        "sandbox-abuse",
+    ] {
+        t.hub.deploy(guest(ok)).await.unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    t.stop().await;
+}
+
+fn tight_limits() -> Limits {
+    Limits {
+        max_memory_bytes: 64 << 20,
+        orchestrator_cpu: Duration::from_millis(300),
+        activity_cpu: Duration::from_millis(500),
+        max_payload_bytes: 1 << 20,
+        max_tasks_per_execution: 100,
+        ..Limits::default()
+    }
+}
+
+async fn failure_of(t: &TestHub, name: &str, input: &str, id: &str) -> serde_json::Value {
+    let row = t.run(name, input, id).await;
+    assert_eq!(row.status, RuntimeStatus::Failed, "{id}: {row:?}");
+    output(&row)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_guests_fail_their_instance_while_others_complete() {
+    for hot in [true, false] {
+        let t = TestHub::with_limits(hot, EngineConfig::default(), tight_limits(), true).await;
+        t.deploy("sandbox-abuse").await;
+        // The infinite loop starts first; 20 quick instances still complete.
+        let bad = t.start("InfiniteLoop", "null", "loop").await;
+        let quick: Vec<String> = (0..20).map(|i| format!("quick-{i}")).collect();
+        for id in &quick {
+            t.start("Quick", &format!("{{\"n\":\"{id}\"}}"), id).await;
+        }
+        for id in &quick {
+            let row = t.wait(id).await;
+            assert_completed(&row);
+            assert_eq!(output(&row), json!({ "n": id }));
+        }
+        let row = t.wait(&bad).await;
+        assert_eq!(row.status, RuntimeStatus::Failed);
+        assert_eq!(output(&row)["ErrorType"], json!("Timeout"), "{row:?}");
+
+        let out = failure_of(&t, "CallsSpinActivity", "null", "spin").await;
+        assert_eq!(
+            out["ErrorType"],
+            json!("Timeout"),
+            "the looping activity fails its attempt: {out}"
+        );
+
+        let out = failure_of(&t, "MemoryBomb", "null", "bomb").await;
+        let text = out.to_string();
+        assert!(
+            text.contains("LimitExceeded") || text.contains("memory"),
+            "memory limit named: {text}"
+        );
+
+        let out = failure_of(&t, "DeepRecursion", "null", "deep").await;
+        assert_eq!(out["ErrorType"], json!("Trap"), "{out}");
+
+        let out = failure_of(&t, "HugeOutput", r#"{"bytes":2000000}"#, "huge").await;
+        assert_eq!(out["ErrorType"], json!("LimitExceeded"), "{out}");
+
+        let out = failure_of(&t, "ManyTasks", r#"{"count":1000}"#, "many").await;
+        assert_eq!(out["ErrorType"], json!("LimitExceeded"), "{out}");
+        assert!(out["Message"].as_str().unwrap().contains("limits.tasks"), "{out}");
+
+        let row = t.run("Nested", "null", "nested").await;
+        assert_eq!(output(&row), json!({"nested_error_type": "LockError"}), "{row:?}");
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_inputs_are_refused_before_they_are_stored() {
+    let t = TestHub::with_limits(true, EngineConfig::default(), tight_limits(), true).await;
+    t.deploy("hello-cities").await;
+    let big = format!("\"{}\"", "x".repeat(2 << 20));
+    let err = t
+        .hub
+        .start("HelloCities", Some(&big), Some("big"), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    assert!(t.hub.store.get_instance("big").await.unwrap().is_none());
+    t.stop().await;
+}
