@@ -22,7 +22,7 @@ fn serve(db: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
         .arg("--db")
         .arg(db)
-        .args(["serve"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -56,7 +56,7 @@ fn a_second_serve_on_the_same_hub_is_refused() {
     let second = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .arg("--db")
         .arg(&db)
-        .arg("serve")
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
     first.kill().unwrap();
@@ -141,4 +141,94 @@ fn kill_9_during_a_fan_out_of_100_loses_nothing_and_duplicates_nothing() {
         .query_row("SELECT COUNT(*) FROM work_items", [], |r| r.get(0))
         .unwrap();
     assert_eq!(leftover, 0);
+}
+
+#[test]
+fn a_timer_due_while_the_host_was_down_fires_exactly_once_after_restart() {
+    let dir = TempDir::new("timer-down");
+    let db = dir.0.join("hub.db");
+    let path = repo_root().join("target/guests/rust/features.wasm");
+    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    let mut child = serve(&db);
+    let out = cairn(&db, &["start", "Sleeps", "--id", "nap", "--input", r#"{"ms":800}"#]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until(
+        || status(&db, "nap")["runtimeStatus"] == "Running",
+        "the timer to be created",
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    // The timer comes due while no host runs.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(status(&db, "nap")["runtimeStatus"], "Running");
+    let mut child = serve(&db);
+    wait_until(
+        || status(&db, "nap")["runtimeStatus"] == "Completed",
+        "completion after restart",
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    let out = cairn(&db, &["status", "nap", "--show-history", "--show-output"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = s["historyEvents"].as_array().unwrap();
+    let fired = events.iter().filter(|e| e["EventType"] == "TimerFired").count();
+    assert_eq!(fired, 1, "{events:?}");
+    let before = s["output"]["before_ms"].as_u64().unwrap();
+    let after = s["output"]["after_ms"].as_u64().unwrap();
+    assert!(after >= before + 800, "{s}");
+}
+
+#[test]
+fn cli_status_shows_terminate_suspend_and_resume() {
+    let dir = TempDir::new("cli-control");
+    let db = dir.0.join("hub.db");
+    let path = repo_root().join("target/guests/rust/features.wasm");
+    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    let mut child = serve(&db);
+    for id in ["t1", "s1"] {
+        let out = cairn(
+            &db,
+            &[
+                "start",
+                "WaitForApproval",
+                "--id",
+                id,
+                "--input",
+                r#"{"timeout_ms":60000}"#,
+            ],
+        );
+        assert!(out.status.success());
+        wait_until(|| status(&db, id)["runtimeStatus"] == "Running", "running");
+    }
+    assert!(cairn(&db, &["terminate", "t1", "--reason", "bye"]).status.success());
+    wait_until(|| status(&db, "t1")["runtimeStatus"] == "Terminated", "terminated");
+    assert_eq!(status(&db, "t1")["output"], "bye");
+    let again = cairn(&db, &["terminate", "t1"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("Terminated"));
+
+    assert!(cairn(&db, &["suspend", "s1", "--reason", "hold"]).status.success());
+    wait_until(|| status(&db, "s1")["runtimeStatus"] == "Suspended", "suspended");
+    assert!(
+        cairn(&db, &["raise-event", "s1", "Approval", "\"ok\""])
+            .status
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        status(&db, "s1")["runtimeStatus"],
+        "Suspended",
+        "suspended instances buffer events"
+    );
+    assert!(cairn(&db, &["resume", "s1"]).status.success());
+    wait_until(
+        || status(&db, "s1")["runtimeStatus"] == "Completed",
+        "completed after resume",
+    );
+    assert_eq!(status(&db, "s1")["output"], serde_json::json!({"approved": "ok"}));
+    let missing = cairn(&db, &["raise-event", "nobody", "Approval"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    child.kill().unwrap();
+    let _ = child.wait();
 }

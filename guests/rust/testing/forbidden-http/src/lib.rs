@@ -1,7 +1,7 @@
 //! An orchestrator that makes an outbound HTTP request through
 //! `wasi:http/outgoing-handler` (bindings from the `wasi` crate), so the
 //! component imports `wasi:http/*`: the host must reject it at deploy time.
-//! - `CallsHttp` (any input): sends `GET http://127.0.0.1:9/`; returns
+//! - `CallsHttp` (any input): logs, then sends `GET http://127.0.0.1:9/`; returns
 //!   `{"status": <code>}`, or fails with `HttpError` if the request fails.
 
 use cairn_sdk::{Failure, OrchestrationContext};
@@ -17,7 +17,8 @@ fn http_error(what: &str, detail: impl std::fmt::Debug) -> Failure {
     Failure::new("HttpError", format!("{what}: {detail:?}"))
 }
 
-fn calls_http(_ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+fn calls_http(ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+    ctx.log_info("sending GET http://127.0.0.1:9/ from an orchestrator");
     let request = OutgoingRequest::new(Fields::new());
     request
         .set_method(&Method::Get)

@@ -1,7 +1,7 @@
 //! An orchestrator component that also imports `acme:evil/backdoor@0.1.0`,
 //! an interface of a package the host does not know (WIT in `wit/`): the host
 //! must reject it at deploy time.
-//! - `OpensBackdoor` (any input): calls `acme:evil/backdoor.open`; returns
+//! - `OpensBackdoor` (any input): logs, then calls `acme:evil/backdoor.open`; returns
 //!   `{"opened": <u32>}`.
 
 use cairn_sdk::{Failure, OrchestrationContext};
@@ -23,6 +23,7 @@ cairn_sdk::register! {
     orchestrators: { "OpensBackdoor" => opens_backdoor },
 }
 
-fn opens_backdoor(_ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+fn opens_backdoor(ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+    ctx.log_info("opening acme:evil/backdoor from an orchestrator");
     Ok(json!({ "opened": backdoor::open() }))
 }

@@ -1,16 +1,14 @@
 //! An orchestrator that breaks every determinism rule while importing only
 //! what orchestrators may import (wasi:clocks, wasi:random, wasi:io, wasi:cli),
 //! so the host accepts it and each replay can see different values:
-//! - `HashMapClockRandom` (any input): builds a `HashMap` of 50 string keys
-//!   (`key-0` .. `key-49`) and records its iteration order, reads
-//!   `SystemTime::now()` and `Instant::now()` before and after calling the
-//!   activity `Echo` with the input, draws 4 `u64`s from `getrandom` (wasi
-//!   random) and hashes `"probe"` with 4 fresh `RandomState`s, then calls
-//!   `ctx.new_guid()`. Returns
-//!   `{"hash_order": [..50 keys], "system_time_before_ms", "system_time_after_ms",
-//!   "instant_before", "instant_after", "instant_elapsed_ns", "randoms": [4 u64],
-//!   "random_state_hashes": [4 u64], "guid", "activity_result"}`, where
-//!   `instant_*` are the `Debug` renderings of the raw monotonic instants.
+//! - `HashMapClockRandom` (any input): in its first episode records the
+//!   iteration order of a `HashMap` of 50 keys, `SystemTime::now()`,
+//!   `Instant::now()`, 4 `u64`s from `getrandom`, 4 `RandomState` hashes and
+//!   `ctx.new_guid()` as `first`, sends `first` through the activity `Echo`
+//!   (so history holds the live values), then returns
+//!   `{"first", "recorded", "system_time_after_ms", "instant_elapsed_ns"}`.
+//!   Deterministic iff `first == recorded` when `first` was recomputed by a
+//!   replay.
 //! - `Echo` (any input): returns its input.
 
 use std::collections::HashMap;
@@ -32,16 +30,10 @@ fn now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-fn hash_map_clock_random(ctx: &OrchestrationContext, input: Value) -> Result<Value, Failure> {
+fn hash_map_clock_random(ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
     let map: HashMap<String, usize> = (0..50).map(|i| (format!("key-{i}"), i)).collect();
     let hash_order: Vec<&String> = map.keys().collect();
-
-    let system_time_before_ms = now_ms();
     let instant_before = Instant::now();
-    let activity_result: Value = ctx.call_activity("Echo", &input)?;
-    let system_time_after_ms = now_ms();
-    let instant_after = Instant::now();
-
     let randoms = (0..4)
         .map(|_| getrandom::u64())
         .collect::<Result<Vec<u64>, _>>()
@@ -49,19 +41,23 @@ fn hash_map_clock_random(ctx: &OrchestrationContext, input: Value) -> Result<Val
     let random_state_hashes: Vec<u64> = (0..4)
         .map(|_| RandomState::new().hash_one("probe"))
         .collect();
-    let guid = ctx.new_guid();
-
-    Ok(json!({
+    // Everything the first episode observed. On replay it is computed again;
+    // the activity's copy (recorded in history) is what the live run saw.
+    let first = json!({
         "hash_order": hash_order,
-        "system_time_before_ms": system_time_before_ms,
-        "system_time_after_ms": system_time_after_ms,
-        "instant_before": format!("{instant_before:?}"),
-        "instant_after": format!("{instant_after:?}"),
-        "instant_elapsed_ns": instant_after.duration_since(instant_before).as_nanos(),
+        "system_time_ms": now_ms(),
+        "instant": format!("{instant_before:?}"),
         "randoms": randoms,
         "random_state_hashes": random_state_hashes,
-        "guid": guid,
-        "activity_result": activity_result,
+        "guid": ctx.new_guid(),
+    });
+    let recorded: Value = ctx.call_activity("Echo", &first)?;
+    let instant_after = Instant::now();
+    Ok(json!({
+        "first": first,
+        "recorded": recorded,
+        "system_time_after_ms": now_ms(),
+        "instant_elapsed_ns": instant_after.duration_since(instant_before).as_nanos(),
     }))
 }
 
