@@ -35,6 +35,7 @@ demo: build guests
 
 lint: setup
 	$(CARGO) fmt --all -- --check
+	cd guests/rust && $(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 
 test: guests lint

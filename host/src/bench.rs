@@ -28,6 +28,9 @@ pub struct BenchArgs {
     /// Disable the hot instance cache.
     #[arg(long)]
     pub no_hot_cache: bool,
+    /// Runs per mode; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
 }
 
 async fn setup(args: &BenchArgs) -> Result<(tempdir::TempDir, Hub, Arc<Engine>, crate::engine::Running), CliError> {
@@ -77,62 +80,81 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         }
     };
     let n = args.n.max(1);
+    let runs = args.runs.max(1);
+    let hot = if args.no_hot_cache { "forced replay" } else { "hot cache" };
+    eprintln!("cairn bench: {runs} run(s) per mode, N = {n}, durable SQLite (WAL, synchronous=FULL), {hot}");
     for mode in modes {
-        let (_dir, hub, engine, running) = setup(&args).await?;
-        match mode {
-            "seq" => {
-                let t = Instant::now();
-                // n clients start at once (their starts share group commits).
-                let mut starts = tokio::task::JoinSet::new();
-                for _ in 0..n {
-                    let hub = hub.clone();
-                    starts.spawn(async move { hub.start("HelloCities", None, None, None).await });
-                }
-                let mut ids = Vec::with_capacity(n as usize);
-                while let Some(r) = starts.join_next().await {
-                    let id = r.map_err(|e| CliError::Usage(format!("start task failed: {e}")))??;
-                    ids.push(id.to_string());
-                }
-                wait_all(&engine, &ids).await?;
-                let s = t.elapsed().as_secs_f64();
-                println!(
-                    "seq      {n} HelloCities orchestrations (3 sequential activities each) in {s:.3} s = {:.0} orchestrations/s",
-                    f64::from(n) / s
-                );
+        let mut values = Vec::with_capacity(runs as usize);
+        for run in 1..=runs {
+            let (_dir, hub, engine, running) = setup(&args).await?;
+            let (value, line) = measure(mode, n, &hub, &engine).await?;
+            println!("{mode:<8} run {run}/{runs}: {line}");
+            values.push(value);
+            running.shutdown(&engine, Duration::from_secs(5)).await;
+        }
+        values.sort_by(f64::total_cmp);
+        let median = values[values.len() / 2];
+        let unit = if mode == "latency" { "ms (median latency)" } else if mode == "seq" { "orchestrations/s" } else { "activities/s" };
+        println!("{mode:<8} MEDIAN of {runs}: {median:.2} {unit}");
+    }
+    Ok(())
+}
+
+/// One run of a mode: (headline value, description).
+async fn measure(mode: &str, n: u32, hub: &Hub, engine: &Engine) -> Result<(f64, String), CliError> {
+    Ok(match mode {
+        "seq" => {
+            let t = Instant::now();
+            // n clients start at once (their starts share group commits).
+            let mut starts = tokio::task::JoinSet::new();
+            for _ in 0..n {
+                let hub = hub.clone();
+                starts.spawn(async move { hub.start("HelloCities", None, None, None).await });
             }
-            "fanout" => {
-                let t = Instant::now();
-                let input = format!("{{\"count\":{n}}}");
-                let id = hub.start("FanOutFanIn", Some(&input), None, None).await?.to_string();
-                wait_all(&engine, &[id]).await?;
-                let s = t.elapsed().as_secs_f64();
-                println!(
-                    "fanout   1 FanOutFanIn over {n} activities in {s:.3} s = {:.0} activities/s",
-                    f64::from(n) / s
-                );
+            let mut ids = Vec::with_capacity(n as usize);
+            while let Some(r) = starts.join_next().await {
+                let id = r.map_err(|e| CliError::Usage(format!("start task failed: {e}")))??;
+                ids.push(id.to_string());
             }
-            _ => {
-                let samples = n.min(500);
-                let mut lat = Vec::with_capacity(samples as usize);
-                for _ in 0..samples {
-                    let t = Instant::now();
-                    let id = hub.start("HelloCities", None, None, None).await?.to_string();
-                    wait_all(&engine, &[id]).await?;
-                    lat.push(t.elapsed());
-                }
-                lat.sort();
-                let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
-                println!(
-                    "latency  {samples} HelloCities start→completed, one at a time: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+            wait_all(engine, &ids).await?;
+            let s = t.elapsed().as_secs_f64();
+            let rate = f64::from(n) / s;
+            (
+                rate,
+                format!("{n} HelloCities orchestrations (3 sequential activities each) in {s:.3} s = {rate:.0} orchestrations/s"),
+            )
+        }
+        "fanout" => {
+            let t = Instant::now();
+            let input = format!("{{\"count\":{n}}}");
+            let id = hub.start("FanOutFanIn", Some(&input), None, None).await?.to_string();
+            wait_all(engine, &[id]).await?;
+            let s = t.elapsed().as_secs_f64();
+            let rate = f64::from(n) / s;
+            (rate, format!("1 FanOutFanIn over {n} activities in {s:.3} s = {rate:.0} activities/s"))
+        }
+        _ => {
+            let samples = n.min(500);
+            let mut lat = Vec::with_capacity(samples as usize);
+            for _ in 0..samples {
+                let t = Instant::now();
+                let id = hub.start("HelloCities", None, None, None).await?.to_string();
+                wait_all(engine, &[id]).await?;
+                lat.push(t.elapsed());
+            }
+            lat.sort();
+            let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+            (
+                pct(0.5),
+                format!(
+                    "{samples} HelloCities start→completed, one at a time: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
                     pct(0.5),
                     pct(0.9),
                     pct(0.99)
-                );
-            }
+                ),
+            )
         }
-        running.shutdown(&engine, Duration::from_secs(5)).await;
-    }
-    Ok(())
+    })
 }
 
 mod tempdir {
