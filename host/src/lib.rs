@@ -16,11 +16,13 @@
 //! - [`cli`]      — the `cairn` command, one function per verb
 //! - [`bench`]    — the `cairn bench` workloads
 //! - [`upgrade`]  — upgrade checks: replay running instances against a candidate version
+//! - [`crash`]    — named crash points for crash tests (`CAIRN_CRASH_AT`)
 //! - [`clock`]    — the wall clock and ISO 8601 formatting
 
 pub mod bench;
 pub mod cli;
 pub mod clock;
+pub mod crash;
 pub mod engine;
 pub mod history;
 pub mod hub;

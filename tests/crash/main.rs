@@ -232,3 +232,76 @@ fn cli_status_shows_terminate_suspend_and_resume() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// Every named crash point: the host aborts there, restarts, and the
+/// instances still reach their golden output with clean histories.
+#[test]
+fn named_crash_points_lose_nothing() {
+    for point in [
+        "before_commit",
+        "after_commit_before_ack",
+        "activity_done_before_result_commit",
+        "timer_due_before_commit",
+    ] {
+        let dir = TempDir::new(point);
+        let db = dir.0.join("hub.db");
+        for g in ["hello-cities", "features"] {
+            let path = repo_root().join(format!("target/guests/rust/{g}.wasm"));
+            assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+        }
+        assert!(cairn(&db, &["start", "HelloCities", "--id", "hello"]).status.success());
+        assert!(
+            cairn(&db, &["start", "Sleeps", "--id", "nap", "--input", r#"{"ms":200}"#])
+                .status
+                .success()
+        );
+        // First run: aborts at the crash point.
+        let crashed = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("--db")
+            .arg(&db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("CAIRN_CRASH_AT", point)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(!crashed.status.success(), "{point}: the host did not crash");
+        assert!(String::from_utf8_lossy(&crashed.stderr).contains(point));
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok", "{point}");
+        drop(c);
+        // Restart without the crash point: everything completes.
+        let mut child = serve(&db);
+        wait_until(
+            || {
+                status(&db, "hello")["runtimeStatus"] == "Completed"
+                    && status(&db, "nap")["runtimeStatus"] == "Completed"
+            },
+            point,
+        );
+        child.kill().unwrap();
+        let _ = child.wait();
+        assert_eq!(
+            status(&db, "hello")["output"],
+            serde_json::json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"]),
+            "{point}"
+        );
+        for id in ["hello", "nap"] {
+            let out = cairn(&db, &["status", id, "--show-history"]);
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let events = s["historyEvents"].as_array().unwrap();
+            let count = |t: &str| events.iter().filter(|e| e["EventType"] == t).count();
+            assert_eq!(count("ExecutionCompleted"), 1, "{point} {id}");
+            let scheduled: Vec<_> = events
+                .iter()
+                .filter(|e| e["EventType"] == "TaskScheduled")
+                .map(|e| e["EventId"].clone())
+                .collect();
+            let mut dedup = scheduled.clone();
+            dedup.dedup();
+            assert_eq!(scheduled, dedup, "{point} {id}: a task was scheduled twice");
+            assert!(count("TaskCompleted") <= scheduled.len(), "{point} {id}");
+            assert!(count("TimerFired") <= 1, "{point} {id}");
+        }
+    }
+}

@@ -10,3 +10,4 @@ mod examples;
 mod primitives;
 mod replay;
 mod sandbox;
+mod store;

@@ -337,6 +337,13 @@ impl Engine {
                 .await;
         }
         self.metrics.episodes.fetch_add(1, Ordering::Relaxed);
+        if input
+            .messages
+            .iter()
+            .any(|m| matches!(m.event, Event::TimerFired { .. }))
+        {
+            crate::crash::point("timer_due_before_commit");
+        }
         let consumed_all: Vec<i64> = input.messages.iter().map(|m| m.id).collect();
         let (current, stale): (Vec<&InboxMessage>, Vec<&InboxMessage>) = input
             .messages
@@ -732,6 +739,7 @@ impl Engine {
                     .map(|d| now.saturating_add(d)),
                 _ => None,
             };
+            crate::crash::point("activity_done_before_result_commit");
             let owner = engine.owner.clone();
             if let Err(e) = engine
                 .store

@@ -246,6 +246,7 @@ fn writer_loop(
         let results = run_batch(conn, &mut batch, &mut notes);
         match results {
             Ok(replies) => {
+                crate::crash::point("after_commit_before_ack");
                 if !notes.is_empty() {
                     let notes = Arc::new(notes);
                     if let Ok(mut s) = subs.lock() {
@@ -313,6 +314,7 @@ fn run_batch(
         };
         replies.push((job.reply, result));
     }
+    crate::crash::point("before_commit");
     if let Err(e) = retry_busy(|| conn.execute_batch("COMMIT")) {
         let _ = conn.execute_batch("ROLLBACK");
         return Err((replies.into_iter().map(|(r, _)| r).collect(), e.into()));
