@@ -81,7 +81,11 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     };
     let n = args.n.max(1);
     let runs = args.runs.max(1);
-    let hot = if args.no_hot_cache { "forced replay" } else { "hot cache" };
+    let hot = if args.no_hot_cache {
+        "forced replay"
+    } else {
+        "hot cache"
+    };
     eprintln!("cairn bench: {runs} run(s) per mode, N = {n}, durable SQLite (WAL, synchronous=FULL), {hot}");
     for mode in modes {
         let mut values = Vec::with_capacity(runs as usize);
@@ -94,7 +98,13 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         }
         values.sort_by(f64::total_cmp);
         let median = values[values.len() / 2];
-        let unit = if mode == "latency" { "ms (median latency)" } else if mode == "seq" { "orchestrations/s" } else { "activities/s" };
+        let unit = if mode == "latency" {
+            "ms (median latency)"
+        } else if mode == "seq" {
+            "orchestrations/s"
+        } else {
+            "activities/s"
+        };
         println!("{mode:<8} MEDIAN of {runs}: {median:.2} {unit}");
     }
     Ok(())
@@ -121,7 +131,9 @@ async fn measure(mode: &str, n: u32, hub: &Hub, engine: &Engine) -> Result<(f64,
             let rate = f64::from(n) / s;
             (
                 rate,
-                format!("{n} HelloCities orchestrations (3 sequential activities each) in {s:.3} s = {rate:.0} orchestrations/s"),
+                format!(
+                    "{n} HelloCities orchestrations (3 sequential activities each) in {s:.3} s = {rate:.0} orchestrations/s"
+                ),
             )
         }
         "fanout" => {
@@ -131,7 +143,10 @@ async fn measure(mode: &str, n: u32, hub: &Hub, engine: &Engine) -> Result<(f64,
             wait_all(engine, &[id]).await?;
             let s = t.elapsed().as_secs_f64();
             let rate = f64::from(n) / s;
-            (rate, format!("1 FanOutFanIn over {n} activities in {s:.3} s = {rate:.0} activities/s"))
+            (
+                rate,
+                format!("1 FanOutFanIn over {n} activities in {s:.3} s = {rate:.0} activities/s"),
+            )
         }
         _ => {
             let samples = n.min(500);
