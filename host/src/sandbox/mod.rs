@@ -37,7 +37,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use cairn::durable::types as wit;
+use self::cairn::durable::types as wit;
 
 /// How often the epoch ticker advances (the granularity of CPU deadlines).
 const EPOCH_TICK: Duration = Duration::from_millis(5);
