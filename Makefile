@@ -23,6 +23,7 @@ build: setup
 
 guests: setup
 	scripts/build-rust-guests.sh
+	scripts/build-python-guests.sh
 
 demo: build guests
 	@rm -rf target/demo && mkdir -p target/demo
@@ -45,4 +46,4 @@ bench: build guests
 	$(CAIRN) bench --mode all -n 1000
 
 clean:
-	rm -rf target/demo target/guests
+	rm -rf target/demo target/guests guests/python/.venv guests/python/.bindings

@@ -12,6 +12,8 @@
 //! - [`sandbox`]  — wasmtime: one engine config, limits, host imports, virtual WASI
 //! - [`engine`]   — dispatcher, hot instance cache, activity workers, leases, retries
 //! - [`hub`]      — the operations people use (deploy, start, status, ...), shared by CLI and API
+//! - [`admin`]    — management operations: purge, restart, paged listing, delete task hub, remove component
+//! - [`api`]      — the HTTP management API (Durable Functions routes + Cairn's own), hyper
 //! - [`status`]   — status and history documents in the Durable Functions JSON shapes
 //! - [`cli`]      — the `cairn` command, one function per verb
 //! - [`bench`]    — the `cairn bench` workloads
@@ -19,6 +21,8 @@
 //! - [`crash`]    — named crash points for crash tests (`CAIRN_CRASH_AT`)
 //! - [`clock`]    — the wall clock and ISO 8601 formatting
 
+pub mod admin;
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod clock;

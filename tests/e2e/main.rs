@@ -8,6 +8,7 @@ mod activities;
 mod basics;
 mod examples;
 mod primitives;
+mod python;
 mod replay;
 mod sandbox;
 mod store;

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::api::ApiConfig;
 use crate::engine::{Engine, EngineConfig, wait_for_instance};
 use crate::history::Event;
 use crate::hub::{Hub, HubError};
 use crate::status::{StatusOptions, history_table, status_json};
 use crate::store::StoreError;
+
+mod remote;
 
 /// Errors of the command line, one clear line each.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,12 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
+    #[error(transparent)]
+    Client(#[from] crate::api::client::ClientError),
+    #[error("the server answered {status}: {message}")]
+    Remote { status: u16, message: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
@@ -41,6 +50,13 @@ pub struct Cli {
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Run the verb against a remote `cairn serve` (e.g. http://127.0.0.1:7071)
+    /// over its HTTP API instead of on a local task hub file.
+    #[arg(long, global = true, env = "CAIRN_URL")]
+    pub url: Option<String>,
+    /// API key: the one `serve` requires, or the one sent to `--url`.
+    #[arg(long, global = true, env = "CAIRN_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,12 +65,22 @@ pub struct Cli {
 pub enum Command {
     /// Run the workers (and the management API) on the task hub.
     Serve {
-        /// Address of the management API.
+        /// Address of the management API (a non-loopback address needs --api-key).
         #[arg(long, default_value = "127.0.0.1:7071")]
         listen: String,
         /// Disable the hot instance cache (replay at every episode).
         #[arg(long)]
         no_hot_cache: bool,
+        /// Build the URLs of check-status payloads from X-Forwarded-Host /
+        /// X-Forwarded-Proto (only behind a proxy that sets them).
+        #[arg(long)]
+        trust_forwarded_headers: bool,
+        /// Largest request body in bytes (component uploads: 64 MiB).
+        #[arg(long, default_value_t = 4 << 20)]
+        max_body_bytes: usize,
+        /// Connections served at once.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
     },
     /// Deploy components; prints each function's name, kind and version.
     Deploy {
@@ -113,6 +139,65 @@ pub enum Command {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// List instances (a page at a time; the next page's token is printed to stderr).
+    List {
+        /// Only instances created at or after this ISO 8601 time.
+        #[arg(long)]
+        created_after: Option<String>,
+        /// Only instances created at or before this ISO 8601 time.
+        #[arg(long)]
+        created_before: Option<String>,
+        /// Only these statuses (e.g. `Running,Failed`).
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        runtime_status: Vec<String>,
+        /// Only ids starting with this prefix.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Most instances in this page (at most 1000).
+        #[arg(long)]
+        top: Option<u32>,
+        /// Token of the page to fetch (printed by the previous `list`).
+        #[arg(long)]
+        continuation_token: Option<String>,
+        /// Include each instance's input.
+        #[arg(long)]
+        show_input: bool,
+    },
+    /// Print an instance's history as JSON (Durable Functions event shapes).
+    GetHistory { id: String },
+    /// Rewind a Failed instance: its failed tasks run again.
+    Rewind {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Start an instance again with its input; prints the new instance id.
+    Restart {
+        id: String,
+        /// Reuse the instance id (the instance must have finished).
+        #[arg(long)]
+        same_id: bool,
+    },
+    /// Purge finished instances: one by id, or by creation time and status.
+    Purge {
+        /// The instance to purge (otherwise the filters apply).
+        id: Option<String>,
+        /// Purge instances created at or after this ISO 8601 time.
+        #[arg(long, conflicts_with = "id")]
+        created_after: Option<String>,
+        /// Purge instances created at or before this ISO 8601 time (default now).
+        #[arg(long, conflicts_with = "id")]
+        created_before: Option<String>,
+        /// Only these statuses (Completed, Failed, Terminated, Canceled).
+        #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "id")]
+        runtime_status: Vec<String>,
+    },
+    /// Delete every instance, message and component of the task hub.
+    DeleteTaskHub {
+        /// Confirm: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
     },
     /// Measure throughput and latency on a temporary task hub.
     Bench(crate::bench::BenchArgs),
@@ -193,9 +278,27 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Bench(args) = cli.command {
         return crate::bench::run(args).await;
     }
+    if let Some(url) = cli.url.clone() {
+        return remote::run(&url, cli).await;
+    }
     let hub = Hub::open(&cli.db)?;
     match cli.command {
-        Command::Serve { listen, no_hot_cache } => serve(&cli.db, hub, &listen, no_hot_cache).await,
+        Command::Serve {
+            listen,
+            no_hot_cache,
+            trust_forwarded_headers,
+            max_body_bytes,
+            max_connections,
+        } => {
+            let api = ApiConfig {
+                api_key: cli.api_key.clone(),
+                trust_forwarded: trust_forwarded_headers,
+                max_body_bytes,
+                max_connections,
+                ..ApiConfig::default()
+            };
+            serve(&cli.db, hub, &listen, no_hot_cache, api).await
+        }
         Command::Deploy { files } => {
             for f in files {
                 let bytes = std::fs::read(&f).map_err(|source| CliError::Io {
@@ -289,7 +392,123 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             eprintln!("resumption of {id} requested");
             Ok(())
         }
+        Command::List {
+            created_after,
+            created_before,
+            runtime_status,
+            prefix,
+            top,
+            continuation_token,
+            show_input,
+        } => {
+            let query = crate::store::InstanceQuery {
+                created_from: time_arg("--created-after", created_after.as_deref())?,
+                created_to: time_arg("--created-before", created_before.as_deref())?,
+                statuses: status_args(&runtime_status)?,
+                id_prefix: prefix,
+                top: None,
+                after: None,
+            };
+            let page = hub.list_page(query, top, continuation_token.as_deref()).await?;
+            let opts = StatusOptions {
+                show_input,
+                ..StatusOptions::default()
+            };
+            let items: Vec<serde_json::Value> = page.instances.iter().map(|r| status_json(r, None, opts)).collect();
+            print_json(&serde_json::Value::Array(items));
+            print_continuation(page.continuation.as_deref());
+            Ok(())
+        }
+        Command::GetHistory { id } => {
+            let history = hub.store.get_history(&id).await?;
+            let events: Vec<serde_json::Value> = history
+                .iter()
+                .map(|(ts, e)| crate::status::history_event_json(*ts, e, true))
+                .collect();
+            print_json(&serde_json::Value::Array(events));
+            Ok(())
+        }
+        Command::Rewind { id, reason } => {
+            hub.rewind(&id, reason.as_deref()).await?;
+            eprintln!("rewind of {id} requested");
+            Ok(())
+        }
+        Command::Restart { id, same_id } => {
+            let new_id = hub.restart(&id, !same_id).await?;
+            print_out(&format!("{new_id}\n"));
+            Ok(())
+        }
+        Command::Purge {
+            id,
+            created_after,
+            created_before,
+            runtime_status,
+        } => {
+            if let Some(id) = id {
+                hub.purge_instance(&id).await?;
+                eprintln!("purged 1 instance");
+                return Ok(());
+            }
+            let filter = crate::admin::PurgeFilter {
+                created_from: time_arg("--created-after", created_after.as_deref())?.unwrap_or(0),
+                created_to: time_arg("--created-before", created_before.as_deref())?,
+                statuses: status_args(&runtime_status)?,
+            };
+            let n = hub.purge_instances(&filter).await?;
+            eprintln!("purged {n} instance(s)");
+            Ok(())
+        }
+        Command::DeleteTaskHub { yes } => {
+            if !yes {
+                return Err(CliError::Usage(
+                    "delete-task-hub deletes every instance and component; pass --yes to confirm".into(),
+                ));
+            }
+            let _lock = lock_hub(&cli.db)?;
+            let n = hub.delete_task_hub().await?;
+            eprintln!(
+                "deleted task hub {}: {n} instance(s) and every component",
+                cli.db.display()
+            );
+            Ok(())
+        }
         Command::Bench(_) => Ok(()),
+    }
+}
+
+/// Parses an optional ISO 8601 time argument.
+fn time_arg(flag: &str, value: Option<&str>) -> Result<Option<crate::history::Millis>, CliError> {
+    value
+        .map(|v| {
+            crate::clock::parse_iso(v).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "{flag} {v:?}: expected an ISO 8601 time such as 2024-01-31T12:00:00Z"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Parses `--runtime-status` values.
+fn status_args(values: &[String]) -> Result<Vec<crate::store::RuntimeStatus>, CliError> {
+    values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            crate::store::RuntimeStatus::parse(v).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--runtime-status {v:?}: expected Pending, Running, Completed, ContinuedAsNew, Failed, Canceled, Terminated or Suspended"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Tells how to fetch the next page of a listing (on stderr: stdout stays JSON).
+fn print_continuation(token: Option<&str>) {
+    if let Some(t) = token {
+        eprintln!("more instances: run again with --continuation-token {t}");
     }
 }
 
@@ -309,26 +528,57 @@ async fn wait_here(db: &Path, hub: &Hub, id: &str, timeout: Duration) -> Result<
     }
 }
 
-async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool) -> Result<(), CliError> {
+async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool, api: ApiConfig) -> Result<(), CliError> {
     let _lock = lock_hub(db)?;
-    let addr: std::net::SocketAddr = listen
-        .parse()
-        .map_err(|e| CliError::Usage(format!("--listen {listen:?}: {e}")))?;
+    let addr = resolve_listen(listen).await?;
+    crate::api::check_listen(addr, &api).map_err(|e| CliError::Usage(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {addr}: {e}")))?;
+    let addr = listener.local_addr().unwrap_or(addr);
     let config = EngineConfig {
         hot_cache: !no_hot_cache,
         ..EngineConfig::default()
     };
     let engine: Arc<Engine> = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
+    let api = crate::api::Api::new(hub, engine.clone(), api).map_err(|e| CliError::Usage(e.to_string()))?;
     let running = engine.run();
+    let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::api::serve(listener, api, async {
+        let _ = stopped.await;
+    }));
     tracing::info!(db = %db.display(), %addr, "cairn serve: workers running");
     eprintln!(
-        "cairn serve: task hub {} — workers running (Ctrl-C to stop)",
-        db.display()
+        "cairn serve: task hub {} — workers running, management API on http://{addr}{} (Ctrl-C to stop)",
+        db.display(),
+        crate::api::BASE_PATH
     );
     shutdown_signal().await;
     eprintln!("cairn serve: stopping…");
+    let _ = stop_api.send(());
+    let served = server.await;
     running.shutdown(&engine, Duration::from_secs(8)).await;
-    Ok(())
+    match served {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CliError::Usage(e.to_string())),
+        Err(e) => Err(CliError::Usage(format!("the management API stopped: {e}"))),
+    }
+}
+
+/// `host:port` or `[v6]:port`; a host name (e.g. `localhost`) is resolved.
+async fn resolve_listen(listen: &str) -> Result<std::net::SocketAddr, CliError> {
+    if let Ok(a) = listen.parse() {
+        return Ok(a);
+    }
+    tokio::net::lookup_host(listen)
+        .await
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--listen {listen:?}: expected an address such as 127.0.0.1:7071"
+            ))
+        })
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@
 //!
 //! This module is the only one that touches rusqlite.
 
+mod admin;
 mod locks;
 mod ops;
 mod schema;

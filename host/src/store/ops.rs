@@ -603,7 +603,7 @@ impl Store {
             }
             if let Some(prefix) = &q.id_prefix {
                 sql.push_str(" AND substr(instance_id, 1, ?) = ?");
-                args.push((prefix.len() as i64).into());
+                args.push((prefix.chars().count() as i64).into());
                 args.push(prefix.clone().into());
             }
             if let Some((at, id)) = &q.after {

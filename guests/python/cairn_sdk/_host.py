@@ -1,0 +1,17 @@
+"""The host's side of the contract: the bindings componentize-py generates
+from the Cairn WIT (world ``cairn:durable/app``).
+
+Everything else in the SDK reaches the host through this module, so that it
+is the only place that names the generated ``wit_world`` package (and the
+only thing the SDK's own unit tests replace with a fake).
+"""
+
+from componentize_py_types import Err, Ok  # noqa: F401  (re-exported)
+from wit_world.imports import activity_context, orchestration  # noqa: F401
+from wit_world.imports.types import (  # noqa: F401
+    Failure as WitFailure,
+    FunctionInfo,
+    FunctionKind,
+    LogLevel as WitLogLevel,
+    RetryPolicy as WitRetryPolicy,
+)

@@ -1,0 +1,351 @@
+//! The HTTP management API of `cairn serve`: the Durable Functions
+//! built-in HTTP API under `/runtime/webhooks/durabletask` (wire-compatible
+//! with that extension, see `HTTP-API.md`), and Cairn's own routes beside it
+//! (components, health, metrics, the OpenAPI document).
+//!
+//! # Layout
+//! - [`http`]    — request errors and their JSON bodies, query strings, bounded bodies, URLs
+//! - [`auth`]    — the API key (constant-time comparison, redaction)
+//! - `durable`   — the Durable Functions routes
+//! - `own`       — Cairn's own routes
+//! - [`client`]  — a small HTTP/1.1 client for `cairn --url`
+//!
+//! Limits: request bodies are capped (413, refused from `Content-Length`
+//! before reading and capped while reading), headers must arrive within a
+//! timeout, connections are capped (further ones wait in the listen
+//! backlog), JSON nesting is bounded, and a handler that panics answers 500
+//! without taking the server down.
+
+pub mod auth;
+pub mod client;
+mod durable;
+pub mod http;
+mod own;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::header::HOST;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::engine::Engine;
+use crate::hub::Hub;
+use auth::{ApiKey, redact_query};
+use http::{HttpError, Query, Resp, Urls, valid_host};
+
+/// The base path of the Durable Functions routes.
+pub const BASE_PATH: &str = "/runtime/webhooks/durabletask";
+
+/// Settings of the API server. Every field has a documented default.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Key every route but `/healthz` requires (default none: only a
+    /// loopback address may then be served).
+    pub api_key: Option<String>,
+    /// Build URLs from `X-Forwarded-Host` / `X-Forwarded-Proto` (default
+    /// false: only behind a proxy that sets them).
+    pub trust_forwarded: bool,
+    /// Largest request body, bytes (default 4 MiB).
+    pub max_body_bytes: usize,
+    /// Largest component upload, bytes (default 64 MiB).
+    pub max_component_bytes: usize,
+    /// Time a client has to send the request headers (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Time a client has to send the request body (default 30 s).
+    pub body_read_timeout: Duration,
+    /// Connections served at once (default 1024).
+    pub max_connections: usize,
+    /// Deepest JSON nesting accepted in bodies (default 128).
+    pub max_json_depth: usize,
+    /// Longest synchronous wait of a start with `timeout` (default 600 s).
+    pub max_wait: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            trust_forwarded: false,
+            max_body_bytes: 4 << 20,
+            max_component_bytes: 64 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_json_depth: 128,
+            max_wait: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Errors of starting the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "refusing to serve the management API on {0} without an API key: set --api-key or CAIRN_API_KEY, or listen on a loopback address such as 127.0.0.1"
+    )]
+    KeyRequired(SocketAddr),
+    #[error("the API key must not be empty")]
+    EmptyKey,
+    #[error("invalid API setting: {0}")]
+    Config(String),
+    #[error("the management API listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Checks that `addr` may be served with `config` (a non-loopback address
+/// needs an API key).
+///
+/// # Errors
+/// [`ApiError::KeyRequired`], [`ApiError::EmptyKey`].
+pub fn check_listen(addr: SocketAddr, config: &ApiConfig) -> Result<(), ApiError> {
+    match config.api_key.as_deref() {
+        Some("") => Err(ApiError::EmptyKey),
+        None if !addr.ip().is_loopback() => Err(ApiError::KeyRequired(addr)),
+        _ => Ok(()),
+    }
+}
+
+/// The API: the task hub, its running engine, the settings.
+pub struct Api {
+    hub: Hub,
+    engine: Arc<Engine>,
+    config: ApiConfig,
+    key: Option<ApiKey>,
+}
+
+impl Api {
+    /// # Errors
+    /// [`ApiError::Config`] for unusable settings; [`ApiError::EmptyKey`].
+    pub fn new(hub: Hub, engine: Arc<Engine>, config: ApiConfig) -> Result<Arc<Self>, ApiError> {
+        if config.max_connections == 0 || config.max_body_bytes == 0 || config.max_json_depth == 0 {
+            return Err(ApiError::Config(
+                "max_connections, max_body_bytes and max_json_depth must be positive".into(),
+            ));
+        }
+        let key = match config.api_key.as_deref() {
+            Some("") => return Err(ApiError::EmptyKey),
+            Some(k) => Some(ApiKey::new(k)),
+            None => None,
+        };
+        Ok(Arc::new(Self {
+            hub,
+            engine,
+            config,
+            key,
+        }))
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
+    /// Answers one request (never panics the caller: see [`serve`]).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, local: SocketAddr) -> Resp {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let logged = format!("{}{}", req.uri().path(), redact_query(req.uri().query()));
+        let resp = match self.route(req, local).await {
+            Ok(r) => r,
+            Err(e) => {
+                if e.status.is_server_error() {
+                    tracing::error!(target: "cairn::api", %method, url = %logged, error = %e.detail, "request failed");
+                }
+                e.into_response()
+            }
+        };
+        tracing::debug!(
+            target: "cairn::api",
+            %method,
+            url = %logged,
+            status = resp.status().as_u16(),
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+        resp
+    }
+
+    async fn route(&self, req: Request<Incoming>, local: SocketAddr) -> Result<Resp, HttpError> {
+        let (parts, body) = req.into_parts();
+        let query = Query::parse(parts.uri.query())?;
+        let path = parts.uri.path().to_owned();
+        let mut segs: Vec<&str> = path.split('/').skip(1).collect();
+        while segs.len() > 1 && segs.last() == Some(&"") {
+            segs.pop();
+        }
+        let is = |i: usize, lit: &str| segs.get(i).is_some_and(|s| s.eq_ignore_ascii_case(lit));
+        if segs.len() == 1 && is(0, "healthz") {
+            return self.healthz(&parts.method).await;
+        }
+        if let Some(key) = &self.key
+            && !key.accepts(&query, &parts.headers)
+        {
+            return Err(HttpError::unauthorized());
+        }
+        let origin = self.origin(&parts, local);
+        let ctx = Ctx {
+            self_url: format!("{origin}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str())),
+            urls: Urls {
+                base: format!("{origin}{BASE_PATH}"),
+                carried: query.carried(),
+            },
+            method: parts.method,
+            headers: parts.headers,
+            query,
+            body: Some(body),
+        };
+        if segs.len() >= 3 && is(0, "runtime") && is(1, "webhooks") && is(2, "durabletask") {
+            return self.durable(ctx, &segs[3..]).await;
+        }
+        if is(0, "api") || (segs.len() == 1 && is(0, "metrics")) {
+            return self.own(ctx, &segs).await;
+        }
+        Err(HttpError::not_found(format!("no route for {path}")))
+    }
+
+    /// `scheme://host` of the request, for the URLs we hand out.
+    fn origin(&self, parts: &hyper::http::request::Parts, local: SocketAddr) -> String {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|v| valid_host(v))
+                .map(str::to_owned)
+        };
+        let mut scheme = "http".to_owned();
+        let mut host = None;
+        if self.config.trust_forwarded {
+            host = header("x-forwarded-host");
+            if let Some(p) = header("x-forwarded-proto")
+                && (p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https"))
+            {
+                scheme = p.to_ascii_lowercase();
+            }
+        }
+        let host = host
+            .or_else(|| header(HOST.as_str()))
+            .or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .map(|a| a.as_str().to_owned())
+                    .filter(|a| valid_host(a))
+            })
+            .unwrap_or_else(|| local.to_string());
+        format!("{scheme}://{host}")
+    }
+}
+
+/// One request being served.
+pub(crate) struct Ctx {
+    pub method: Method,
+    pub headers: hyper::HeaderMap,
+    pub query: Query,
+    /// Taken by the handler that reads it.
+    pub body: Option<Incoming>,
+    pub urls: Urls,
+    /// The absolute URL of this request (`Location` of a 202 status).
+    pub self_url: String,
+}
+
+impl Ctx {
+    /// Reads the body, at most `cap` bytes, within the body timeout.
+    pub async fn body(&mut self, cap: usize, timeout: Duration) -> Result<bytes::Bytes, HttpError> {
+        let Some(body) = self.body.take() else {
+            return Ok(bytes::Bytes::new());
+        };
+        match tokio::time::timeout(timeout, http::read_body(&self.headers, body, cap)).await {
+            Ok(r) => r,
+            Err(_) => Err(HttpError {
+                status: StatusCode::REQUEST_TIMEOUT,
+                message: "The request body did not arrive in time",
+                detail: format!("the body was not received within {timeout:?}"),
+                kind: "System.TimeoutException",
+                retry_after: None,
+            }),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets
+/// open requests finish (at most 5 s).
+///
+/// # Errors
+/// [`ApiError::KeyRequired`] for a non-loopback listener without a key.
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<Api>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ApiError> {
+    let local = listener.local_addr()?;
+    check_listen(local, &api.config)?;
+    let permits = Arc::new(Semaphore::new(api.config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(api.config.header_read_timeout)
+        .max_headers(100);
+    tokio::pin!(shutdown);
+    loop {
+        // At the cap, stop accepting: new connections wait in the backlog.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let api = api.clone();
+        let service = service_fn(move |req| {
+            let api = api.clone();
+            async move {
+                // A panicking handler answers 500 instead of killing the connection task.
+                let resp = match tokio::spawn(api.handle(req, local)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(target: "cairn::api", error = %e, "request handler panicked");
+                        HttpError::internal("the request handler failed").into_response()
+                    }
+                };
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Cairn's own routes (not part of the Durable Functions surface):
+//! components, health, Prometheus metrics, the OpenAPI document.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::http::{HttpError, Resp, decode_segment, json_response, with_type};
+use super::{Api, Ctx};
+use crate::clock::iso;
+use crate::store::RuntimeStatus;
+
+/// The OpenAPI document of every route, served at `/api/openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
+
+impl Api {
+    pub(super) async fn healthz(&self, method: &Method) -> Result<Resp, HttpError> {
+        if method != Method::GET && method != Method::HEAD {
+            return Err(HttpError::method_not_allowed("use GET /healthz"));
+        }
+        match self
+            .hub
+            .store
+            .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+        {
+            Ok(_) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+            Err(e) => Err(HttpError::unavailable(format!("the task hub cannot be read: {e}"))),
+        }
+    }
+
+    pub(super) async fn own(&self, mut ctx: Ctx, segs: &[&str]) -> Result<Resp, HttpError> {
+        let is = |i: usize, lit: &str| segs.get(i).is_some_and(|s| s.eq_ignore_ascii_case(lit));
+        match (ctx.method.clone(), segs.len()) {
+            (Method::GET, 1) if is(0, "metrics") => self.metrics().await,
+            (Method::GET, 2) if is(1, "openapi.yaml") => Ok(with_type(
+                StatusCode::OK,
+                "application/yaml; charset=utf-8",
+                Bytes::from_static(OPENAPI_YAML.as_bytes()),
+            )),
+            (Method::GET, 2) if is(1, "components") => self.list_components().await,
+            (Method::POST, 2) if is(1, "components") => {
+                let bytes = ctx
+                    .body(self.config.max_component_bytes, self.config.body_read_timeout)
+                    .await?;
+                if bytes.is_empty() {
+                    return Err(HttpError::bad_request(
+                        "send the component's .wasm bytes as the request body",
+                    ));
+                }
+                let report = self.hub.deploy(bytes.to_vec()).await?;
+                let functions: Vec<Value> = report
+                    .functions
+                    .iter()
+                    .map(|(name, kind)| json!({ "name": name, "kind": kind }))
+                    .collect();
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({ "hash": report.hash, "size": report.size, "functions": functions }),
+                ))
+            }
+            (Method::DELETE, 3) if is(1, "components") => {
+                let hash = decode_segment(segs[2])?;
+                let names = self.hub.remove_component(&hash).await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({ "removed": hash, "functions": names }),
+                ))
+            }
+            (Method::DELETE, 2) if is(1, "taskhub") => {
+                if !ctx.query.bool("confirm", false)? {
+                    return Err(HttpError::bad_request(
+                        "deleting the task hub removes every instance and component; add confirm=true",
+                    ));
+                }
+                let n = self.hub.delete_task_hub().await?;
+                Ok(json_response(StatusCode::OK, &json!({ "instancesDeleted": n })))
+            }
+            (_, 1) if is(0, "metrics") => Err(HttpError::method_not_allowed("use GET /metrics")),
+            (_, 2 | 3) if is(1, "components") || is(1, "openapi.yaml") || is(1, "taskhub") => Err(
+                HttpError::method_not_allowed(format!("{} is not supported here", ctx.method)),
+            ),
+            _ => Err(HttpError::not_found(format!("no route /{}", segs.join("/")))),
+        }
+    }
+
+    /// Deployed functions, each with its versions (newest first).
+    async fn list_components(&self) -> Result<Resp, HttpError> {
+        let versions = self.hub.store.list_functions().await?;
+        let mut out: Vec<Value> = Vec::new();
+        for v in versions {
+            let entry = json!({ "hash": v.hash, "deployedAt": iso(v.deployed_at) });
+            match out.last_mut() {
+                Some(last) if last["name"] == v.name.as_str() && last["kind"] == v.kind.as_str() => {
+                    if let Some(list) = last["versions"].as_array_mut() {
+                        list.push(entry);
+                    }
+                }
+                _ => out.push(json!({
+                    "name": v.name,
+                    "kind": v.kind,
+                    "latest": v.hash,
+                    "versions": [entry],
+                })),
+            }
+        }
+        Ok(json_response(StatusCode::OK, &json!({ "functions": out })))
+    }
+
+    /// Prometheus text exposition of the engine's counters and the task
+    /// hub's gauges.
+    async fn metrics(&self) -> Result<Resp, HttpError> {
+        let counts = self.hub.store.instance_counts().await?;
+        let (inbox, work) = self.hub.store.queue_depths().await?;
+        let m = &self.engine.metrics;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let mut t = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+            let _ = writeln!(t, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(t, "{name}{labels} {v}");
+            }
+        };
+        let by_status: Vec<(String, u64)> = RuntimeStatus::ALL
+            .iter()
+            .map(|s| {
+                let n = counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n);
+                (format!("{{status=\"{s}\"}}"), n)
+            })
+            .collect();
+        metric("cairn_instances", "gauge", "Instances by runtime status.", &by_status);
+        metric(
+            "cairn_episodes_total",
+            "counter",
+            "Orchestration episodes run.",
+            &[(String::new(), load(&m.episodes))],
+        );
+        metric(
+            "cairn_episode_starts_total",
+            "counter",
+            "Episodes by how the guest got to its position: replay of the history or resume of a hot instance.",
+            &[
+                ("{mode=\"replay\"}".into(), load(&m.replays)),
+                ("{mode=\"hot_resume\"}".into(), load(&m.hot_resumes)),
+            ],
+        );
+        metric(
+            "cairn_activity_executions_total",
+            "counter",
+            "Activity executions started.",
+            &[(String::new(), load(&m.activities))],
+        );
+        metric(
+            "cairn_queue_depth",
+            "gauge",
+            "Rows waiting in the task hub's queues.",
+            &[
+                ("{queue=\"inbox\"}".into(), inbox),
+                ("{queue=\"work_items\"}".into(), work),
+            ],
+        );
+        metric(
+            "cairn_hot_instances",
+            "gauge",
+            "Instances kept hot in memory.",
+            &[(String::new(), self.engine.hot_count() as u64)],
+        );
+        metric(
+            "cairn_hot_evictions_total",
+            "counter",
+            "Hot instances evicted from memory.",
+            &[(String::new(), load(&m.evictions))],
+        );
+        let micros = load(&m.checkpoint_micros);
+        let _ = writeln!(
+            t,
+            "# HELP cairn_checkpoint_duration_seconds Time to commit an episode's checkpoint.\n# TYPE cairn_checkpoint_duration_seconds summary\ncairn_checkpoint_duration_seconds_sum {}.{:06}\ncairn_checkpoint_duration_seconds_count {}",
+            micros / 1_000_000,
+            micros % 1_000_000,
+            load(&m.checkpoints)
+        );
+        Ok(with_type(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            Bytes::from(t),
+        ))
+    }
+}

@@ -1,0 +1,322 @@
+//! `cairn --url URL <verb>`: every management verb run against a remote
+//! `cairn serve` over its HTTP API instead of a local task hub file.
+
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use serde_json::Value;
+
+use super::{Cli, CliError, Command, json_arg, print_continuation, print_json, print_out, status_args, time_arg};
+use crate::api::BASE_PATH;
+use crate::api::client::{Client, Reply};
+use crate::api::http::encode_component as enc;
+
+/// A query string from the pairs that have a value.
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", enc(v))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+fn instance(id: &str) -> String {
+    format!("{BASE_PATH}/instances/{}", enc(id))
+}
+
+struct Remote {
+    client: Client,
+}
+
+impl Remote {
+    /// Sends a request; an error status becomes [`CliError::Remote`].
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        ok: &[StatusCode],
+    ) -> Result<Reply, CliError> {
+        let reply = self.client.send(method, path, headers, body).await?;
+        if ok.contains(&reply.status) {
+            Ok(reply)
+        } else {
+            Err(CliError::Remote {
+                status: reply.status.as_u16(),
+                message: reply.error_message(),
+            })
+        }
+    }
+
+    async fn post(&self, path: &str) -> Result<Reply, CliError> {
+        self.call(Method::POST, path, &[], Vec::new(), &[StatusCode::ACCEPTED])
+            .await
+    }
+}
+
+const SUCCESS: &[StatusCode] = &[StatusCode::OK, StatusCode::ACCEPTED];
+
+/// Runs `cli.command` against the server at `url`.
+///
+/// # Errors
+/// Connection errors; the server's error answers.
+pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
+    let r = Remote {
+        client: Client::new(url, cli.api_key.clone())?,
+    };
+    match cli.command {
+        Command::Serve { .. } | Command::Bench(_) => Err(CliError::Usage(
+            "serve and bench run on a local task hub; drop --url".into(),
+        )),
+        Command::Deploy { files } => {
+            for f in files {
+                let bytes = std::fs::read(&f).map_err(|source| CliError::Io {
+                    path: f.clone(),
+                    source,
+                })?;
+                eprintln!("deploying {} ({} bytes)…", f.display(), bytes.len());
+                let reply = r
+                    .call(
+                        Method::POST,
+                        "/api/components",
+                        &[("content-type", "application/wasm")],
+                        bytes,
+                        &[StatusCode::OK],
+                    )
+                    .await?;
+                let v = reply.json();
+                let hash = v["hash"].as_str().unwrap_or_default();
+                for func in v["functions"].as_array().into_iter().flatten() {
+                    print_out(&format!(
+                        "{}\t{}\t{hash}\n",
+                        func["name"].as_str().unwrap_or_default(),
+                        func["kind"].as_str().unwrap_or_default()
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Command::Start {
+            name,
+            input,
+            id,
+            version,
+            wait,
+        } => {
+            let input = json_arg(input.as_deref())?;
+            let mut path = format!("{BASE_PATH}/orchestrators/{}", enc(&name));
+            if let Some(id) = id.as_deref().filter(|i| !i.is_empty()) {
+                path = format!("{path}/{}", enc(id));
+            }
+            path.push_str(&query(&[("version", version)]));
+            let reply = r
+                .call(
+                    Method::POST,
+                    &path,
+                    &[("content-type", "application/json")],
+                    input.unwrap_or_default().into_bytes(),
+                    &[StatusCode::ACCEPTED],
+                )
+                .await?;
+            let id = reply.json()["id"].as_str().unwrap_or_default().to_owned();
+            print_out(&format!("{id}\n"));
+            if let Some(secs) = wait {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+                loop {
+                    let reply = r.call(Method::GET, &instance(&id), &[], Vec::new(), SUCCESS).await?;
+                    let done = reply.status == StatusCode::OK;
+                    if done || tokio::time::Instant::now() >= deadline {
+                        let v = reply.json();
+                        print_json(&v);
+                        if !done {
+                            return Err(CliError::Usage(format!(
+                                "instance {id} is still {} after {secs} s",
+                                v["runtimeStatus"].as_str().unwrap_or("running")
+                            )));
+                        }
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            Ok(())
+        }
+        Command::Status {
+            id,
+            show_input,
+            show_output: _,
+            show_history,
+        } => {
+            let path = format!(
+                "{}{}",
+                instance(&id),
+                query(&[
+                    ("showInput", Some(show_input.to_string())),
+                    ("showHistory", Some(show_history.to_string())),
+                    ("showHistoryOutput", Some(show_history.to_string())),
+                ])
+            );
+            let reply = r.call(Method::GET, &path, &[], Vec::new(), SUCCESS).await?;
+            print_json(&reply.json());
+            Ok(())
+        }
+        Command::History { id } | Command::GetHistory { id } => {
+            let path = format!("{}?showHistory=true&showHistoryOutput=true", instance(&id));
+            let reply = r.call(Method::GET, &path, &[], Vec::new(), SUCCESS).await?;
+            let events = reply
+                .json()
+                .get("historyEvents")
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new()));
+            print_json(&events);
+            Ok(())
+        }
+        Command::RaiseEvent { id, event, data } => {
+            let data = json_arg(data.as_deref())?;
+            let path = format!("{}/raiseEvent/{}", instance(&id), enc(&event));
+            r.call(
+                Method::POST,
+                &path,
+                &[("content-type", "application/json")],
+                data.unwrap_or_else(|| "null".into()).into_bytes(),
+                &[StatusCode::ACCEPTED],
+            )
+            .await?;
+            eprintln!("event {event:?} raised to {id}");
+            Ok(())
+        }
+        Command::Terminate { id, reason } => {
+            r.post(&format!("{}/terminate{}", instance(&id), query(&[("reason", reason)])))
+                .await?;
+            eprintln!("termination of {id} requested");
+            Ok(())
+        }
+        Command::Suspend { id, reason } => {
+            r.post(&format!("{}/suspend{}", instance(&id), query(&[("reason", reason)])))
+                .await?;
+            eprintln!("suspension of {id} requested");
+            Ok(())
+        }
+        Command::Resume { id, reason } => {
+            r.post(&format!("{}/resume{}", instance(&id), query(&[("reason", reason)])))
+                .await?;
+            eprintln!("resumption of {id} requested");
+            Ok(())
+        }
+        Command::Rewind { id, reason } => {
+            r.post(&format!("{}/rewind{}", instance(&id), query(&[("reason", reason)])))
+                .await?;
+            eprintln!("rewind of {id} requested");
+            Ok(())
+        }
+        Command::Restart { id, same_id } => {
+            let reply = r
+                .post(&format!(
+                    "{}/restart{}",
+                    instance(&id),
+                    query(&[("restartWithNewInstanceId", Some((!same_id).to_string()))])
+                ))
+                .await?;
+            print_out(&format!("{}\n", reply.json()["id"].as_str().unwrap_or_default()));
+            Ok(())
+        }
+        Command::List {
+            created_after,
+            created_before,
+            runtime_status,
+            prefix,
+            top,
+            continuation_token,
+            show_input,
+        } => {
+            time_arg("--created-after", created_after.as_deref())?;
+            time_arg("--created-before", created_before.as_deref())?;
+            let statuses: Vec<&str> = status_args(&runtime_status)?.iter().map(|s| s.as_str()).collect();
+            let path = format!(
+                "{BASE_PATH}/instances{}",
+                query(&[
+                    ("createdTimeFrom", created_after),
+                    ("createdTimeTo", created_before),
+                    ("runtimeStatus", (!statuses.is_empty()).then(|| statuses.join(","))),
+                    ("instanceIdPrefix", prefix),
+                    ("top", top.map(|t| t.to_string())),
+                    ("showInput", Some(show_input.to_string())),
+                ])
+            );
+            let headers: Vec<(&str, &str)> = continuation_token
+                .as_deref()
+                .map(|t| ("x-ms-continuation-token", t))
+                .into_iter()
+                .collect();
+            let reply = r
+                .call(Method::GET, &path, &headers, Vec::new(), &[StatusCode::OK])
+                .await?;
+            print_json(&reply.json());
+            print_continuation(reply.header("x-ms-continuation-token").filter(|t| !t.is_empty()));
+            Ok(())
+        }
+        Command::Purge {
+            id,
+            created_after,
+            created_before,
+            runtime_status,
+        } => {
+            if let Some(id) = id {
+                r.call(Method::DELETE, &instance(&id), &[], Vec::new(), &[StatusCode::OK])
+                    .await?;
+                eprintln!("purged 1 instance");
+                return Ok(());
+            }
+            time_arg("--created-after", created_after.as_deref())?;
+            time_arg("--created-before", created_before.as_deref())?;
+            let statuses: Vec<&str> = status_args(&runtime_status)?.iter().map(|s| s.as_str()).collect();
+            let path = format!(
+                "{BASE_PATH}/instances{}",
+                query(&[
+                    (
+                        "createdTimeFrom",
+                        Some(created_after.unwrap_or_else(|| "1970-01-01T00:00:00Z".into()))
+                    ),
+                    ("createdTimeTo", created_before),
+                    ("runtimeStatus", (!statuses.is_empty()).then(|| statuses.join(","))),
+                ])
+            );
+            let reply = r
+                .call(
+                    Method::DELETE,
+                    &path,
+                    &[],
+                    Vec::new(),
+                    &[StatusCode::OK, StatusCode::NOT_FOUND],
+                )
+                .await?;
+            let n = reply.json()["instancesDeleted"].as_u64().unwrap_or(0);
+            eprintln!("purged {n} instance(s)");
+            Ok(())
+        }
+        Command::DeleteTaskHub { yes } => {
+            if !yes {
+                return Err(CliError::Usage(
+                    "delete-task-hub deletes every instance and component; pass --yes to confirm".into(),
+                ));
+            }
+            let reply = r
+                .call(
+                    Method::DELETE,
+                    "/api/taskhub?confirm=true",
+                    &[],
+                    Vec::new(),
+                    &[StatusCode::OK],
+                )
+                .await?;
+            let n = reply.json()["instancesDeleted"].as_u64().unwrap_or(0);
+            eprintln!("deleted the task hub behind {url}: {n} instance(s) and every component");
+            Ok(())
+        }
+    }
+}

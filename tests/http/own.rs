@@ -1,0 +1,108 @@
+//! Cairn's own routes: components, health, metrics, OpenAPI.
+
+use serde_json::Value;
+
+use crate::common::guest;
+use crate::{Server, df};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_health_metrics_openapi() {
+    let s = Server::new(&[]).await;
+    // Deploy over HTTP.
+    let wasm = guest("hello-cities");
+    let r = s
+        .req(
+            "POST",
+            "/api/components",
+            &[("Content-Type", "application/wasm")],
+            &wasm,
+        )
+        .await;
+    r.expect(200);
+    let v = r.json();
+    let hash = v["hash"].as_str().unwrap().to_owned();
+    assert_eq!(hash.len(), 64);
+    assert_eq!(v["size"], wasm.len());
+    let mut names: Vec<(String, String)> = v["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap().into(), f["kind"].as_str().unwrap().into()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("HelloCities".to_owned(), "orchestrator".to_owned()),
+            ("SayHello".to_owned(), "activity".to_owned())
+        ]
+    );
+    s.req("POST", "/api/components", &[], b"not a component")
+        .await
+        .expect(400);
+    s.req("POST", "/api/components", &[], b"").await.expect(400);
+
+    // List.
+    let r = s.get("/api/components").await;
+    r.expect(200);
+    let functions = r.json()["functions"].as_array().unwrap().clone();
+    let hello = functions.iter().find(|f| f["name"] == "HelloCities").unwrap();
+    assert_eq!(hello["kind"], "orchestrator");
+    assert_eq!(hello["latest"], hash.as_str());
+    assert_eq!(hello["versions"][0]["hash"], hash.as_str());
+
+    // Use it, then try to remove the version.
+    let r = s.post(&df("/orchestrators/HelloCities/m1?timeout=20"), "").await;
+    r.expect(200);
+    s.start("HelloCities", "null", "m2").await;
+    s.t.wait("m2").await;
+    s.delete("/api/components/0000").await.expect(404);
+    let r = s.delete(&format!("/api/components/{hash}")).await;
+    r.expect(200);
+    assert_eq!(r.json()["removed"], hash.as_str());
+    s.post(&df("/orchestrators/HelloCities"), "").await.expect(400);
+
+    // Health, metrics, OpenAPI.
+    let r = s.get("/healthz").await;
+    r.expect(200);
+    assert_eq!(r.json()["status"], "ok");
+    let r = s.get("/metrics").await;
+    r.expect(200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    let text = r.text();
+    for needle in [
+        "cairn_instances{status=\"Completed\"} 2",
+        "cairn_instances{status=\"Running\"} 0",
+        "cairn_episodes_total ",
+        "cairn_episode_starts_total{mode=\"replay\"} ",
+        "cairn_episode_starts_total{mode=\"hot_resume\"} ",
+        "cairn_activity_executions_total 6",
+        "cairn_queue_depth{queue=\"inbox\"} ",
+        "cairn_queue_depth{queue=\"work_items\"} ",
+        "cairn_checkpoint_duration_seconds_sum ",
+        "cairn_checkpoint_duration_seconds_count ",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from\n{text}");
+    }
+    let r = s.get("/api/openapi.yaml").await;
+    r.expect(200);
+    assert!(r.text().starts_with("openapi: 3"));
+    for route in [
+        "/runtime/webhooks/durabletask/orchestrators/{functionName}",
+        "/runtime/webhooks/durabletask/instances/{instanceId}/raiseEvent/{eventName}",
+        "/api/components",
+        "/metrics",
+        "/healthz",
+    ] {
+        assert!(r.text().contains(&format!("{route}:")), "{route} not documented");
+    }
+
+    // Unknown routes and methods.
+    s.get("/nope").await.expect(404);
+    s.get(&df("/nope")).await.expect(404);
+    s.req("PUT", "/api/components", &[], b"").await.expect(405);
+    s.req("POST", "/metrics", &[], b"").await.expect(405);
+    let v: Value = s.get(&df("/instances")).await.json();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    s.stop().await;
+}

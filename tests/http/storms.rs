@@ -1,0 +1,103 @@
+//! RELIABILITY items 22–23, scaled to a 2-core machine: a raise-event
+//! storm on one instance and a same-id start storm.
+
+use std::time::Duration;
+
+use cairn::history::Event;
+use cairn::store::RuntimeStatus;
+
+use crate::{Server, df};
+
+const CLIENTS: usize = 20;
+const EVENTS_PER_CLIENT: usize = 50;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raise_event_storm_delivers_every_event_exactly_once() {
+    let s = Server::new(&["features"]).await;
+    s.start("WaitForApproval", r#"{"timeout_ms":600000}"#, "storm").await;
+    s.wait_status("storm", RuntimeStatus::Running).await;
+    let addr = s.addr;
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        clients.push(tokio::spawn(async move {
+            let mut codes = Vec::new();
+            for e in 0..EVENTS_PER_CLIENT {
+                let body = format!("{{\"client\":{c},\"event\":{e}}}");
+                let req = crate::build(
+                    "POST",
+                    &df("/instances/storm/raiseEvent/Noise"),
+                    &[("Content-Type", "application/json")],
+                    body.as_bytes(),
+                );
+                let raw = crate::exchange(addr, &req).await;
+                codes.push(crate::parse_reply(&raw).map_or(0, |r| r.status));
+            }
+            codes
+        }));
+    }
+    for c in clients {
+        let codes = c.await.unwrap();
+        assert!(codes.iter().all(|&c| c == 202), "{codes:?}");
+    }
+    let want = CLIENTS * EVENTS_PER_CLIENT;
+    let mut raised = 0;
+    for _ in 0..400 {
+        let history = s.t.history("storm").await;
+        raised = history
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::EventRaised { name, .. } if name == "Noise"))
+            .count();
+        if raised >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give a duplicate a chance to show up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let history = s.t.history("storm").await;
+    let mut seen = std::collections::HashSet::new();
+    for (_, e) in &history {
+        if let Event::EventRaised { name, input } = e {
+            assert_eq!(name, "Noise");
+            assert!(seen.insert(input.clone()), "delivered twice: {input}");
+        }
+    }
+    assert_eq!(seen.len(), want, "EventRaised in history (last count {raised})");
+    assert_eq!(s.status("storm").await, Some(RuntimeStatus::Running));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_id_start_storm_creates_exactly_one_instance() {
+    let s = Server::new(&["features"]).await;
+    let addr = s.addr;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        tasks.push(tokio::spawn(async move {
+            let req = crate::build(
+                "POST",
+                &df("/orchestrators/WaitForApproval/single"),
+                &[("Content-Type", "application/json")],
+                br#"{"timeout_ms":600000}"#,
+            );
+            crate::parse_reply(&crate::exchange(addr, &req).await).map_or(0, |r| r.status)
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|&&c| c == 202).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|&&c| c == 409).count(), 49, "{codes:?}");
+    let list = s.get(&df("/instances")).await.json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    s.wait_status("single", RuntimeStatus::Running).await;
+    let starts =
+        s.t.history("single")
+            .await
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::ExecutionStarted { .. }))
+            .count();
+    assert_eq!(starts, 1);
+    s.stop().await;
+}
