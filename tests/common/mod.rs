@@ -16,9 +16,17 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Bytes of a built guest component (`make guests` builds them).
+/// Bytes of a built Rust guest component (`make guests` builds them).
 pub fn guest(name: &str) -> Vec<u8> {
-    let path = repo_root().join("target/guests/rust").join(format!("{name}.wasm"));
+    guest_in("rust", name)
+}
+
+/// Bytes of the guest component `name` written in `lang` (rust, python, js).
+pub fn guest_in(lang: &str, name: &str) -> Vec<u8> {
+    let path = repo_root()
+        .join("target/guests")
+        .join(lang)
+        .join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make guests` first", path.display()))
 }
 
@@ -86,7 +94,11 @@ impl TestHub {
     }
 
     pub async fn deploy(&self, name: &str) -> String {
-        self.hub.deploy(guest(name)).await.unwrap().hash
+        self.deploy_in("rust", name).await
+    }
+
+    pub async fn deploy_in(&self, lang: &str, name: &str) -> String {
+        self.hub.deploy(guest_in(lang, name)).await.unwrap().hash
     }
 
     pub async fn start(&self, name: &str, input: &str, id: &str) -> String {
@@ -177,4 +189,29 @@ pub fn assert_history_invariants(history: &[(Millis, Event)]) {
     }
     assert_eq!(terminal, 1, "exactly one ExecutionCompleted");
     assert!(matches!(history.last(), Some((_, Event::ExecutionCompleted { .. }))));
+}
+
+/// Instantiates `async fn name(lang: &str)` scenarios as one test per
+/// guest language, so every example is held to the same expectations in
+/// Rust, Python and JavaScript.
+#[macro_export]
+macro_rules! in_every_language {
+    ($($test:ident),* $(,)?) => {
+        $crate::in_language!(rust, $($test),*);
+        $crate::in_language!(python, $($test),*);
+    };
+}
+
+#[macro_export]
+macro_rules! in_language {
+    ($lang:ident, $($test:ident),*) => {
+        mod $lang {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(stringify!($lang)).await
+                }
+            )*
+        }
+    };
 }

@@ -23,12 +23,11 @@ const SEED_HISTORY: [&str; 16] = [
     "ExecutionCompleted",
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hello_cities_matches_the_seed_history_hot_and_replayed() {
+async fn hello_cities_matches_the_seed_history_hot_and_replayed(lang: &str) {
     let mut runs = Vec::new();
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
-        t.deploy("hello-cities").await;
+        t.deploy_in(lang, "hello-cities").await;
         let row = t.run("HelloCities", "null", "hello").await;
         assert_completed(&row);
         assert_eq!(output(&row), json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"]));
@@ -51,12 +50,11 @@ async fn hello_cities_matches_the_seed_history_hot_and_replayed() {
     assert_eq!(runs[0], runs[1], "hot and replayed histories are identical");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fan_out_fan_in_sums_every_square_once() {
+async fn fan_out_fan_in_sums_every_square_once(lang: &str) {
     let mut runs = Vec::new();
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
-        t.deploy("fan-out-fan-in").await;
+        t.deploy_in(lang, "fan-out-fan-in").await;
         let row = t.run("FanOutFanIn", r#"{"count":50}"#, "fan").await;
         assert_completed(&row);
         let expected: i64 = (0..50i64).map(|i| i * i).sum();
@@ -75,11 +73,10 @@ async fn fan_out_fan_in_sums_every_square_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn race_returns_the_first_completion_and_replays_it() {
+async fn race_returns_the_first_completion_and_replays_it(lang: &str) {
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
-        t.deploy("fan-out-fan-in").await;
+        t.deploy_in(lang, "fan-out-fan-in").await;
         let row = t.run("RaceFirst", r#"{"count":5}"#, "race").await;
         assert_completed(&row);
         // The winner is the first TaskCompleted in history.
@@ -138,3 +135,9 @@ async fn deterministic_time_and_guids_come_from_history() {
         t.stop().await;
     }
 }
+
+crate::in_every_language!(
+    hello_cities_matches_the_seed_history_hot_and_replayed,
+    fan_out_fan_in_sums_every_square_once,
+    race_returns_the_first_completion_and_replays_it
+);

@@ -18,11 +18,10 @@ async fn wait_custom_status(t: &TestHub, id: &str, want: &str) {
     panic!("{id} never showed custom status {want}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn human_interaction_approval_rejection_and_escalation() {
+async fn human_interaction_approval_rejection_and_escalation(lang: &str) {
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
-        t.deploy("human-interaction").await;
+        t.deploy_in(lang, "human-interaction").await;
         for (id, payload, expected) in [
             ("approve", "true", "approved"),
             ("approve-obj", r#"{"approved":true}"#, "approved"),
@@ -43,11 +42,10 @@ async fn human_interaction_approval_rejection_and_escalation() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn monitor_polls_with_continue_as_new_until_done_or_bounded() {
+async fn monitor_polls_with_continue_as_new_until_done_or_bounded(lang: &str) {
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
-        t.deploy("monitor").await;
+        t.deploy_in(lang, "monitor").await;
         let row = t.run("Monitor", r#"{"job_id":"job-1","interval_ms":10}"#, "mon").await;
         assert_eq!(
             output(&row),
@@ -62,11 +60,10 @@ async fn monitor_polls_with_continue_as_new_until_done_or_bounded() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sub_orchestration_example_provisions_every_device() {
+async fn sub_orchestration_example_provisions_every_device(lang: &str) {
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
-        t.deploy("sub-orchestration").await;
+        t.deploy_in(lang, "sub-orchestration").await;
         let row = t.run("ProvisionAll", r#"{"devices":["a","b","c"]}"#, "prov").await;
         assert_eq!(
             output(&row),
@@ -76,11 +73,10 @@ async fn sub_orchestration_example_provisions_every_device() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_example_succeeds_on_the_third_attempt_or_fails_typed() {
+async fn retry_example_succeeds_on_the_third_attempt_or_fails_typed(lang: &str) {
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
-        t.deploy("retry").await;
+        t.deploy_in(lang, "retry").await;
         let row = t.run("RetryFlaky", "null", "flaky").await;
         assert_eq!(output(&row), json!({"succeeded_on_attempt": 3}));
         let retries = t.types("flaky").await.iter().filter(|e| **e == "TaskRetrying").count();
@@ -92,11 +88,10 @@ async fn retry_example_succeeds_on_the_third_attempt_or_fails_typed() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn error_handling_example_catches_the_typed_failure_and_compensates() {
+async fn error_handling_example_catches_the_typed_failure_and_compensates(lang: &str) {
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
-        t.deploy("error-handling").await;
+        t.deploy_in(lang, "error-handling").await;
         let row = t.run("HandleErrors", r#"{"amount":100}"#, "declined").await;
         assert_eq!(
             output(&row),
@@ -113,11 +108,10 @@ async fn error_handling_example_catches_the_typed_failure_and_compensates() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn critical_sections_on_the_same_accounts_never_overlap() {
+async fn critical_sections_on_the_same_accounts_never_overlap(lang: &str) {
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
-        t.deploy("critical-section").await;
+        t.deploy_in(lang, "critical-section").await;
         // Opposite orders: sorted acquisition means no deadlock.
         let ids: Vec<String> = (0..6).map(|i| format!("transfer-{i}")).collect();
         for (i, id) in ids.iter().enumerate() {
@@ -199,3 +193,12 @@ async fn locks_pass_to_the_next_waiter_when_the_holder_is_terminated() {
         t.stop().await;
     }
 }
+
+crate::in_every_language!(
+    human_interaction_approval_rejection_and_escalation,
+    monitor_polls_with_continue_as_new_until_done_or_bounded,
+    sub_orchestration_example_provisions_every_device,
+    retry_example_succeeds_on_the_third_attempt_or_fails_typed,
+    error_handling_example_catches_the_typed_failure_and_compensates,
+    critical_sections_on_the_same_accounts_never_overlap,
+);
