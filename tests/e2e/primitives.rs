@@ -226,3 +226,26 @@ async fn terminate_suspend_and_resume() {
         t.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sub_orchestration_is_retried_by_policy_then_reported() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("features").await;
+        let row = t.run("RetriesChild", "null", "parent-r").await;
+        assert_completed(&row);
+        assert_eq!(
+            output(&row),
+            json!({"error_type": "ChildError", "message": "the child failed"})
+        );
+        let types = t.types("parent-r").await;
+        assert_eq!(types.iter().filter(|t| **t == "TaskRetrying").count(), 2, "{types:?}");
+        assert_eq!(
+            types.iter().filter(|t| **t == "SubOrchestrationInstanceFailed").count(),
+            1
+        );
+        let child = t.hub.store.get_instance("parent-r:0").await.unwrap().unwrap();
+        assert_eq!(child.status, RuntimeStatus::Failed);
+        t.stop().await;
+    }
+}

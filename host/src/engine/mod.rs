@@ -564,7 +564,7 @@ impl Engine {
                         name,
                         instance_id,
                         input,
-                        ..
+                        retry,
                     } => outbox.push(Outbox::StartChild {
                         instance_id: instance_id.clone(),
                         name: name.clone(),
@@ -573,6 +573,9 @@ impl Engine {
                             instance_id: row.instance_id.clone(),
                             execution_id: row.execution_id.clone(),
                             task_id: *task_id,
+                            retry: retry.clone(),
+                            attempt: 1,
+                            first_scheduled: now,
                         },
                     }),
                     Event::LockRequested { task_id, names } => outbox.push(Outbox::AcquireLocks {
@@ -584,13 +587,52 @@ impl Engine {
                 }
             }
         }
-        match &out.finish {
-            Some(Finish::ContinuedAsNew { input, carried_events }) => outbox.push(Outbox::NextExecution {
+        // A failed child whose parent gave a retry policy runs again (a new
+        // execution with the original input, after the policy's delay); the
+        // parent sees the failed attempt as TaskRetrying.
+        let retry_at = match (&out.finish, parent) {
+            (Some(Finish::Failed(_)), Some(p)) => p.retry.as_ref().and_then(|policy| {
+                policy
+                    .delay_before(p.attempt + 1, p.first_scheduled, now)
+                    .map(|d| now.saturating_add(d))
+            }),
+            _ => None,
+        };
+        let (status, output) = if retry_at.is_some() {
+            (RuntimeStatus::Pending, Some(None))
+        } else {
+            (status, output)
+        };
+        match (&out.finish, retry_at, parent) {
+            (Some(Finish::Failed(failure)), Some(at), Some(p)) => {
+                outbox.push(Outbox::Message {
+                    instance_id: p.instance_id.clone(),
+                    execution_id: Some(p.execution_id.clone()),
+                    visible_at: now,
+                    event: Event::TaskRetrying {
+                        task_id: p.task_id,
+                        attempt: p.attempt,
+                        failure: failure.clone(),
+                        next_attempt_at: at,
+                    },
+                });
+                outbox.push(Outbox::NextExecution {
+                    input: row.input.clone().unwrap_or_else(|| "null".to_owned()),
+                    carried_events: Vec::new(),
+                    parent: Some(ParentRef {
+                        attempt: p.attempt + 1,
+                        ..p.clone()
+                    }),
+                    visible_at: at,
+                });
+            }
+            (Some(Finish::ContinuedAsNew { input, carried_events }), _, _) => outbox.push(Outbox::NextExecution {
                 input: input.clone(),
                 carried_events: carried_events.clone(),
                 parent: parent.cloned(),
+                visible_at: now,
             }),
-            Some(finish) => {
+            (Some(finish), _, _) => {
                 if let Some(p) = parent {
                     let event = match finish {
                         Finish::Completed(o) => Event::SubOrchestrationInstanceCompleted {
@@ -617,7 +659,7 @@ impl Engine {
                     });
                 }
             }
-            None => {}
+            (None, _, _) => {}
         }
         Checkpoint {
             instance_id: row.instance_id.clone(),

@@ -88,11 +88,25 @@ pub enum CompletionStatus {
 }
 
 /// Parent link of a sub-orchestration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParentRef {
     pub instance_id: String,
     pub execution_id: String,
     pub task_id: TaskId,
+    /// The parent's retry policy for this child (the host re-runs a failed
+    /// child while the policy allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Attempt number of this run of the child, from 1.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// When the parent first scheduled the child (retry timeout origin).
+    #[serde(default)]
+    pub first_scheduled: Millis,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// One history event (also the payload of inbox messages that become

@@ -308,7 +308,9 @@ impl Replay {
             Event::TaskCompleted { task_id, .. } | Event::TaskFailed { task_id, .. } => {
                 expect(task_id, ActionKind::Activity)
             }
-            Event::TaskRetrying { task_id, .. } => expect(task_id, ActionKind::Activity),
+            Event::TaskRetrying { task_id, .. } => {
+                expect(task_id, ActionKind::Activity) || expect(task_id, ActionKind::SubOrchestration)
+            }
             Event::TimerFired { task_id, .. } => expect(task_id, ActionKind::Timer),
             Event::LockGranted { task_id } => expect(task_id, ActionKind::Lock),
             Event::SubOrchestrationInstanceCompleted { task_id, .. }

@@ -221,6 +221,8 @@ pub enum Outbox {
         input: String,
         carried_events: Vec<(String, String)>,
         parent: Option<ParentRef>,
+        /// When the next execution starts (later for a retry's delay).
+        visible_at: Millis,
     },
 }
 
@@ -916,6 +918,9 @@ impl Store {
                                 instance_id: id.clone(),
                                 execution_id: row.execution_id.clone(),
                                 task_id: *task_id,
+                                retry: None,
+                                attempt: 1,
+                                first_scheduled: now,
                             },
                         }
                     }
@@ -1227,6 +1232,7 @@ fn apply_outbox(
             input,
             carried_events,
             parent,
+            visible_at,
         } => {
             let name: String = c.query_row(
                 "SELECT name FROM instances WHERE instance_id = ?1",
@@ -1254,7 +1260,15 @@ fn apply_outbox(
                 parent: parent.clone(),
                 carried_events: carried_events.clone(),
             };
-            insert_message(c, notes, &cp.instance_id, Some(&execution_id), cp.now, cp.now, &started)?;
+            insert_message(
+                c,
+                notes,
+                &cp.instance_id,
+                Some(&execution_id),
+                *visible_at,
+                cp.now,
+                &started,
+            )?;
         }
     }
     Ok(())

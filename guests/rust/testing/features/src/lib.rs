@@ -10,12 +10,16 @@
 //! - `Parent` `{"values": [..]}`: runs the sub-orchestrator `Child` for each
 //!   value in parallel; `Child` doubles its input with the activity `Double`.
 //!   Returns the doubled values.
+//! - `RetriesChild` (any input): calls `FailingChild` as a sub-orchestration
+//!   with a retry policy of 3 attempts (10 ms apart) and returns the caught
+//!   failure as `{"error_type", "message"}`. `FailingChild` always fails
+//!   with `ChildError`.
 //! - `Locked` `{"locks": [..]}`: holds the named locks while it calls
 //!   `Double` with 21; returns 42.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn_sdk::{ActivityContext, AnyTask, Failure, OrchestrationContext, Task};
+use cairn_sdk::{ActivityContext, AnyTask, Failure, OrchestrationContext, RetryOptions, Task};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -27,6 +31,8 @@ cairn_sdk::register! {
         "Parent" => parent,
         "Child" => child,
         "Locked" => locked,
+        "RetriesChild" => retries_child,
+        "FailingChild" => failing_child,
     },
     activities: { "Double" => double },
 }
@@ -119,4 +125,18 @@ fn double(_ctx: &ActivityContext, value: i64) -> Result<i64, Failure> {
     value
         .checked_mul(2)
         .ok_or_else(|| Failure::invalid_input(format!("{value} doubled does not fit in an i64")))
+}
+
+fn retries_child(ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+    let retry = RetryOptions::new(Duration::from_millis(10), 3);
+    let task: Task<Value> =
+        ctx.schedule_sub_orchestrator_with_retry("FailingChild", &json!(null), None, retry);
+    match task.get() {
+        Ok(v) => Ok(json!({ "unexpected": v })),
+        Err(f) => Ok(json!({ "error_type": f.error_type, "message": f.message })),
+    }
+}
+
+fn failing_child(_ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+    Err(Failure::new("ChildError", "the child failed"))
 }
