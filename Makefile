@@ -10,7 +10,7 @@ CARGO ?= cargo
 CAIRN := $(CARGO_TARGET_DIR)/release/cairn
 DEMO_DB := target/demo/cairn.db
 
-.PHONY: all setup build guests demo test lint unit bench clean
+.PHONY: all setup build guests demo test lint unit bench bench-js clean
 
 all: build guests
 
@@ -24,6 +24,7 @@ build: setup
 guests: setup
 	scripts/build-rust-guests.sh
 	scripts/build-python-guests.sh
+	scripts/build-js-guests.sh
 
 demo: build guests
 	@rm -rf target/demo && mkdir -p target/demo
@@ -44,6 +45,9 @@ test: guests lint
 
 bench: build guests
 	$(CAIRN) bench --mode all -n 1000
+
+bench-js: build guests
+	$(CAIRN) bench --mode all -n 1000 --hello target/guests/js/hello-cities.wasm --fanout target/guests/js/fan-out-fan-in.wasm
 
 clean:
 	rm -rf target/demo target/guests guests/python/.venv guests/python/.bindings

@@ -199,6 +199,7 @@ macro_rules! in_every_language {
     ($($test:ident),* $(,)?) => {
         $crate::in_language!(rust, $($test),*);
         $crate::in_language!(python, $($test),*);
+        $crate::in_language!(js, $($test),*);
     };
 }
 

@@ -1,0 +1,141 @@
+// Cairn SDK for JavaScript: write orchestrators and activities, export them
+// as a Cairn component.
+//
+//   import * as df from "cairn-sdk";
+//
+//   const HelloCities = df.orchestrator(function* (context) {
+//     const output = [];
+//     output.push(yield context.df.callActivity("SayHello", "Tokyo"));
+//     return output;
+//   });
+//
+//   export const functions = df.app({
+//     orchestrators: { HelloCities },
+//     activities: { SayHello: (context, name) => `Hello ${name}!` },
+//   });
+//
+// Orchestrators are plain functions `(context, input) => output` whose
+// context methods wait and return results, or generator functions in the
+// Durable Functions style that `yield` the tasks of `context.df`. Activities
+// are functions `(context, input) => output`. Inputs and outputs are JSON.
+
+import { orch, act, within } from "./runtime.js";
+import { DurableError, toWire } from "./failure.js";
+import { runOrchestrator } from "./orchestration.js";
+import { ActivityContext } from "./activity.js";
+
+export { DurableError } from "./failure.js";
+export { Task, TaskSet } from "./task.js";
+export { RetryOptions, LockHandle, OrchestrationContext, DurableOrchestrationContext } from "./orchestration.js";
+export { ActivityContext } from "./activity.js";
+
+const ORCHESTRATOR = Symbol("cairn.orchestrator");
+
+/** Marks `fn` as an orchestrator (Durable Functions' `df.orchestrator`). */
+export function orchestrator(fn) {
+  if (typeof fn !== "function") throw new TypeError("orchestrator() takes a function");
+  const marked = (context, input) => fn(context, input);
+  marked[ORCHESTRATOR] = fn;
+  return marked;
+}
+
+/** Registered functions, in registration order: name -> { kind, fn }. */
+const registry = new Map();
+
+function isAsync(fn) {
+  const tag = fn[Symbol.toStringTag];
+  return tag === "AsyncFunction" || tag === "AsyncGeneratorFunction";
+}
+
+function register(kind, name, fn) {
+  if (typeof name !== "string" || name === "") throw new TypeError(`${kind} names must be non-empty strings`);
+  if (typeof fn !== "function") throw new TypeError(`${kind} ${name} must be a function`);
+  const target = fn[ORCHESTRATOR] ?? fn;
+  if (isAsync(target)) {
+    throw new TypeError(
+      `${kind} ${name} is an async function, but Cairn's JavaScript runtime (QuickJS, synchronous) has no ` +
+        `event loop to settle promises: remove \`async\`/\`await\`. Waiting is synchronous here: ` +
+        `context.callActivity(...) returns the result, or \`yield\` a task in a function* orchestrator.`
+    );
+  }
+  if (kind === "activity" && (fn[ORCHESTRATOR] || target[Symbol.toStringTag] === "GeneratorFunction")) {
+    throw new TypeError(`activity ${name} is an orchestrator or a generator function: register it under orchestrators`);
+  }
+  if (registry.has(name)) throw new TypeError(`function ${name} is registered twice`);
+  registry.set(name, { kind, fn });
+}
+
+function decodeInput(input) {
+  try {
+    return JSON.parse(input);
+  } catch (e) {
+    throw new DurableError("InvalidInput", `the input is not JSON: ${e.message}`);
+  }
+}
+
+function encodeOutput(value) {
+  if (value !== null && typeof value === "object" && typeof value.then === "function") {
+    throw new DurableError(
+      "InvalidOutput",
+      "the function returned a Promise; Cairn's JavaScript runtime has no event loop, so functions must return their result"
+    );
+  }
+  let text;
+  try {
+    text = JSON.stringify(value === undefined ? null : value);
+  } catch (e) {
+    throw new DurableError("SerializationError", `the output cannot be serialized to JSON: ${e.message}`);
+  }
+  return text === undefined ? "null" : text;
+}
+
+/** The `cairn:durable/functions` export: what the componentizer binds to. */
+const functions = {
+  list() {
+    return [...registry].map(([name, { kind }]) => ({ name, kind }));
+  },
+
+  run(name, input) {
+    const entry = registry.get(name);
+    try {
+      if (!entry) throw new DurableError("NotFound", `this component has no function named ${JSON.stringify(name)}`);
+      if (entry.kind === "orchestrator") {
+        const seed = `${orch.instanceId()}\u0000${orch.executionId()}`;
+        return within("orchestrator", seed, () => encodeOutput(runOrchestrator(entry.fn, decodeInput(input))));
+      }
+      const seed = `${act.idempotencyKey()}\u0000${act.attempt()}`;
+      return within("activity", seed, () => encodeOutput(entry.fn(new ActivityContext(), decodeInput(input))));
+    } catch (e) {
+      throw toWire(e);
+    }
+  },
+};
+
+/**
+ * Registers functions and returns the component's `functions` export:
+ *
+ *   export const functions = app({ orchestrators: { Name: fn }, activities: { Name: fn } });
+ *
+ * An orchestrator is `(context, input) => output` or a generator function
+ * (optionally wrapped in `orchestrator(...)`); an activity is
+ * `(context, input) => output`. `app()` without arguments returns the same
+ * export after `app.orchestration` / `app.activity` registrations.
+ */
+export function app(spec = {}) {
+  for (const [name, fn] of Object.entries(spec.orchestrators ?? {})) register("orchestrator", name, fn);
+  for (const [name, fn] of Object.entries(spec.activities ?? {})) register("activity", name, fn);
+  return functions;
+}
+
+/** Durable Functions v4 style: `app.orchestration("Name", function* (context) { ... })`. */
+app.orchestration = (name, fnOrOptions) =>
+  register("orchestrator", name, typeof fnOrOptions === "function" ? fnOrOptions : fnOrOptions?.handler);
+
+/** Durable Functions v4 style: `app.activity("Name", { handler: (input, context) => ... })`. */
+app.activity = (name, fnOrOptions) => {
+  if (typeof fnOrOptions === "function") return register("activity", name, fnOrOptions);
+  const handler = fnOrOptions?.handler;
+  if (typeof handler !== "function") throw new TypeError(`activity ${name} needs a handler function`);
+  if (isAsync(handler)) return register("activity", name, handler);
+  return register("activity", name, (context, input) => handler(input, context));
+};

@@ -1,0 +1,357 @@
+// The orchestrator's view of the world. Everything it does goes through its
+// context, so that it replays identically after a crash or an eviction.
+
+import { orch, RealDate, log } from "./runtime.js";
+import { DurableError, fromImportError } from "./failure.js";
+import { Task, TaskSet, whenAll, whenAny } from "./task.js";
+
+/**
+ * How the host retries a failed activity or sub-orchestration (the Durable
+ * Functions `RetryOptions`). The delay before retry n (n >= 1) is
+ * min(firstRetryIntervalInMilliseconds * backoffCoefficient^(n-1), maxRetryIntervalInMilliseconds).
+ */
+export class RetryOptions {
+  /**
+   * @param {number} firstRetryIntervalInMilliseconds delay before the first retry
+   * @param {number} maxNumberOfAttempts total attempts, including the first
+   */
+  constructor(firstRetryIntervalInMilliseconds, maxNumberOfAttempts) {
+    this.firstRetryIntervalInMilliseconds = firstRetryIntervalInMilliseconds;
+    this.maxNumberOfAttempts = maxNumberOfAttempts;
+    this.backoffCoefficient = 1;
+    this.maxRetryIntervalInMilliseconds = undefined;
+    this.retryTimeoutInMilliseconds = undefined;
+  }
+}
+
+function millis(value, what) {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new TypeError(`${what} must be a non-negative number of milliseconds`);
+  return Math.floor(n);
+}
+
+function optionalMillis(value, what) {
+  return value === undefined || value === null ? null : millis(value, what);
+}
+
+/** A RetryOptions, or a plain object with the same fields (or the WIT names), as a WIT retry-policy. */
+function retryPolicy(options) {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError("retry options must be a RetryOptions (or an object with the same fields)");
+  }
+  const o = options;
+  const attempts = o.maxNumberOfAttempts ?? o.maxAttempts;
+  const first = o.firstRetryIntervalInMilliseconds ?? o.firstIntervalMs;
+  if (!Number.isInteger(attempts) || attempts < 1) throw new TypeError("maxNumberOfAttempts must be an integer >= 1");
+  const backoff = Number(o.backoffCoefficient ?? 1);
+  if (!(backoff >= 1)) throw new TypeError("backoffCoefficient must be >= 1");
+  return {
+    maxAttempts: attempts,
+    firstIntervalMs: millis(first, "firstRetryIntervalInMilliseconds"),
+    backoffCoefficient: backoff,
+    maxIntervalMs: optionalMillis(o.maxRetryIntervalInMilliseconds ?? o.maxIntervalMs, "maxRetryIntervalInMilliseconds"),
+    retryTimeoutMs: optionalMillis(o.retryTimeoutInMilliseconds ?? o.retryTimeoutMs, "retryTimeoutInMilliseconds"),
+  };
+}
+
+function toJson(value, what) {
+  let text;
+  try {
+    text = JSON.stringify(value === undefined ? null : value);
+  } catch (e) {
+    throw new DurableError("SerializationError", `${what} cannot be serialized to JSON: ${e.message}`);
+  }
+  return text;
+}
+
+function call(f) {
+  try {
+    return f();
+  } catch (e) {
+    throw fromImportError(e);
+  }
+}
+
+/** Holds the locks taken by `lock`; `release()` (or leaving a `using` block) frees them. */
+export class LockHandle {
+  constructor(id) {
+    this.id = id;
+    this.released = false;
+  }
+
+  release() {
+    if (!this.released) {
+      this.released = true;
+      orch.unlock(this.id);
+    }
+  }
+}
+if (typeof Symbol.dispose === "symbol") {
+  LockHandle.prototype[Symbol.dispose] = LockHandle.prototype.release;
+}
+
+function lockNames(names) {
+  const flat = names.flat();
+  if (flat.length === 0) throw new TypeError("lock needs at least one name");
+  return flat.map(String);
+}
+
+function makeLog() {
+  const f = (...args) => log("info", args);
+  f.trace = (...args) => log("trace", args);
+  f.debug = (...args) => log("debug", args);
+  f.verbose = f.debug;
+  f.info = (...args) => log("info", args);
+  f.warn = (...args) => log("warn", args);
+  f.error = (...args) => log("error", args);
+  return f;
+}
+
+/**
+ * The Durable Functions shaped API (`context.df`): scheduling methods return
+ * a Task without waiting. In a generator orchestrator, `yield` the task to
+ * get its result; elsewhere call `task.get()`.
+ */
+export class DurableOrchestrationContext {
+  constructor(input) {
+    this._input = input;
+    /** `Task.all([...])` and `Task.any([...])`, to be yielded. */
+    this.Task = {
+      all: (tasks) => new TaskSet("all", tasks),
+      any: (tasks) => new TaskSet("any", tasks),
+    };
+  }
+
+  /** Id of this orchestration instance. */
+  get instanceId() {
+    return orch.instanceId();
+  }
+
+  /** Id of the current execution (changes with continueAsNew). */
+  get executionId() {
+    return orch.executionId();
+  }
+
+  /** Name this orchestrator was started under. */
+  get functionName() {
+    return orch.functionName();
+  }
+
+  /** True while re-executing recorded history. */
+  get isReplaying() {
+    return orch.isReplaying();
+  }
+
+  /** Deterministic time: when the current episode started, as a Date. */
+  get currentUtcDateTime() {
+    return new RealDate(Number(orch.currentTime()));
+  }
+
+  /** A deterministic UUID (the same on every replay). */
+  newGuid() {
+    return orch.newGuid();
+  }
+
+  /** The instance input (`null` when none was given). */
+  getInput() {
+    return this._input;
+  }
+
+  /** Schedules activity `name` with `input`. */
+  callActivity(name, input) {
+    return new Task(orch.scheduleActivity(String(name), toJson(input, "the activity input"), null), "activity");
+  }
+
+  /** Schedules activity `name`, retried by the host according to `retryOptions`. */
+  callActivityWithRetry(name, retryOptions, input) {
+    const policy = retryPolicy(retryOptions);
+    return new Task(orch.scheduleActivity(String(name), toJson(input, "the activity input"), policy), "activity");
+  }
+
+  /** Starts orchestrator `name` as a child instance (id derived by the host unless given). */
+  callSubOrchestrator(name, input, instanceId) {
+    const id = instanceId === undefined || instanceId === null ? null : String(instanceId);
+    const json = toJson(input, "the sub-orchestration input");
+    return new Task(orch.scheduleSubOrchestration(String(name), json, id, null), "sub-orchestration");
+  }
+
+  /** Like callSubOrchestrator, retried by the host according to `retryOptions`. */
+  callSubOrchestratorWithRetry(name, retryOptions, input, instanceId) {
+    const policy = retryPolicy(retryOptions);
+    const id = instanceId === undefined || instanceId === null ? null : String(instanceId);
+    const json = toJson(input, "the sub-orchestration input");
+    return new Task(orch.scheduleSubOrchestration(String(name), json, id, policy), "sub-orchestration");
+  }
+
+  /** A durable timer that fires at `fireAt` (a Date or milliseconds since the epoch). */
+  createTimer(fireAt) {
+    const ms = fireAt instanceof RealDate ? fireAt.getTime() : Number(fireAt);
+    return new Task(orch.createTimer(millis(ms, "the timer's fire time")), "timer");
+  }
+
+  /** A task completed by the next external event `name`; its result is the event's payload. */
+  waitForExternalEvent(name) {
+    return new Task(orch.waitForEvent(String(name)), "event");
+  }
+
+  /** Replaces the custom status shown by status queries; `null`/`undefined` clears it. */
+  setCustomStatus(status) {
+    orch.setCustomStatus(status === undefined || status === null ? null : toJson(status, "the custom status"));
+  }
+
+  /** Ends this execution and starts a fresh one with `input`. Return right after calling it. */
+  continueAsNew(input, preserveUnprocessedEvents = false) {
+    orch.continueAsNew(toJson(input, "the continue-as-new input"), Boolean(preserveUnprocessedEvents));
+  }
+
+  /** Durable Functions' callHttp has no counterpart: orchestrators do no I/O. */
+  callHttp() {
+    throw new DurableError(
+      "Unsupported",
+      "callHttp is not available: Cairn orchestrators do no I/O. Call an activity that makes the request " +
+        "(JavaScript components have no network; write that activity in Rust)."
+    );
+  }
+
+  /**
+   * Enters a critical section: blocks until every named lock is held
+   * (`lock("a", "b")` or `lock(["a", "b"])`). Returns a LockHandle;
+   * locks are also released when the instance ends.
+   */
+  lock(...names) {
+    const id = call(() => orch.lock(lockNames(names)));
+    return new LockHandle(id);
+  }
+}
+
+/**
+ * The context an orchestrator receives. Its methods wait and return the
+ * result (`const r = context.callActivity("SayHello", "Tokyo")`); the
+ * Durable Functions API that returns tasks is `context.df`.
+ */
+export class OrchestrationContext {
+  constructor(input) {
+    /** The Durable Functions shaped API: methods return tasks. */
+    this.df = new DurableOrchestrationContext(input);
+    /** `Task.all(tasks)` returns the results; `Task.any(tasks)` the first completed task. */
+    this.Task = { all: whenAll, any: whenAny };
+    /** Replay-safe log: `context.log(...)`, `context.log.warn(...)`, ... */
+    this.log = makeLog();
+  }
+
+  get instanceId() {
+    return this.df.instanceId;
+  }
+
+  get executionId() {
+    return this.df.executionId;
+  }
+
+  get functionName() {
+    return this.df.functionName;
+  }
+
+  get isReplaying() {
+    return this.df.isReplaying;
+  }
+
+  get currentUtcDateTime() {
+    return this.df.currentUtcDateTime;
+  }
+
+  newGuid() {
+    return this.df.newGuid();
+  }
+
+  getInput() {
+    return this.df.getInput();
+  }
+
+  /** Runs activity `name` and returns its result (throws its DurableError). */
+  callActivity(name, input) {
+    return this.df.callActivity(name, input).get();
+  }
+
+  /** Runs activity `name` with retries and returns its result. */
+  callActivityWithRetry(name, retryOptions, input) {
+    return this.df.callActivityWithRetry(name, retryOptions, input).get();
+  }
+
+  /** Runs orchestrator `name` as a child instance and returns its output. */
+  callSubOrchestrator(name, input, instanceId) {
+    return this.df.callSubOrchestrator(name, input, instanceId).get();
+  }
+
+  /** Like callSubOrchestrator, with retries. */
+  callSubOrchestratorWithRetry(name, retryOptions, input, instanceId) {
+    return this.df.callSubOrchestratorWithRetry(name, retryOptions, input, instanceId).get();
+  }
+
+  /** Waits until `fireAt` (a Date or milliseconds since the epoch). */
+  createTimer(fireAt) {
+    this.df.createTimer(fireAt).get();
+  }
+
+  /** Waits for the next external event `name` and returns its payload. */
+  waitForExternalEvent(name) {
+    return this.df.waitForExternalEvent(name).get();
+  }
+
+  /** Waits for every task; their results in order (throws the first failure). */
+  whenAll(tasks) {
+    return whenAll(tasks);
+  }
+
+  /** Waits until one task completes and returns that task. */
+  whenAny(tasks) {
+    return whenAny(tasks);
+  }
+
+  setCustomStatus(status) {
+    this.df.setCustomStatus(status);
+  }
+
+  continueAsNew(input, preserveUnprocessedEvents = false) {
+    this.df.continueAsNew(input, preserveUnprocessedEvents);
+  }
+
+  lock(...names) {
+    return this.df.lock(...names);
+  }
+}
+
+function isIterator(value) {
+  return value !== null && typeof value === "object" && typeof value.next === "function" && typeof value.throw === "function";
+}
+
+/** What a generator gets back for a yielded value: tasks are waited for, anything else is sent back as is. */
+function resolve(yielded) {
+  if (yielded instanceof Task || yielded instanceof TaskSet) return yielded.get();
+  if (Array.isArray(yielded) && yielded.length > 0 && yielded.every((t) => t instanceof Task)) return whenAll(yielded);
+  return yielded;
+}
+
+/**
+ * Runs an orchestrator function: plain functions return their output, generator
+ * functions are driven (each yielded task is awaited and its result sent back in,
+ * its failure thrown in).
+ */
+export function runOrchestrator(fn, input) {
+  const context = new OrchestrationContext(input);
+  const returned = fn(context, input);
+  if (!isIterator(returned)) return returned;
+  let step = returned.next();
+  while (!step.done) {
+    let value;
+    let failed = false;
+    let failure;
+    try {
+      value = resolve(step.value);
+    } catch (e) {
+      failed = true;
+      failure = e;
+    }
+    step = failed ? returned.throw(failure) : returned.next(value);
+  }
+  return step.value;
+}
