@@ -115,16 +115,24 @@ async fn measure(mode: &str, n: u32, hub: &Hub, engine: &Engine) -> Result<(f64,
     Ok(match mode {
         "seq" => {
             let t = Instant::now();
-            // n clients start at once (their starts share group commits).
+            // CLIENTS concurrent clients, each starting its share one after
+            // another (their starts share group commits with the episodes).
+            const CLIENTS: u32 = 16;
             let mut starts = tokio::task::JoinSet::new();
-            for _ in 0..n {
+            for c in 0..CLIENTS {
                 let hub = hub.clone();
-                starts.spawn(async move { hub.start("HelloCities", None, None, None).await });
+                let share = n / CLIENTS + u32::from(c < n % CLIENTS);
+                starts.spawn(async move {
+                    let mut ids = Vec::with_capacity(share as usize);
+                    for _ in 0..share {
+                        ids.push(hub.start("HelloCities", None, None, None).await?.to_string());
+                    }
+                    Ok::<_, crate::hub::HubError>(ids)
+                });
             }
             let mut ids = Vec::with_capacity(n as usize);
             while let Some(r) = starts.join_next().await {
-                let id = r.map_err(|e| CliError::Usage(format!("start task failed: {e}")))??;
-                ids.push(id.to_string());
+                ids.extend(r.map_err(|e| CliError::Usage(format!("start task failed: {e}")))??);
             }
             wait_all(engine, &ids).await?;
             let s = t.elapsed().as_secs_f64();
