@@ -10,7 +10,7 @@ CARGO ?= cargo
 CAIRN := $(CARGO_TARGET_DIR)/release/cairn
 DEMO_DB := target/demo/cairn.db
 
-.PHONY: all setup build guests demo test lint unit bench bench-js clean
+.PHONY: all setup build guests guests-rust demo test lint unit bench bench-js clean
 
 all: build guests
 
@@ -21,12 +21,14 @@ setup:
 build: setup
 	$(CARGO) build --release --locked -p cairn
 
-guests: setup
+guests-rust: setup
 	scripts/build-rust-guests.sh
+
+guests: guests-rust
 	scripts/build-python-guests.sh
 	scripts/build-js-guests.sh
 
-demo: build guests
+demo: build guests-rust
 	@rm -rf target/demo && mkdir -p target/demo
 	@echo "== deploy"
 	$(CAIRN) --db $(DEMO_DB) deploy target/guests/rust/hello-cities.wasm
