@@ -305,3 +305,36 @@ fn named_crash_points_lose_nothing() {
         }
     }
 }
+
+#[test]
+fn cli_upgrade_check_prune_and_locks() {
+    let dir = TempDir::new("cli-upgrade");
+    let db = dir.0.join("hub.db");
+    let v1 = repo_root().join("target/guests/rust/hello-cities.wasm");
+    let v3 = repo_root().join("target/guests/rust/hello-cities-v3.wasm");
+    assert!(cairn(&db, &["deploy", v1.to_str().unwrap()]).status.success());
+    // Not yet run (no server): its empty history replays on anything.
+    assert!(
+        cairn(&db, &["start", "HelloCities", "--id", "waiting"])
+            .status
+            .success()
+    );
+    let out = cairn(&db, &["upgrade-check", "HelloCities", v3.to_str().unwrap(), "--apply"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["instances"][0]["instance_id"], "waiting");
+    assert_eq!(report["instances"][0]["verdict"], "replays-cleanly");
+    assert_eq!(report["moved"], 1);
+    let out = cairn(&db, &["prune-versions"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pruned "), "{text}");
+    let out = cairn(&db, &["locks"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
+    // Over --url these are refused with a clear message.
+    let out = cairn(&db, &["--url", "http://127.0.0.1:9", "locks"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without --url"));
+}

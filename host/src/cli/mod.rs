@@ -199,6 +199,20 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Replay every unfinished instance of NAME against a candidate
+    /// component and report per instance whether it replays cleanly.
+    UpgradeCheck {
+        name: String,
+        component: PathBuf,
+        /// Deploy the candidate and move the compatible instances to it.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Delete component versions no unfinished instance uses (the newest
+    /// version of every function is kept).
+    PruneVersions,
+    /// Show critical-section locks: holders and waiters.
+    Locks,
     /// Measure throughput and latency on a temporary task hub.
     Bench(crate::bench::BenchArgs),
 }
@@ -470,6 +484,26 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 "deleted task hub {}: {n} instance(s) and every component",
                 cli.db.display()
             );
+            Ok(())
+        }
+        Command::UpgradeCheck { name, component, apply } => {
+            let bytes = std::fs::read(&component).map_err(|source| CliError::Io {
+                path: component.clone(),
+                source,
+            })?;
+            eprintln!("replaying unfinished {name} instances against {}…", component.display());
+            let report = crate::upgrade::check(&hub, &name, bytes, apply).await?;
+            print_json(&serde_json::to_value(&report).unwrap_or_default());
+            Ok(())
+        }
+        Command::PruneVersions => {
+            for hash in hub.store.prune_unused_versions().await? {
+                print_out(&format!("pruned {hash}\n"));
+            }
+            Ok(())
+        }
+        Command::Locks => {
+            print_json(&serde_json::to_value(hub.store.list_locks().await?).unwrap_or_default());
             Ok(())
         }
         Command::Bench(_) => Ok(()),
