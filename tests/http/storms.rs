@@ -8,8 +8,8 @@ use cairn::store::RuntimeStatus;
 
 use crate::{Server, df};
 
-const CLIENTS: usize = 20;
-const EVENTS_PER_CLIENT: usize = 50;
+const CLIENTS: usize = 100;
+const EVENTS_PER_CLIENT: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raise_event_storm_delivers_every_event_exactly_once() {
