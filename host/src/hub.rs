@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::clock::now_ms;
 use crate::history::Event;
 use crate::ids::{IdError, InstanceId, validate_name};
-use crate::sandbox::{Limits, Sandbox, SandboxError, content_hash, default_cache_dir};
+use crate::sandbox::{Grants, Limits, Sandbox, SandboxError, content_hash, default_cache_dir};
 use crate::store::{FunctionKind, StartRequest, Store, StoreError};
 
 /// Errors of hub operations, each with a message that says what to do.
@@ -28,6 +28,8 @@ pub enum HubError {
         size: usize,
         limit: usize,
     },
+    #[error("capability grants refused: {0}")]
+    Grants(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -38,7 +40,7 @@ impl HubError {
     pub fn is_bad_request(&self) -> bool {
         matches!(
             self,
-            Self::Id(_) | Self::BadJson { .. } | Self::TooLarge { .. } | Self::Sandbox(_)
+            Self::Id(_) | Self::BadJson { .. } | Self::TooLarge { .. } | Self::Sandbox(_) | Self::Grants(_)
         ) || matches!(
             self,
             Self::Store(StoreError::FunctionNotFound { .. } | StoreError::VersionNotFound(_))
@@ -87,6 +89,16 @@ impl Hub {
     /// # Errors
     /// [`HubError::Sandbox`] for an invalid component; store errors.
     pub async fn deploy(&self, bytes: Vec<u8>) -> Result<DeployReport, HubError> {
+        self.deploy_with(bytes, Grants::default()).await
+    }
+
+    /// Deploys a component with capabilities granted to its activities
+    /// (environment variables, preopened directories). Components that
+    /// export orchestrators get no grants: orchestrators have no I/O.
+    ///
+    /// # Errors
+    /// As [`Hub::deploy`]; [`HubError::Grants`] for grants on an orchestrator component.
+    pub async fn deploy_with(&self, bytes: Vec<u8>, grants: Grants) -> Result<DeployReport, HubError> {
         let hash = content_hash(&bytes);
         let sandbox = self.sandbox.clone();
         let (h, b) = (hash.clone(), bytes.clone());
@@ -98,9 +110,15 @@ impl Hub {
             self.sandbox.check_orchestrator_imports(&loaded)?;
         }
         self.sandbox.check_linkable(&loaded)?;
+        if !grants.is_empty() && functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
+            return Err(HubError::Grants(
+                "this component exports orchestrators, which get no capabilities; put the activities that need them in their own component".into(),
+            ));
+        }
         let size = bytes.len();
+        let grants = serde_json::to_string(&grants).map_err(|e| HubError::Internal(e.to_string()))?;
         self.store
-            .deploy_component(hash.clone(), bytes, functions.clone(), now_ms())
+            .deploy_component(hash.clone(), bytes, functions.clone(), grants, now_ms())
             .await?;
         Ok(DeployReport { hash, functions, size })
     }

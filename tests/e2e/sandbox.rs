@@ -161,3 +161,71 @@ async fn hashmap_clock_and_random_are_replay_stable() {
         t.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_capabilities_default_to_none_and_follow_the_grants() {
+    let t = TestHub::new(true).await;
+    t.deploy("features").await;
+    let shared = TempDir::new("grant");
+    std::fs::write(shared.0.join("note.txt"), "granted text").unwrap();
+    let call = |name: &str, input: serde_json::Value| json!({"name": name, "input": input}).to_string();
+
+    // Deployed with no grants: no env, no files.
+    t.deploy("capabilities").await;
+    let row = t.run("CallsActivity", &call("ReadEnv", json!("PATH")), "no-env").await;
+    assert_eq!(output(&row)["error_type"], json!("NotGranted"), "{row:?}");
+    let row = t
+        .run("CallsActivity", &call("ReadFile", json!("/note.txt")), "no-file")
+        .await;
+    assert_eq!(output(&row)["error_type"], json!("NotGranted"));
+
+    // Granted: PATH and a read-only directory.
+    let grants = cairn::sandbox::Grants {
+        env: vec!["PATH".into()],
+        dirs: vec![cairn::sandbox::DirGrant::parse(&format!("{}:/data", shared.0.display())).unwrap()],
+    };
+    t.hub.deploy_with(guest("capabilities"), grants).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the engine caches grants for 1 s
+    let row = t.run("CallsActivity", &call("ReadEnv", json!("PATH")), "env").await;
+    assert_eq!(output(&row)["ok"], json!(std::env::var("PATH").unwrap()));
+    let row = t
+        .run("CallsActivity", &call("ReadEnv", json!("HOME")), "other-env")
+        .await;
+    assert_eq!(
+        output(&row)["error_type"],
+        json!("NotGranted"),
+        "only granted names are visible"
+    );
+    let row = t
+        .run("CallsActivity", &call("ReadFile", json!("/data/note.txt")), "file")
+        .await;
+    assert_eq!(output(&row)["ok"], json!("granted text"));
+    let row = t
+        .run(
+            "CallsActivity",
+            &call("WriteFile", json!({"path": "/data/x.txt", "text": "no"})),
+            "ro",
+        )
+        .await;
+    assert_eq!(
+        output(&row)["error_type"],
+        json!("NotGranted"),
+        "read-only grant refuses writes"
+    );
+    assert!(!shared.0.join("x.txt").exists());
+
+    // Orchestrator components cannot be given capabilities.
+    let err = t
+        .hub
+        .deploy_with(
+            guest("features"),
+            cairn::sandbox::Grants {
+                env: vec!["PATH".into()],
+                dirs: vec![],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("orchestrators"), "{err}");
+    t.stop().await;
+}

@@ -86,6 +86,12 @@ pub enum Command {
     Deploy {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Let the component's activities read this host environment variable (repeatable).
+        #[arg(long = "allow-env", value_name = "NAME")]
+        allow_env: Vec<String>,
+        /// Preopen a host directory for its activities: HOST[:GUEST][:ro|:rw], read-only by default (repeatable).
+        #[arg(long = "allow-dir", value_name = "SPEC")]
+        allow_dir: Vec<String>,
     },
     /// Start an orchestration; prints the instance id.
     Start {
@@ -313,7 +319,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             serve(&cli.db, hub, &listen, no_hot_cache, api).await
         }
-        Command::Deploy { files } => {
+        Command::Deploy {
+            files,
+            allow_env,
+            allow_dir,
+        } => {
+            let dirs = allow_dir
+                .iter()
+                .map(|d| crate::sandbox::DirGrant::parse(d))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(CliError::Usage)?;
+            let grants = crate::sandbox::Grants { env: allow_env, dirs };
             for f in files {
                 let bytes = std::fs::read(&f).map_err(|source| CliError::Io {
                     path: f.clone(),
@@ -321,7 +337,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 })?;
                 eprintln!("deploying {} ({} bytes)…", f.display(), bytes.len());
                 let report = hub
-                    .deploy(bytes)
+                    .deploy_with(bytes, grants.clone())
                     .await
                     .map_err(|e| CliError::Usage(format!("{}: {e}", f.display())))?;
                 for (name, kind) in &report.functions {

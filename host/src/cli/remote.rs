@@ -76,7 +76,7 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
         Command::Serve { .. } | Command::Bench(_) => Err(CliError::Usage(
             "serve and bench run on a local task hub; drop --url".into(),
         )),
-        Command::Deploy { files } => {
+        Command::Deploy { files, .. } => {
             for f in files {
                 let bytes = std::fs::read(&f).map_err(|source| CliError::Io {
                     path: f.clone(),

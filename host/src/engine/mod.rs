@@ -98,6 +98,7 @@ pub struct Engine {
     activity_slots: Arc<Semaphore>,
     finished: broadcast::Sender<String>,
     versions: Mutex<HashMap<String, (String, Instant)>>,
+    grants: Mutex<HashMap<String, (crate::sandbox::Grants, Instant)>>,
     pub metrics: Metrics,
 }
 
@@ -144,6 +145,7 @@ impl Engine {
             dispatch: Mutex::default(),
             finished,
             versions: Mutex::default(),
+            grants: Mutex::default(),
             metrics: Metrics::default(),
         })
     }
@@ -290,6 +292,24 @@ impl Engine {
             v.insert(key, (hash.clone(), Instant::now()));
         }
         Ok(hash)
+    }
+
+    /// Capabilities granted to a component version (cached for one second;
+    /// none when unreadable).
+    async fn grants_of(&self, hash: &str) -> crate::sandbox::Grants {
+        if let Some((g, at)) = self.grants.lock().ok().and_then(|m| m.get(hash).cloned())
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return g;
+        }
+        let grants: crate::sandbox::Grants = match self.store.component_grants(hash).await {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_default(),
+            Err(_) => crate::sandbox::Grants::default(),
+        };
+        if let Ok(mut m) = self.grants.lock() {
+            m.insert(hash.to_owned(), (grants.clone(), Instant::now()));
+        }
+        grants
     }
 
     /// Loads a component version (compiled cache, then store).
@@ -809,7 +829,8 @@ impl Engine {
             idempotency_key: format!("{}:{}:{}", item.instance_id, item.execution_id, item.task_id),
             attempt: item.attempt,
         };
-        self.sandbox.run_activity(&loaded, ctx, &item.input).await
+        let grants = self.grants_of(&version).await;
+        self.sandbox.run_activity(&loaded, ctx, &item.input, &grants).await
     }
 
     /// Waits until `id` is terminal (or `timeout` passes); returns its row.

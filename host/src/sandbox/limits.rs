@@ -38,6 +38,67 @@ impl Default for Limits {
     }
 }
 
+/// Capabilities an activity component is granted at deploy. Default: none
+/// (no environment variables, no directories, no network).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grants {
+    /// Names of host environment variables the activity may read.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Host directories preopened for the activity.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+}
+
+impl Grants {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.env.is_empty() && self.dirs.is_empty()
+    }
+}
+
+/// One preopened directory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DirGrant {
+    pub host: std::path::PathBuf,
+    pub guest: String,
+    pub writable: bool,
+}
+
+impl DirGrant {
+    /// Parses `HOST[:GUEST][:ro|:rw]` (read-only unless `:rw`).
+    ///
+    /// # Errors
+    /// A message when HOST is empty or not a directory.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut parts: Vec<&str> = spec.split(':').collect();
+        let writable = match parts.last() {
+            Some(&"rw") => {
+                parts.pop();
+                true
+            }
+            Some(&"ro") => {
+                parts.pop();
+                false
+            }
+            _ => false,
+        };
+        let (host, guest) = match parts.as_slice() {
+            [host] => (*host, *host),
+            [host, guest] => (*host, *guest),
+            _ => return Err(format!("--allow-dir {spec:?}: expected HOST[:GUEST][:ro|:rw]")),
+        };
+        if host.is_empty() || !std::path::Path::new(host).is_dir() {
+            return Err(format!("--allow-dir {spec:?}: {host:?} is not a directory"));
+        }
+        Ok(Self {
+            host: host.into(),
+            guest: guest.to_owned(),
+            writable,
+        })
+    }
+}
+
 /// Enforces the memory limit and tracks memory in use (for the hot cache's
 /// memory bound).
 pub(super) struct Limiter {

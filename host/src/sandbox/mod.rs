@@ -28,7 +28,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, 
 use crate::history::{Event, Failure, Millis};
 use crate::replay::{EpisodeOutput, Replay};
 use crate::store::FunctionKind;
-pub use limits::Limits;
+pub use limits::{DirGrant, Grants, Limits};
 
 wasmtime::component::bindgen!({
     world: "app",
@@ -542,18 +542,43 @@ impl Sandbox {
     /// # Errors
     /// The activity's own failure, or a host failure (`Trap`, `Timeout`,
     /// `LimitExceeded`, `Instantiate`) as a [`Failure`].
-    pub async fn run_activity(&self, loaded: &Loaded, ctx: ActivityCtx, input: &str) -> Result<String, Failure> {
+    pub async fn run_activity(
+        &self,
+        loaded: &Loaded,
+        ctx: ActivityCtx,
+        input: &str,
+        grants: &Grants,
+    ) -> Result<String, Failure> {
         let (stdout, stderr) = (
             MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
             MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
         );
-        let wasi = WasiCtxBuilder::new()
+        let mut builder = WasiCtxBuilder::new();
+        builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        for name in &grants.env {
+            if let Ok(value) = std::env::var(name) {
+                builder.env(name, value);
+            }
+        }
+        for dir in &grants.dirs {
+            let perms = if dir.writable {
+                wasmtime_wasi::FsPerms::ReadWrite
+            } else {
+                wasmtime_wasi::FsPerms::ReadOnly
+            };
+            if let Err(e) = builder.preopened_dir(&dir.host, &dir.guest, perms) {
+                return Err(Failure::new(
+                    "CapabilityUnavailable",
+                    format!("granted directory {} cannot be opened: {e:#}", dir.host.display()),
+                ));
+            }
+        }
+        let wasi = builder.build();
         let name = ctx.function_name.clone();
         let budget = self.limits.activity_cpu;
         let mut store = self.new_store(Role::Activity(ctx), wasi, stderr.clone(), budget);

@@ -414,12 +414,14 @@ impl Store {
         hash: String,
         bytes: Vec<u8>,
         functions: Vec<(String, FunctionKind)>,
+        grants: String,
         now: Millis,
     ) -> Result<(), StoreError> {
         self.write(move |c, _| {
             c.execute(
-                "INSERT OR IGNORE INTO components (hash, bytes, size, deployed_at) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, bytes, bytes.len() as i64, to_i64(now)],
+                "INSERT INTO components (hash, bytes, size, deployed_at, grants) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (hash) DO UPDATE SET grants = excluded.grants",
+                params![hash, bytes, bytes.len() as i64, to_i64(now), grants],
             )?;
             for (name, kind) in &functions {
                 // Re-deploying an older build makes it the newest again.
@@ -445,6 +447,20 @@ impl Store {
         let hash = hash.to_owned();
         self.read(move |c| {
             c.query_row("SELECT bytes FROM components WHERE hash = ?1", [&hash], |r| r.get(0))
+                .optional()?
+                .ok_or(StoreError::VersionNotFound(hash))
+        })
+        .await
+    }
+
+    /// The capabilities (JSON) granted to a deployed component.
+    ///
+    /// # Errors
+    /// [`StoreError::VersionNotFound`].
+    pub async fn component_grants(&self, hash: &str) -> Result<String, StoreError> {
+        let hash = hash.to_owned();
+        self.read(move |c| {
+            c.query_row("SELECT grants FROM components WHERE hash = ?1", [&hash], |r| r.get(0))
                 .optional()?
                 .ok_or(StoreError::VersionNotFound(hash))
         })

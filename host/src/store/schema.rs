@@ -99,6 +99,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX locks_by_instance ON locks(instance_id);
     CREATE INDEX lock_requests_by_instance ON lock_requests(instance_id);
     ",
+    // 3: capabilities granted to activity components at deploy (JSON).
+    r"
+    ALTER TABLE components ADD COLUMN grants TEXT NOT NULL DEFAULT '{}';
+    ",
 ];
 
 /// Current schema version of this build.

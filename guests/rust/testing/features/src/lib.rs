@@ -14,6 +14,8 @@
 //!   with a retry policy of 3 attempts (10 ms apart) and returns the caught
 //!   failure as `{"error_type", "message"}`. `FailingChild` always fails
 //!   with `ChildError`.
+//! - `CallsActivity` `{"name", "input"}`: calls activity `name` and returns
+//!   `{"ok": result}` or `{"error_type", "message"}`.
 //! - `Locked` `{"locks": [..]}`: holds the named locks while it calls
 //!   `Double` with 21; returns 42.
 
@@ -33,6 +35,7 @@ cairn_sdk::register! {
         "Locked" => locked,
         "RetriesChild" => retries_child,
         "FailingChild" => failing_child,
+        "CallsActivity" => calls_activity,
     },
     activities: { "Double" => double },
 }
@@ -139,4 +142,17 @@ fn retries_child(ctx: &OrchestrationContext, _input: Value) -> Result<Value, Fai
 
 fn failing_child(_ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
     Err(Failure::new("ChildError", "the child failed"))
+}
+
+#[derive(Deserialize)]
+struct CallInput {
+    name: String,
+    input: Value,
+}
+
+fn calls_activity(ctx: &OrchestrationContext, input: CallInput) -> Result<Value, Failure> {
+    match ctx.call_activity::<Value, Value>(&input.name, &input.input) {
+        Ok(v) => Ok(json!({ "ok": v })),
+        Err(f) => Ok(json!({ "error_type": f.error_type, "message": f.message })),
+    }
 }
