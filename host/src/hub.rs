@@ -28,6 +28,8 @@ pub enum HubError {
         size: usize,
         limit: usize,
     },
+    #[error("compiling the component took longer than {0} s (limits.compile_time); it was refused")]
+    CompileTimeout(u64),
     #[error("capability grants refused: {0}")]
     Grants(String),
     #[error("internal error: {0}")]
@@ -40,7 +42,12 @@ impl HubError {
     pub fn is_bad_request(&self) -> bool {
         matches!(
             self,
-            Self::Id(_) | Self::BadJson { .. } | Self::TooLarge { .. } | Self::Sandbox(_) | Self::Grants(_)
+            Self::Id(_)
+                | Self::BadJson { .. }
+                | Self::TooLarge { .. }
+                | Self::Sandbox(_)
+                | Self::Grants(_)
+                | Self::CompileTimeout(_)
         ) || matches!(
             self,
             Self::Store(StoreError::FunctionNotFound { .. } | StoreError::VersionNotFound(_))
@@ -102,8 +109,11 @@ impl Hub {
         let hash = content_hash(&bytes);
         let sandbox = self.sandbox.clone();
         let (h, b) = (hash.clone(), bytes.clone());
-        let loaded = tokio::task::spawn_blocking(move || sandbox.load(&h, &b))
+        let limit = self.sandbox.limits().max_compile_time;
+        // The compile thread cannot be interrupted; the deploy stops waiting.
+        let loaded = tokio::time::timeout(limit, tokio::task::spawn_blocking(move || sandbox.load(&h, &b)))
             .await
+            .map_err(|_| HubError::CompileTimeout(limit.as_secs()))?
             .map_err(|e| HubError::Internal(e.to_string()))??;
         let functions = self.sandbox.inspect(&loaded).await?;
         if functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {

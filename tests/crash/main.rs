@@ -338,3 +338,31 @@ fn cli_upgrade_check_prune_and_locks() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("without --url"));
 }
+
+#[test]
+fn limit_flags_reach_the_sandbox() {
+    let dir = TempDir::new("limit-flags");
+    let db = dir.0.join("hub.db");
+    let path = repo_root().join("target/guests/rust/sandbox-abuse.wasm");
+    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    let started = Instant::now();
+    let out = cairn(
+        &db,
+        &[
+            "--orchestrator-cpu-ms",
+            "150",
+            "start",
+            "InfiniteLoop",
+            "--id",
+            "spin",
+            "--wait",
+            "30",
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"Failed\"") && text.contains("Timeout") && text.contains("150 ms"),
+        "{text}"
+    );
+}

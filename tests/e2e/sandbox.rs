@@ -229,3 +229,20 @@ async fn activity_capabilities_default_to_none_and_follow_the_grants() {
     assert!(err.to_string().contains("orchestrators"), "{err}");
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_longer_than_the_limit_fails_the_instance_deterministically() {
+    let limits = Limits {
+        max_history_events: 30,
+        ..Limits::default()
+    };
+    let t = TestHub::with_limits(true, EngineConfig::default(), limits, true).await;
+    t.deploy("fan-out-fan-in").await;
+    let row = t.run("FanOutFanIn", r#"{"count":50}"#, "long").await;
+    assert_eq!(row.status, RuntimeStatus::Failed);
+    assert_eq!(output(&row)["ErrorType"], json!("LimitExceeded"));
+    assert!(output(&row)["Message"].as_str().unwrap().contains("limits.history"));
+    let ok = t.run("FanOutFanIn", r#"{"count":5}"#, "short").await;
+    assert_completed(&ok);
+    t.stop().await;
+}

@@ -57,8 +57,45 @@ pub struct Cli {
     /// API key: the one `serve` requires, or the one sent to `--url`.
     #[arg(long, global = true, env = "CAIRN_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Guest limits (defaults in `sandbox::Limits`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Linear memory per guest instance, MiB.
+    #[arg(long, global = true, env = "CAIRN_MEMORY_LIMIT_MIB", default_value_t = 256)]
+    pub memory_limit_mib: usize,
+    /// Uninterrupted CPU time of orchestrator code per episode, ms.
+    #[arg(long, global = true, env = "CAIRN_ORCHESTRATOR_CPU_MS", default_value_t = 2000)]
+    pub orchestrator_cpu_ms: u64,
+    /// Wall time of one activity call, s.
+    #[arg(long, global = true, env = "CAIRN_ACTIVITY_TIMEOUT_SECS", default_value_t = 300)]
+    pub activity_timeout_secs: u64,
+    /// Largest input, output, event payload or custom status, bytes.
+    #[arg(long, global = true, env = "CAIRN_MAX_PAYLOAD_BYTES", default_value_t = 2 << 20)]
+    pub max_payload_bytes: usize,
+    /// Most history events of one execution.
+    #[arg(long, global = true, env = "CAIRN_MAX_HISTORY_EVENTS", default_value_t = 1_000_000)]
+    pub max_history_events: u64,
+}
+
+impl LimitArgs {
+    /// The sandbox limits these flags describe.
+    #[must_use]
+    pub fn limits(&self) -> crate::sandbox::Limits {
+        crate::sandbox::Limits {
+            max_memory_bytes: self.memory_limit_mib.saturating_mul(1 << 20),
+            orchestrator_cpu: Duration::from_millis(self.orchestrator_cpu_ms.max(1)),
+            activity_cpu: Duration::from_secs(self.activity_timeout_secs.max(1)),
+            max_payload_bytes: self.max_payload_bytes,
+            max_history_events: self.max_history_events,
+            ..crate::sandbox::Limits::default()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,7 +338,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     if let Some(url) = cli.url.clone() {
         return remote::run(&url, cli).await;
     }
-    let hub = Hub::open(&cli.db)?;
+    let hub = Hub::open_with(
+        &cli.db,
+        cli.limits.limits(),
+        Some(crate::sandbox::default_cache_dir(&cli.db)),
+    )?;
     match cli.command {
         Command::Serve {
             listen,
@@ -588,6 +629,8 @@ async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool, api: ApiCo
     let addr = listener.local_addr().unwrap_or(addr);
     let config = EngineConfig {
         hot_cache: !no_hot_cache,
+        // A lease outlives the longest activity call.
+        lease_ms: u64::try_from(hub.sandbox.limits().activity_cpu.as_millis()).unwrap_or(u64::MAX / 2) + 60_000,
         ..EngineConfig::default()
     };
     let engine: Arc<Engine> = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);

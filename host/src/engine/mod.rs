@@ -503,6 +503,17 @@ impl Engine {
                     .await;
             }
         };
+        let max_history = self.sandbox.limits().max_history_events;
+        if output.finish.is_none() && row.history_len + output.events.len() as u64 > max_history {
+            drop(entry);
+            let f = Failure::new(
+                "LimitExceeded",
+                format!(
+                    "the execution's history would exceed {max_history} events (limits.history); use continue-as-new"
+                ),
+            );
+            return self.fail_by_replay(id, consumed, f, now).await;
+        }
         let finished = output.finish.is_some();
         let added = output.events.len() as u64;
         let cp = self.checkpoint_of(row, consumed, output, entry.parent.as_ref(), now);

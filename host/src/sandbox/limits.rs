@@ -23,6 +23,10 @@ pub struct Limits {
     pub max_component_bytes: usize,
     /// Most tasks one execution may create (history growth).
     pub max_tasks_per_execution: u32,
+    /// Most history events one execution may have (use continue-as-new).
+    pub max_history_events: u64,
+    /// Longest compile of a component at deploy (compile bombs).
+    pub max_compile_time: Duration,
 }
 
 impl Default for Limits {
@@ -34,6 +38,8 @@ impl Default for Limits {
             max_payload_bytes: 2 << 20,
             max_component_bytes: 64 << 20,
             max_tasks_per_execution: 100_000,
+            max_history_events: 1_000_000,
+            max_compile_time: Duration::from_secs(120),
         }
     }
 }
