@@ -139,6 +139,18 @@ impl TestHub {
     pub async fn stop(mut self) {
         self.halt().await;
     }
+
+    /// Waits until the instance shows custom status `want` (JSON text).
+    pub async fn wait_custom_status(&self, id: &str, want: &str) {
+        for _ in 0..500 {
+            let row = self.hub.store.get_instance(id).await.unwrap().unwrap();
+            if row.custom_status.as_deref() == Some(want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{id} never showed custom status {want}");
+    }
 }
 
 /// History without timestamps and per-run ids, to compare two runs.

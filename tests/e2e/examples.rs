@@ -7,17 +7,6 @@ use serde_json::json;
 use crate::common::*;
 use cairn::store::RuntimeStatus;
 
-async fn wait_custom_status(t: &TestHub, id: &str, want: &str) {
-    for _ in 0..500 {
-        let row = t.hub.store.get_instance(id).await.unwrap().unwrap();
-        if row.custom_status.as_deref() == Some(want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{id} never showed custom status {want}");
-}
-
 async fn human_interaction_approval_rejection_and_escalation(lang: &str) {
     for hot in [true, false] {
         let t = TestHub::new(hot).await;
@@ -28,7 +17,7 @@ async fn human_interaction_approval_rejection_and_escalation(lang: &str) {
             ("reject", "false", "rejected"),
         ] {
             t.start("ApprovalWorkflow", r#"{"timeout_ms":60000}"#, id).await;
-            wait_custom_status(&t, id, r#"{"stage":"waiting-for-approval"}"#).await;
+            t.wait_custom_status(id, r#"{"stage":"waiting-for-approval"}"#).await;
             t.hub.raise_event(id, "ApprovalEvent", Some(payload)).await.unwrap();
             let row = t.wait(id).await;
             assert_eq!(output(&row), json!(expected), "{id} hot={hot}");

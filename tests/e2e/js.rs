@@ -3,8 +3,6 @@
 //! Durable Functions sample ported with two changed lines, determinism of
 //! the JS runtime under forced replay, typed failures across languages.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::common::*;
@@ -84,17 +82,6 @@ fn js_hello_cities_is_the_durable_functions_sample_with_two_lines_changed() {
         );
     }
     assert!(a.len() >= 10 && a.iter().filter(|l| l.contains("yield context.df.callActivity")).count() == 3);
-}
-
-async fn wait_custom_status(t: &TestHub, id: &str, want: &str) {
-    for _ in 0..500 {
-        let row = t.hub.store.get_instance(id).await.unwrap().unwrap();
-        if row.custom_status.as_deref() == Some(want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{id} never showed custom status {want}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,14 +391,16 @@ async fn js_measure_compile_load_and_parked_memory() {
     t.hub.deploy(bytes).await.unwrap();
     let input = r#"{"timeout_ms":600000}"#;
     t.start("ApprovalWorkflow", input, "warm").await;
-    wait_custom_status(&t, "warm", r#"{"stage":"waiting-for-approval"}"#).await;
+    t.wait_custom_status("warm", r#"{"stage":"waiting-for-approval"}"#)
+        .await;
     let before = rss_kib();
     let t0 = std::time::Instant::now();
     for i in 0..n {
         t.start("ApprovalWorkflow", input, &format!("p{i}")).await;
     }
     for i in 0..n {
-        wait_custom_status(&t, &format!("p{i}"), r#"{"stage":"waiting-for-approval"}"#).await;
+        t.wait_custom_status(&format!("p{i}"), r#"{"stage":"waiting-for-approval"}"#)
+            .await;
     }
     let parked = t0.elapsed();
     let after = rss_kib();
