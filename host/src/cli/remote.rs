@@ -53,6 +53,14 @@ impl Remote {
         }
     }
 
+    /// POSTs a management verb (`terminate`, `suspend`, ...) with its reason.
+    async fn control(&self, id: &str, verb: &str, what: &str, reason: Option<String>) -> Result<(), CliError> {
+        self.post(&format!("{}/{verb}{}", instance(id), query(&[("reason", reason)])))
+            .await?;
+        eprintln!("{what} of {id} requested");
+        Ok(())
+    }
+
     async fn post(&self, path: &str) -> Result<Reply, CliError> {
         self.call(Method::POST, path, &[], Vec::new(), &[StatusCode::ACCEPTED])
             .await
@@ -193,30 +201,10 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
             eprintln!("event {event:?} raised to {id}");
             Ok(())
         }
-        Command::Terminate { id, reason } => {
-            r.post(&format!("{}/terminate{}", instance(&id), query(&[("reason", reason)])))
-                .await?;
-            eprintln!("termination of {id} requested");
-            Ok(())
-        }
-        Command::Suspend { id, reason } => {
-            r.post(&format!("{}/suspend{}", instance(&id), query(&[("reason", reason)])))
-                .await?;
-            eprintln!("suspension of {id} requested");
-            Ok(())
-        }
-        Command::Resume { id, reason } => {
-            r.post(&format!("{}/resume{}", instance(&id), query(&[("reason", reason)])))
-                .await?;
-            eprintln!("resumption of {id} requested");
-            Ok(())
-        }
-        Command::Rewind { id, reason } => {
-            r.post(&format!("{}/rewind{}", instance(&id), query(&[("reason", reason)])))
-                .await?;
-            eprintln!("rewind of {id} requested");
-            Ok(())
-        }
+        Command::Terminate { id, reason } => r.control(&id, "terminate", "termination", reason).await,
+        Command::Suspend { id, reason } => r.control(&id, "suspend", "suspension", reason).await,
+        Command::Resume { id, reason } => r.control(&id, "resume", "resumption", reason).await,
+        Command::Rewind { id, reason } => r.control(&id, "rewind", "rewind", reason).await,
         Command::Restart { id, same_id } => {
             let reply = r
                 .post(&format!(
