@@ -100,8 +100,9 @@ impl Hub {
     }
 
     /// Deploys a component with capabilities granted to its activities
-    /// (environment variables, preopened directories). Components that
-    /// export orchestrators get no grants: orchestrators have no I/O.
+    /// (environment variables, preopened directories, outbound HTTP hosts).
+    /// Components that export orchestrators get no grants: orchestrators
+    /// have no I/O.
     ///
     /// # Errors
     /// As [`Hub::deploy`]; [`HubError::Grants`] for grants on an orchestrator component.
@@ -118,6 +119,8 @@ impl Hub {
         let functions = self.sandbox.inspect(&loaded).await?;
         if functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
             self.sandbox.check_orchestrator_imports(&loaded)?;
+        } else {
+            self.sandbox.check_activity_grants(&loaded, &grants)?;
         }
         self.sandbox.check_linkable(&loaded)?;
         if !grants.is_empty() && functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {

@@ -366,3 +366,66 @@ fn limit_flags_reach_the_sandbox() {
         "{text}"
     );
 }
+
+/// `VmRSS` and `VmHWM` (peak RSS) of a process, in MiB.
+fn rss_mib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib / 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[test]
+fn memory_bombs_fail_at_the_limit_and_host_rss_stays_bounded() {
+    const LIMIT_MIB: u64 = 64;
+    const BOMBS: u64 = 4;
+    let dir = TempDir::new("memory-bomb");
+    let db = dir.0.join("hub.db");
+    let path = repo_root().join("target/guests/rust/sandbox-abuse.wasm");
+    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--db")
+        .arg(&db)
+        .args(["--memory-limit-mib", &LIMIT_MIB.to_string()])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A quick instance first: the host is up, the component loaded.
+    assert!(cairn(&db, &["start", "Quick", "--id", "warm-up"]).status.success());
+    wait_until(|| status(&db, "warm-up")["runtimeStatus"] == "Completed", "warm-up");
+    let (baseline, _) = rss_mib(child.id());
+
+    for round in 0..2 {
+        let ids: Vec<String> = (0..BOMBS).map(|i| format!("bomb-{round}-{i}")).collect();
+        for id in &ids {
+            assert!(cairn(&db, &["start", "MemoryBomb", "--id", id]).status.success());
+        }
+        for id in &ids {
+            wait_until(|| status(&db, id)["runtimeStatus"] == "Failed", "the bomb to fail");
+            let s = status(&db, id);
+            let message = s["output"]["Message"].as_str().unwrap_or_default().to_owned();
+            assert_eq!(s["output"]["ErrorType"], "LimitExceeded", "{s}");
+            assert!(message.contains(&format!("{} bytes", LIMIT_MIB << 20)), "{message}");
+        }
+    }
+    let (rss, peak) = rss_mib(child.id());
+    eprintln!("host RSS: baseline {baseline} MiB, peak {peak} MiB, after {rss} MiB");
+    child.kill().unwrap();
+    let _ = child.wait();
+    // Every bomb may have held at most the limit at once; without the
+    // limit one bomb alone would grow until the machine ran out.
+    let slack = 96;
+    assert!(
+        peak <= baseline + BOMBS * LIMIT_MIB + slack,
+        "peak RSS {peak} MiB, baseline {baseline} MiB, {BOMBS} × {LIMIT_MIB} MiB limit"
+    );
+    assert!(
+        rss <= baseline + slack,
+        "memory is returned after the bombs fail: RSS {rss} MiB, baseline {baseline} MiB"
+    );
+}

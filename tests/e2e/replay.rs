@@ -183,3 +183,73 @@ async fn upgrade_check_reports_divergence_and_moves_compatible_instances() {
         t.stop().await;
     }
 }
+
+/// Waits until `id`'s orchestrator has consumed `n` activity results (so
+/// it is parked at the await that follows them).
+async fn wait_for_completed_tasks(t: &TestHub, id: &str, n: usize) {
+    for _ in 0..1000 {
+        if t.types(id).await.iter().filter(|e| **e == "TaskCompleted").count() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{id} never completed {n} tasks: {:?}", t.types(id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_check_with_reordered_activities_moves_only_the_instances_before_the_change() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        let v1 = t.deploy("pipeline-v1").await;
+        let (early, late) = (["early-0", "early-1"], ["late-0", "late-1"]);
+        for id in early.iter().chain(&late) {
+            t.start("Pipeline", "null", id).await;
+        }
+        for id in early.iter().chain(&late) {
+            wait_for_completed_tasks(&t, id, 1).await; // StepA done, waiting for `go`
+        }
+        for id in late {
+            t.hub.raise_event(id, "go", None).await.unwrap();
+            wait_for_completed_tasks(&t, id, 2).await; // StepB done, waiting for `go2`
+        }
+
+        // v2 calls StepC before StepB: only instances that have not called
+        // StepB yet replay cleanly.
+        let report = cairn::upgrade::check(&t.hub, "Pipeline", guest("pipeline-v2"), true)
+            .await
+            .unwrap();
+        assert_eq!(report.instances.len(), 4, "{report:?}");
+        assert_eq!(report.moved, 2, "{report:?}");
+        for i in &report.instances {
+            assert_eq!(i.from_version, v1);
+            if i.instance_id.starts_with("early") {
+                assert_eq!(i.verdict, cairn::upgrade::Verdict::ReplaysCleanly, "{i:?}");
+            } else {
+                match &i.verdict {
+                    cairn::upgrade::Verdict::Diverges { error_type, message } => {
+                        assert_eq!(error_type, "NonDeterminism", "{message}");
+                        assert!(message.contains("StepB") && message.contains("StepC"), "{message}");
+                    }
+                    other => panic!("{} must diverge: {other:?}", i.instance_id),
+                }
+            }
+        }
+
+        // Moved instances finish on v2 (C before B); the others on v1.
+        for id in early {
+            t.hub.raise_event(id, "go", None).await.unwrap();
+            wait_for_completed_tasks(&t, id, 2).await;
+            t.hub.raise_event(id, "go2", None).await.unwrap();
+            let row = t.wait(id).await;
+            assert_eq!(output(&row), json!(["A", "C", "B"]), "{row:?}");
+            assert_eq!(row.version, report.candidate);
+        }
+        for id in late {
+            t.hub.raise_event(id, "go2", None).await.unwrap();
+            let row = t.wait(id).await;
+            assert_eq!(output(&row), json!(["A", "B", "C"]), "{row:?}");
+            assert_eq!(row.version, v1);
+        }
+        t.stop().await;
+    }
+}

@@ -183,6 +183,7 @@ async fn activity_capabilities_default_to_none_and_follow_the_grants() {
     let grants = cairn::sandbox::Grants {
         env: vec!["PATH".into()],
         dirs: vec![cairn::sandbox::DirGrant::parse(&format!("{}:/data", shared.0.display())).unwrap()],
+        ..Default::default()
     };
     t.hub.deploy_with(guest("capabilities"), grants).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await; // the engine caches grants for 1 s
@@ -221,7 +222,7 @@ async fn activity_capabilities_default_to_none_and_follow_the_grants() {
             guest("features"),
             cairn::sandbox::Grants {
                 env: vec!["PATH".into()],
-                dirs: vec![],
+                ..Default::default()
             },
         )
         .await
@@ -244,5 +245,111 @@ async fn history_longer_than_the_limit_fails_the_instance_deterministically() {
     assert!(output(&row)["Message"].as_str().unwrap().contains("limits.history"));
     let ok = t.run("FanOutFanIn", r#"{"count":5}"#, "short").await;
     assert_completed(&ok);
+    t.stop().await;
+}
+
+/// A one-route HTTP server on 127.0.0.1 (answers every request with
+/// `hello from cairn`); counts the requests that reach it.
+fn tiny_http_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = "hello from cairn";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_http_reaches_only_granted_hosts() {
+    let t = TestHub::new(true).await;
+    let (port, hits) = tiny_http_server();
+    let http = |hosts: &[String]| cairn::sandbox::Grants {
+        http: hosts.to_vec(),
+        ..Default::default()
+    };
+
+    // Importing wasi:http needs a grant; patterns are validated.
+    let err = t.hub.deploy(guest("http-client")).await.unwrap_err().to_string();
+    assert!(
+        err.contains("wasi:http/outgoing-handler") && err.contains("--allow-http"),
+        "{err}"
+    );
+    let err = t
+        .hub
+        .deploy_with(guest("http-client"), http(&["https://example.com/x".into()]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a URL"), "{err}");
+
+    t.hub
+        .deploy_with(guest("http-client"), http(&[format!("127.0.0.1:{port}")]))
+        .await
+        .unwrap();
+    t.deploy("features").await;
+    let call = |name: &str, url: String| json!({"name": name, "input": url}).to_string();
+
+    let row = t
+        .run(
+            "CallsActivity",
+            &call("HttpGet", format!("http://127.0.0.1:{port}/hi")),
+            "granted",
+        )
+        .await;
+    assert_eq!(
+        output(&row)["ok"],
+        json!({"status": 200, "body": "hello from cairn"}),
+        "{row:?}"
+    );
+
+    // Same server, other host name: not granted, never sent.
+    let row = t
+        .run(
+            "CallsActivity",
+            &call("HttpGet", format!("http://localhost:{port}/")),
+            "other-host",
+        )
+        .await;
+    assert_eq!(output(&row)["error_type"], json!("CapabilityDenied"), "{row:?}");
+    let message = output(&row)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains(&format!("localhost:{port}")) && message.contains(&format!("127.0.0.1:{port}")),
+        "names the refused and the granted hosts: {message}"
+    );
+
+    // The guest swallowing the error does not hide the denial.
+    let row = t
+        .run(
+            "CallsActivity",
+            &call("HttpGetIgnoringErrors", format!("http://127.0.0.1:{}/", port ^ 1)),
+            "swallowed",
+        )
+        .await;
+    assert_eq!(output(&row)["error_type"], json!("CapabilityDenied"), "{row:?}");
+
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the granted request went out"
+    );
     t.stop().await;
 }

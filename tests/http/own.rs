@@ -42,6 +42,26 @@ async fn components_health_metrics_openapi() {
         .expect(400);
     s.req("POST", "/api/components", &[], b"").await.expect(400);
 
+    // Grants travel as query parameters; wasi:http needs one.
+    let http_client = guest("http-client");
+    let r = s.req("POST", "/api/components", &[], &http_client).await;
+    r.expect(400);
+    assert!(r.text().contains("--allow-http"), "{}", r.text());
+    s.req(
+        "POST",
+        "/api/components?allowHttp=https%3A%2F%2Fx.com",
+        &[],
+        &http_client,
+    )
+    .await
+    .expect(400);
+    s.req("POST", "/api/components?allowHttp=api.example.com", &[], &http_client)
+        .await
+        .expect(200);
+    s.req("POST", "/api/components?allowEnv=PATH", &[], &wasm)
+        .await
+        .expect(400); // orchestrator components get no grants
+
     // List.
     let r = s.get("/api/components").await;
     r.expect(200);

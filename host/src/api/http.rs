@@ -266,6 +266,16 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated `name` (`a=1&a=2`), in order.
+    #[must_use]
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// The value of `name` unless absent or empty.
     #[must_use]
     pub fn non_empty(&self, name: &str) -> Option<&str> {

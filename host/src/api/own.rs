@@ -51,7 +51,13 @@ impl Api {
                         "send the component's .wasm bytes as the request body",
                     ));
                 }
-                let report = self.hub.deploy(bytes.to_vec()).await?;
+                let grants = crate::sandbox::Grants::from_specs(
+                    ctx.query.all("allowEnv"),
+                    &ctx.query.all("allowDir"),
+                    ctx.query.all("allowHttp"),
+                )
+                .map_err(HttpError::bad_request)?;
+                let report = self.hub.deploy_with(bytes.to_vec(), grants).await?;
                 let functions: Vec<Value> = report
                     .functions
                     .iter()

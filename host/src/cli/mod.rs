@@ -129,6 +129,9 @@ pub enum Command {
         /// Preopen a host directory for its activities: HOST[:GUEST][:ro|:rw], read-only by default (repeatable).
         #[arg(long = "allow-dir", value_name = "SPEC")]
         allow_dir: Vec<String>,
+        /// Let its activities send HTTP requests to this host: HOST, HOST:PORT or *.DOMAIN (repeatable).
+        #[arg(long = "allow-http", value_name = "HOST")]
+        allow_http: Vec<String>,
     },
     /// Start an orchestration; prints the instance id.
     Start {
@@ -364,13 +367,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             files,
             allow_env,
             allow_dir,
+            allow_http,
         } => {
-            let dirs = allow_dir
-                .iter()
-                .map(|d| crate::sandbox::DirGrant::parse(d))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(CliError::Usage)?;
-            let grants = crate::sandbox::Grants { env: allow_env, dirs };
+            let grants =
+                crate::sandbox::Grants::from_specs(allow_env, &allow_dir, allow_http).map_err(CliError::Usage)?;
             for f in files {
                 let bytes = std::fs::read(&f).map_err(|source| CliError::Io {
                     path: f.clone(),

@@ -84,7 +84,25 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
         Command::Serve { .. } | Command::Bench(_) => Err(CliError::Usage(
             "serve and bench run on a local task hub; drop --url".into(),
         )),
-        Command::Deploy { files, .. } => {
+        Command::Deploy {
+            files,
+            allow_env,
+            allow_dir,
+            allow_http,
+        } => {
+            let grants = allow_env
+                .iter()
+                .map(|v| ("allowEnv", v))
+                .chain(allow_dir.iter().map(|v| ("allowDir", v)))
+                .chain(allow_http.iter().map(|v| ("allowHttp", v)))
+                .map(|(k, v)| format!("{k}={}", enc(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            let path = if grants.is_empty() {
+                "/api/components".to_owned()
+            } else {
+                format!("/api/components?{grants}")
+            };
             for f in files {
                 let bytes = std::fs::read(&f).map_err(|source| CliError::Io {
                     path: f.clone(),
@@ -94,7 +112,7 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
                 let reply = r
                     .call(
                         Method::POST,
-                        "/api/components",
+                        &path,
                         &[("content-type", "application/wasm")],
                         bytes,
                         &[StatusCode::OK],

@@ -54,12 +54,37 @@ pub struct Grants {
     /// Host directories preopened for the activity.
     #[serde(default)]
     pub dirs: Vec<DirGrant>,
+    /// Hosts the activity may send HTTP requests to (`wasi:http`), as
+    /// [`HostPattern`](super::HostPattern)s.
+    #[serde(default)]
+    pub http: Vec<String>,
 }
 
 impl Grants {
+    /// Grants from their command-line / query-string spellings
+    /// (`--allow-env`, `--allow-dir`, `--allow-http`).
+    ///
+    /// # Errors
+    /// A message naming the first bad directory or host spec.
+    pub fn from_specs(env: Vec<String>, dirs: &[String], http: Vec<String>) -> Result<Self, String> {
+        let dirs = dirs.iter().map(|d| DirGrant::parse(d)).collect::<Result<Vec<_>, _>>()?;
+        for host in &http {
+            super::HostPattern::parse(host)?;
+        }
+        Ok(Self { env, dirs, http })
+    }
+
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.env.is_empty() && self.dirs.is_empty()
+        self.env.is_empty() && self.dirs.is_empty() && self.http.is_empty()
+    }
+
+    /// The HTTP grant, parsed (patterns were validated at deploy).
+    pub(super) fn http_patterns(&self) -> Vec<super::HostPattern> {
+        self.http
+            .iter()
+            .filter_map(|p| super::HostPattern::parse(p).ok())
+            .collect()
     }
 }
 

@@ -9,6 +9,7 @@
 //! preopened directories and no network.
 
 mod host;
+mod http;
 mod limits;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, 
 use crate::history::{Event, Failure, Millis};
 use crate::replay::{EpisodeOutput, Replay};
 use crate::store::FunctionKind;
+pub use http::HostPattern;
 pub use limits::{DirGrant, Grants, Limits};
 
 wasmtime::component::bindgen!({
@@ -64,6 +66,13 @@ pub enum SandboxError {
         .0.join(", ")
     )]
     ForbiddenImports(Vec<String>),
+    #[error(
+        "activity component imports {}, but was granted no outbound HTTP hosts: grant the hosts it calls with `cairn deploy --allow-http HOST`",
+        .0.join(", ")
+    )]
+    UngrantedImports(Vec<String>),
+    #[error("{0}")]
+    BadGrant(String),
     #[error("wasmtime configuration: {0}")]
     Config(String),
     #[error("compiled-component cache at {path}: {source}")]
@@ -148,6 +157,9 @@ pub struct GuestState {
     segment_start: Instant,
     budget: Duration,
     stderr: MemoryOutputPipe,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    /// Outbound HTTP grant (empty for orchestrators: every request denied).
+    gate: http::HttpGate,
 }
 
 enum Role {
@@ -180,6 +192,16 @@ impl WasiView for GuestState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for GuestState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
         }
     }
 }
@@ -268,6 +290,8 @@ impl Sandbox {
             .map_err(|e| SandboxError::Config(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SandboxError::Config(e.to_string()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Config(e.to_string()))?;
         App::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(|e| SandboxError::Config(e.to_string()))?;
         Ok(Arc::new(Self {
@@ -364,6 +388,8 @@ impl Sandbox {
             segment_start: Instant::now(),
             budget,
             stderr,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            gate: http::HttpGate::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -397,6 +423,27 @@ impl Sandbox {
             Ok(())
         } else {
             Err(SandboxError::ForbiddenImports(forbidden))
+        }
+    }
+
+    /// Deploy-time check of an activity component against the capabilities
+    /// granted to it: the HTTP host patterns must parse, and importing
+    /// outbound HTTP needs at least one granted host.
+    ///
+    /// # Errors
+    /// [`SandboxError::BadGrant`], [`SandboxError::UngrantedImports`].
+    pub fn check_activity_grants(&self, loaded: &Loaded, grants: &Grants) -> Result<(), SandboxError> {
+        for pattern in &grants.http {
+            HostPattern::parse(pattern).map_err(SandboxError::BadGrant)?;
+        }
+        let ungranted: Vec<String> = import_names(&self.engine, &loaded.component)
+            .into_iter()
+            .filter(|name| name.starts_with("wasi:http/outgoing-handler") && grants.http.is_empty())
+            .collect();
+        if ungranted.is_empty() {
+            Ok(())
+        } else {
+            Err(SandboxError::UngrantedImports(ungranted))
         }
     }
 
@@ -582,6 +629,7 @@ impl Sandbox {
         let name = ctx.function_name.clone();
         let budget = self.limits.activity_cpu;
         let mut store = self.new_store(Role::Activity(ctx), wasi, stderr.clone(), budget);
+        store.data_mut().gate = http::HttpGate::new(grants.http_patterns());
         let call = async {
             let app = loaded.pre()?.instantiate_async(&mut store).await?;
             app.cairn_durable_functions()
@@ -590,7 +638,11 @@ impl Sandbox {
         };
         // Host calls (sleeps, I/O) are not interrupted by epochs: bound the
         // whole call in wall time too.
-        match tokio::time::timeout(budget + Duration::from_secs(1), call).await {
+        let result = tokio::time::timeout(budget + Duration::from_secs(1), call).await;
+        if !store.data().gate.denied.is_empty() {
+            return Err(http_denied(&store.data().gate.denied, &grants.http));
+        }
+        match result {
             Err(_) => Err(Failure::new(
                 "Timeout",
                 format!(
@@ -620,6 +672,21 @@ impl Drop for Session {
         // Dropping the guest's future releases its fiber and memory.
         self.task.abort();
     }
+}
+
+fn http_denied(denied: &[String], granted: &[String]) -> Failure {
+    let granted = if granted.is_empty() {
+        "none".to_owned()
+    } else {
+        granted.join(", ")
+    };
+    Failure::new(
+        "CapabilityDenied",
+        format!(
+            "outbound HTTP to {} is not granted to this component (granted hosts: {granted}); grant it at deploy with `cairn deploy --allow-http HOST`",
+            denied.join(", ")
+        ),
+    )
 }
 
 fn output_too_large(len: usize, max: usize) -> Failure {
