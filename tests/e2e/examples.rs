@@ -121,10 +121,21 @@ async fn critical_sections_on_the_same_accounts_never_overlap(lang: &str) {
             for ty in ["LockRequested", "LockGranted", "LockReleased"] {
                 assert_eq!(types.iter().filter(|x| **x == ty).count(), 1, "{id}: {types:?}");
             }
-            // The section spans the episodes from the grant to the release.
+            // Both activities run inside the section (between the grant and
+            // the release); the section's window is from the first activity
+            // scheduled to the last result, as recorded in the history.
             let granted = h.iter().position(|(_, e)| e.type_name() == "LockGranted").unwrap();
             let released = h.iter().position(|(_, e)| e.type_name() == "LockReleased").unwrap();
-            windows.push((h[granted].0, h[released].0, id.clone()));
+            let activities: Vec<usize> = (0..h.len())
+                .filter(|&i| matches!(h[i].1.type_name(), "TaskScheduled" | "TaskCompleted"))
+                .collect();
+            assert_eq!(activities.len(), 4, "{id}: {types:?}");
+            assert!(
+                activities.iter().all(|&i| granted < i && i < released),
+                "{id}: activities outside the critical section: {types:?}"
+            );
+            let (first, last) = (activities[0], activities[activities.len() - 1]);
+            windows.push((h[first].0, h[last].0, id.clone()));
         }
         windows.sort();
         for pair in windows.windows(2) {
@@ -179,6 +190,46 @@ async fn locks_pass_to_the_next_waiter_when_the_holder_is_terminated() {
         assert_eq!(t.wait("holder").await.status, RuntimeStatus::Terminated);
         let locks = holds("waiter").await;
         assert!(locks.iter().all(|l| l.waiting.is_empty()), "{locks:?}");
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_pass_to_the_next_waiter_when_the_holder_fails() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("features").await;
+        // The holder doubles i64::MAX (the activity fails) inside its section.
+        let holder = r#"{"locks":["ledger"],"value":9223372036854775807,"wait_for":"proceed"}"#;
+        t.start("Locked", holder, "holder").await;
+        for _ in 0..500 {
+            let locks = t.hub.store.list_locks().await.unwrap();
+            if locks.iter().any(|l| l.holder.as_ref().is_some_and(|h| h.0 == "holder")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        t.start("Locked", r#"{"locks":["ledger"]}"#, "waiter").await;
+        for _ in 0..500 {
+            let locks = t.hub.store.list_locks().await.unwrap();
+            if locks.iter().any(|l| l.waiting == ["waiter"]) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let locks = t.hub.store.list_locks().await.unwrap();
+        assert_eq!(locks.len(), 1, "{locks:?}");
+        assert_eq!(locks[0].waiting, ["waiter"], "{locks:?}");
+        assert_eq!(t.hub.store.get_instance("waiter").await.unwrap().unwrap().status, RuntimeStatus::Running);
+
+        t.hub.raise_event("holder", "proceed", None).await.unwrap();
+        let row = t.wait("holder").await;
+        assert_eq!(row.status, RuntimeStatus::Failed, "{row:?}");
+        assert_eq!(output(&row)["ErrorType"], json!("InvalidInput"), "{row:?}");
+        let row = t.wait("waiter").await;
+        assert_completed(&row);
+        assert_eq!(output(&row), json!(42));
+        assert!(t.hub.store.list_locks().await.unwrap().is_empty(), "every lock released");
         t.stop().await;
     }
 }

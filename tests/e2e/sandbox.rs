@@ -66,26 +66,47 @@ async fn runaway_guests_fail_their_instance_while_others_complete() {
     for hot in [true, false] {
         let t = TestHub::with_limits(hot, EngineConfig::default(), tight_limits(), true).await;
         t.deploy("sandbox-abuse").await;
-        // The infinite loop starts first; 20 quick instances still complete.
+        t.deploy("hello-cities").await;
+        // The infinite loops (an orchestrator and an activity) start first;
+        // 20 other instances (10 of them calling activities) still complete.
+        let started = std::time::Instant::now();
         let bad = t.start("InfiniteLoop", "null", "loop").await;
-        let quick: Vec<String> = (0..20).map(|i| format!("quick-{i}")).collect();
-        for id in &quick {
-            t.start("Quick", &format!("{{\"n\":\"{id}\"}}"), id).await;
+        let spin = t.start("CallsSpinActivity", "null", "spin").await;
+        let others: Vec<(String, &str)> = (0..20)
+            .map(|i| (format!("other-{i}"), if i % 2 == 0 { "Quick" } else { "HelloCities" }))
+            .collect();
+        for (id, name) in &others {
+            t.start(name, &format!("{{\"n\":\"{id}\"}}"), id).await;
         }
-        for id in &quick {
+        for (id, name) in &others {
             let row = t.wait(id).await;
             assert_completed(&row);
-            assert_eq!(output(&row), json!({ "n": id }));
+            if *name == "Quick" {
+                assert_eq!(output(&row), json!({ "n": id }));
+            } else {
+                assert_eq!(output(&row)[0], json!("Hello Tokyo!"));
+            }
         }
         let row = t.wait(&bad).await;
         assert_eq!(row.status, RuntimeStatus::Failed);
         assert_eq!(output(&row)["ErrorType"], json!("Timeout"), "{row:?}");
-
-        let out = failure_of(&t, "CallsSpinActivity", "null", "spin").await;
+        assert!(
+            output(&row)["Message"].as_str().unwrap().contains("limits.cpu"),
+            "{row:?}"
+        );
+        let row = t.wait(&spin).await;
+        assert_eq!(row.status, RuntimeStatus::Failed);
+        let out = output(&row);
         assert_eq!(
             out["ErrorType"],
             json!("Timeout"),
             "the looping activity fails its attempt: {out}"
+        );
+        // Deadlines: 300 ms (orchestrator), 500 ms + 1 s wall (activity).
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "both failed within their deadlines: {:?}",
+            started.elapsed()
         );
 
         let out = failure_of(&t, "MemoryBomb", "null", "bomb").await;
@@ -123,6 +144,40 @@ async fn oversized_inputs_are_refused_before_they_are_stored() {
         .unwrap_err();
     assert!(err.to_string().contains("limit"), "{err}");
     assert!(t.hub.store.get_instance("big").await.unwrap().is_none());
+
+    // Event data: refused, nothing queued; a small event still gets through.
+    t.deploy("features").await;
+    t.start("WaitForApproval", r#"{"timeout_ms":60000}"#, "event").await;
+    t.wait_custom_status("event", r#"{"waiting_for":"Approval"}"#).await;
+    let err = t.hub.raise_event("event", "Approval", Some(&big)).await.unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    t.hub.raise_event("event", "Approval", Some("true")).await.unwrap();
+    assert_eq!(output(&t.wait("event").await), json!({"approved": true}));
+
+    // Output and custom status over the limit fail the instance; the
+    // oversized text is never written.
+    t.deploy("sandbox-abuse").await;
+    for (input, id) in [
+        (r#"{"bytes":1500000}"#, "huge-output"),
+        (r#"{"bytes":1500000,"as_status":true}"#, "huge-status"),
+    ] {
+        let row = t.run("HugeOutput", input, id).await;
+        assert_eq!(row.status, RuntimeStatus::Failed, "{id}");
+        assert_eq!(output(&row)["ErrorType"], json!("LimitExceeded"), "{id}: {row:?}");
+        assert!(row.custom_status.as_deref().is_none_or(|s| s.len() < 1000), "{id}");
+    }
+    let c = rusqlite::Connection::open(t.db()).unwrap();
+    let largest: i64 = c
+        .query_row(
+            "SELECT MAX(m) FROM (SELECT MAX(length(data)) AS m FROM history UNION ALL
+                                 SELECT MAX(length(data)) FROM inbox UNION ALL
+                                 SELECT MAX(length(COALESCE(custom_status, ''))) FROM instances UNION ALL
+                                 SELECT MAX(length(COALESCE(output, ''))) FROM instances)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(largest < 1 << 20, "an oversized payload was stored ({largest} bytes)");
     t.stop().await;
 }
 

@@ -16,8 +16,11 @@
 //!   with `ChildError`.
 //! - `CallsActivity` `{"name", "input"}`: calls activity `name` and returns
 //!   `{"ok": result}` or `{"error_type", "message"}`.
-//! - `Locked` `{"locks": [..]}`: holds the named locks while it calls
-//!   `Double` with 21; returns 42.
+//! - `Locked` `{"locks": [..], "value"?: n, "wait_for"?: "EventName"}`:
+//!   takes the named locks, waits for the event when `wait_for` is given,
+//!   calls `Double` with `value` (default 21) and releases the locks; returns
+//!   the double, or fails when `Double` does (`value` too large) while still
+//!   holding the locks.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -114,12 +117,23 @@ fn child(ctx: &OrchestrationContext, value: i64) -> Result<i64, Failure> {
 #[derive(Deserialize)]
 struct LockedInput {
     locks: Vec<String>,
+    #[serde(default = "twenty_one")]
+    value: i64,
+    #[serde(default)]
+    wait_for: Option<String>,
+}
+
+fn twenty_one() -> i64 {
+    21
 }
 
 fn locked(ctx: &OrchestrationContext, input: LockedInput) -> Result<i64, Failure> {
     let names: Vec<&str> = input.locks.iter().map(String::as_str).collect();
     let guard = ctx.lock(&names)?;
-    let doubled = ctx.call_activity("Double", &21)?;
+    if let Some(event) = &input.wait_for {
+        ctx.wait_for_event::<Value>(event).get()?;
+    }
+    let doubled = ctx.call_activity("Double", &input.value)?;
     guard.release();
     Ok(doubled)
 }

@@ -14,8 +14,10 @@
 //!   the frames hold no memory, so the recursion exhausts wasmtime's native
 //!   wasm stack instead (a trap: "call stack exhausted").
 //! - `Quick` (any input): returns its input immediately.
-//! - `HugeOutput` `{"bytes": n}`: returns a JSON string of `n` `x`
-//!   characters (the serialized output is `n + 2` bytes, with the quotes).
+//! - `HugeOutput` `{"bytes": n, "as_status"?: bool}`: returns a JSON string
+//!   of `n` `x` characters (the serialized output is `n + 2` bytes, with the
+//!   quotes); with `as_status`, sets that string as its custom status
+//!   instead and returns `"small"`.
 //! - `ManyTasks` `{"count": n}`: schedules `n` `Noop` activity tasks without
 //!   awaiting them; returns `n`. `Noop` (any input) returns `null`.
 //! - `Nested` (any input): holds the lock `a` while it asks for the lock `b`;
@@ -146,10 +148,17 @@ fn quick(_ctx: &OrchestrationContext, input: Value) -> Result<Value, Failure> {
 #[derive(Deserialize)]
 struct HugeOutputInput {
     bytes: usize,
+    #[serde(default)]
+    as_status: bool,
 }
 
-fn huge_output(_ctx: &OrchestrationContext, input: HugeOutputInput) -> Result<String, Failure> {
-    Ok("x".repeat(input.bytes))
+fn huge_output(ctx: &OrchestrationContext, input: HugeOutputInput) -> Result<String, Failure> {
+    let huge = "x".repeat(input.bytes);
+    if input.as_status {
+        ctx.set_custom_status(&huge);
+        return Ok("small".into());
+    }
+    Ok(huge)
 }
 
 #[derive(Deserialize)]
