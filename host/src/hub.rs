@@ -32,6 +32,8 @@ pub enum HubError {
     CompileTimeout(u64),
     #[error("capability grants refused: {0}")]
     Grants(String),
+    #[error("{0}")]
+    NotReplayable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -47,6 +49,7 @@ impl HubError {
                 | Self::TooLarge { .. }
                 | Self::Sandbox(_)
                 | Self::Grants(_)
+                | Self::NotReplayable(_)
                 | Self::CompileTimeout(_)
         ) || matches!(
             self,

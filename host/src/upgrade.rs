@@ -1,13 +1,18 @@
 //! Safe upgrades: replay the history of every unfinished instance of an
-//! orchestrator against a candidate component before moving them to it.
+//! orchestrator against a candidate component before moving them to it;
+//! and replay verification of finished instances (their recorded history,
+//! replayed from the start, must reproduce the same actions and outcome).
 
 use std::time::Duration;
 
 use crate::clock::now_ms;
 use crate::history::Failure;
 use crate::hub::{Hub, HubError};
-use crate::replay::{Finish, Replay};
-use crate::sandbox::{Yielded, content_hash};
+use std::sync::Arc;
+
+use crate::history::{Event, Millis};
+use crate::replay::{EpisodeOutput, Finish, Replay};
+use crate::sandbox::{Loaded, Yielded, content_hash};
 use crate::store::{InstanceQuery, RuntimeStatus};
 
 /// Longest replay of one instance during a check.
@@ -88,19 +93,16 @@ pub async fn check(hub: &Hub, name: &str, bytes: Vec<u8>, apply: bool) -> Result
         let verdict = if history.is_empty() {
             Verdict::ReplaysCleanly
         } else {
-            let mut replay = Replay::from_history(&row.instance_id, &history);
-            replay.begin_episode(now_ms(), []);
-            let mut session = hub.sandbox.start_session(loaded.clone(), replay);
-            match tokio::time::timeout(REPLAY_TIMEOUT, session.yielded.recv()).await {
-                Ok(Some(Yielded::Blocked { .. })) => Verdict::ReplaysCleanly,
-                Ok(Some(Yielded::Finished(out))) => match out.finish {
+            match replay_from_start(hub, &loaded, &row.instance_id, &history, now_ms()).await {
+                Ok(None) => Verdict::ReplaysCleanly,
+                Ok(Some(out)) => match out.finish {
                     Some(Finish::Failed(f)) => diverges(f),
                     _ => diverges(Failure::new(
                         "NonDeterminism",
                         "the candidate finishes where the recorded run is still waiting",
                     )),
                 },
-                Ok(None) | Err(_) => diverges(Failure::new("Timeout", "replay did not finish in 30 s")),
+                Err(f) => diverges(f),
             }
         };
         instances.push(InstanceVerdict {
@@ -127,5 +129,138 @@ pub async fn check(hub: &Hub, name: &str, bytes: Vec<u8>, apply: bool) -> Result
         candidate,
         instances,
         moved,
+    })
+}
+
+/// Runs `loaded` from the start against `history` (one cold replay of every
+/// recorded episode). `None` when the guest blocks; the episode it produced
+/// when it finishes.
+async fn replay_from_start(
+    hub: &Hub,
+    loaded: &Arc<Loaded>,
+    instance_id: &str,
+    history: &[(Millis, Event)],
+    now: Millis,
+) -> Result<Option<EpisodeOutput>, Failure> {
+    let mut replay = Replay::from_history(instance_id, history);
+    replay.begin_episode(now, []);
+    let mut session = hub.sandbox.start_session(loaded.clone(), replay);
+    match tokio::time::timeout(REPLAY_TIMEOUT, session.yielded.recv()).await {
+        Ok(Some(Yielded::Blocked { .. })) => Ok(None),
+        Ok(Some(Yielded::Finished(out))) => Ok(Some(out)),
+        Ok(None) | Err(_) => Err(Failure::new("Timeout", "replay did not finish in 30 s")),
+    }
+}
+
+/// The outcome of [`replay_finished`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplayReport {
+    pub instance_id: String,
+    /// The component replayed (the instance's own version, or a candidate).
+    pub version: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// The recorded end of the execution (`ExecutionCompleted`).
+    pub recorded: Event,
+    /// The end the replay reached, when it reached one.
+    pub replayed: Option<Event>,
+}
+
+impl ReplayReport {
+    /// Every recorded action was reproduced and the execution ended the same way.
+    #[must_use]
+    pub fn is_identical(&self) -> bool {
+        self.verdict == Verdict::ReplaysCleanly && self.replayed.as_ref() == Some(&self.recorded)
+    }
+}
+
+/// Replays a finished (completed or failed) instance's whole history from
+/// the start against its own version, or against `candidate` when given,
+/// the way a cold start replays it: every recorded action must be scheduled
+/// again in the same order, nothing new may be scheduled, and the report
+/// says whether the execution ends the same way.
+///
+/// # Errors
+/// Unknown instance; an instance that is not completed or failed; an
+/// invalid candidate; store errors.
+pub async fn replay_finished(
+    hub: &Hub,
+    instance_id: &str,
+    candidate: Option<Vec<u8>>,
+) -> Result<ReplayReport, HubError> {
+    let id = crate::ids::InstanceId::parse(instance_id)?;
+    let row = hub
+        .store
+        .get_instance(id.as_str())
+        .await?
+        .ok_or_else(|| HubError::NotReplayable(format!("no instance {instance_id:?}")))?;
+    if !matches!(row.status, RuntimeStatus::Completed | RuntimeStatus::Failed) {
+        return Err(HubError::NotReplayable(format!(
+            "instance {instance_id:?} is {}; replay checks completed or failed instances (use upgrade-check for unfinished ones)",
+            row.status
+        )));
+    }
+    let mut history = hub.store.get_history(id.as_str()).await?;
+    let Some((ended_at, recorded)) = history
+        .pop()
+        .filter(|(_, e)| matches!(e, Event::ExecutionCompleted { .. }))
+    else {
+        return Err(HubError::NotReplayable(format!(
+            "instance {instance_id:?} has no recorded end in its history"
+        )));
+    };
+    let (version, bytes) = match candidate {
+        Some(bytes) => (content_hash(&bytes), bytes),
+        None => (row.version.clone(), hub.store.component_bytes(&row.version).await?),
+    };
+    let sandbox = hub.sandbox.clone();
+    let hash = version.clone();
+    let loaded = tokio::task::spawn_blocking(move || sandbox.load(&hash, &bytes))
+        .await
+        .map_err(|e| HubError::Internal(e.to_string()))??;
+    if let Some(f) = hub.sandbox.check_orchestrator_imports(&loaded).err() {
+        return Err(f.into());
+    }
+    let (verdict, replayed) = match replay_from_start(hub, &loaded, id.as_str(), &history, ended_at).await {
+        Err(f) => (diverges(f), None),
+        Ok(None) => (
+            diverges(Failure::new(
+                "NonDeterminism",
+                "the replay waits for more work where the recorded run finished",
+            )),
+            None,
+        ),
+        Ok(Some(out)) => {
+            let new_action = out.events.iter().find(|(_, e)| {
+                !matches!(
+                    e,
+                    Event::OrchestratorStarted | Event::OrchestratorCompleted | Event::ExecutionCompleted { .. }
+                )
+            });
+            let end = out
+                .events
+                .iter()
+                .find(|(_, e)| matches!(e, Event::ExecutionCompleted { .. }))
+                .map(|(_, e)| e.clone());
+            let verdict = match (&out.finish, new_action) {
+                (Some(Finish::Failed(f)), _) if f.error_type == crate::replay::NON_DETERMINISM => diverges(f.clone()),
+                (_, Some((_, e))) => diverges(Failure::new(
+                    "NonDeterminism",
+                    format!(
+                        "the replay creates a new {} that the recorded run did not",
+                        e.type_name()
+                    ),
+                )),
+                _ => Verdict::ReplaysCleanly,
+            };
+            (verdict, end)
+        }
+    };
+    Ok(ReplayReport {
+        instance_id: instance_id.to_owned(),
+        version,
+        verdict,
+        recorded,
+        replayed,
     })
 }

@@ -333,6 +333,25 @@ fn cli_upgrade_check_prune_and_locks() {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
         serde_json::json!([])
     );
+    // Replay of a finished instance: its own version reproduces it, a
+    // version that calls other activities does not (non-zero exit).
+    let out = cairn(&db, &["start", "HelloCities", "--id", "done", "--wait", "30"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cairn(&db, &["replay", "done"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "replays-cleanly", "{report}");
+    assert_eq!(report["recorded"], report["replayed"], "{report}");
+    let v2 = repo_root().join("target/guests/rust/hello-cities-v2.wasm");
+    let out = cairn(&db, &["replay", "done", "--component", v2.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "diverges", "{report}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("differs"));
+    let out = cairn(&db, &["replay", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no instance"));
+
     // Over --url these are refused with a clear message.
     let out = cairn(&db, &["--url", "http://127.0.0.1:9", "locks"]);
     assert!(!out.status.success());

@@ -220,7 +220,10 @@ async fn locks_pass_to_the_next_waiter_when_the_holder_fails() {
         let locks = t.hub.store.list_locks().await.unwrap();
         assert_eq!(locks.len(), 1, "{locks:?}");
         assert_eq!(locks[0].waiting, ["waiter"], "{locks:?}");
-        assert_eq!(t.hub.store.get_instance("waiter").await.unwrap().unwrap().status, RuntimeStatus::Running);
+        assert_eq!(
+            t.hub.store.get_instance("waiter").await.unwrap().unwrap().status,
+            RuntimeStatus::Running
+        );
 
         t.hub.raise_event("holder", "proceed", None).await.unwrap();
         let row = t.wait("holder").await;
@@ -229,7 +232,10 @@ async fn locks_pass_to_the_next_waiter_when_the_holder_fails() {
         let row = t.wait("waiter").await;
         assert_completed(&row);
         assert_eq!(output(&row), json!(42));
-        assert!(t.hub.store.list_locks().await.unwrap().is_empty(), "every lock released");
+        assert!(
+            t.hub.store.list_locks().await.unwrap().is_empty(),
+            "every lock released"
+        );
         t.stop().await;
     }
 }

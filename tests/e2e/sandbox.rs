@@ -212,6 +212,26 @@ async fn hashmap_clock_and_random_are_replay_stable() {
         );
         let order = out["first"]["hash_order"].as_array().unwrap();
         assert_eq!(order.len(), 50);
+
+        // The recorded run (hot: one live guest across episodes; cold: a
+        // replay at every episode), replayed once more from the start in
+        // forced-replay fashion, reproduces every action and the output.
+        let report = cairn::upgrade::replay_finished(&t.hub, "probe", None).await.unwrap();
+        assert!(report.is_identical(), "hot={hot}: {report:?}");
+        match &report.replayed {
+            Some(cairn::history::Event::ExecutionCompleted { result, .. }) => {
+                assert_eq!(
+                    serde_json::from_str::<serde_json::Value>(result.as_deref().unwrap()).unwrap(),
+                    out
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A different program does not pass for the same one.
+        let report = cairn::upgrade::replay_finished(&t.hub, "probe", Some(guest("hello-cities")))
+            .await
+            .unwrap();
+        assert!(!report.is_identical(), "{report:?}");
         outputs.push(out);
         t.stop().await;
     }

@@ -38,6 +38,8 @@ pub enum CliError {
         "another `cairn serve` is already running on task hub {0} (lock file held); stop it first or use another --db"
     )]
     HubBusy(PathBuf),
+    #[error("the replay of {0} differs from its recorded history (see the report above)")]
+    ReplayDiffers(String),
 }
 
 /// `cairn` — durable orchestrations of WebAssembly components.
@@ -253,6 +255,15 @@ pub enum Command {
         /// Deploy the candidate and move the compatible instances to it.
         #[arg(long)]
         apply: bool,
+    },
+    /// Replay a finished instance's recorded history from the start against
+    /// its own version (or COMPONENT): prints what it reproduced; exits
+    /// non-zero unless every action and the outcome are identical.
+    Replay {
+        id: String,
+        /// Replay against this component instead (test new code on old histories).
+        #[arg(long)]
+        component: Option<PathBuf>,
     },
     /// Delete component versions no unfinished instance uses (the newest
     /// version of every function is kept).
@@ -552,6 +563,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let report = crate::upgrade::check(&hub, &name, bytes, apply).await?;
             print_json(&serde_json::to_value(&report).unwrap_or_default());
             Ok(())
+        }
+        Command::Replay { id, component } => {
+            let candidate = match &component {
+                Some(path) => Some(std::fs::read(path).map_err(|source| CliError::Io {
+                    path: path.clone(),
+                    source,
+                })?),
+                None => None,
+            };
+            let report = crate::upgrade::replay_finished(&hub, &id, candidate).await?;
+            print_json(&serde_json::to_value(&report).unwrap_or_default());
+            if report.is_identical() {
+                Ok(())
+            } else {
+                Err(CliError::ReplayDiffers(id))
+            }
         }
         Command::PruneVersions => {
             for hash in hub.store.prune_unused_versions().await? {

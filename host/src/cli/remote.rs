@@ -78,9 +78,12 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
         client: Client::new(url, cli.api_key.clone())?,
     };
     match cli.command {
-        Command::UpgradeCheck { .. } | Command::PruneVersions | Command::Locks => Err(CliError::Usage(
-            "upgrade-check, prune-versions and locks work on the task hub file: run them without --url".into(),
-        )),
+        Command::UpgradeCheck { .. } | Command::Replay { .. } | Command::PruneVersions | Command::Locks => {
+            Err(CliError::Usage(
+                "upgrade-check, replay, prune-versions and locks work on the task hub file: run them without --url"
+                    .into(),
+            ))
+        }
         Command::Serve { .. } | Command::Bench(_) => Err(CliError::Usage(
             "serve and bench run on a local task hub; drop --url".into(),
         )),
