@@ -188,7 +188,7 @@ mod tempdir {
 
     impl TempDir {
         pub fn new() -> Result<Self, super::CliError> {
-            let p = std::env::temp_dir().join(format!("cairn-bench-{}", uuid::Uuid::new_v4().simple()));
+            let p = std::env::temp_dir().join(format!("cairn-bench-{}", crate::ids::random_hex()));
             std::fs::create_dir_all(&p).map_err(|source| super::CliError::Io {
                 path: p.clone(),
                 source,

@@ -7,6 +7,7 @@ use crate::history::Millis;
 
 /// Milliseconds since the Unix epoch.
 #[must_use]
+#[expect(clippy::disallowed_methods, reason = "the one reviewed wall-clock read")]
 pub fn now_ms() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

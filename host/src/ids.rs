@@ -61,7 +61,7 @@ impl InstanceId {
     /// A fresh random id: 32 lowercase hex characters (a GUID without dashes).
     #[must_use]
     pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().simple().to_string())
+        Self(random_hex())
     }
 
     #[must_use]
@@ -94,6 +94,15 @@ pub fn validate_name(what: &'static str, raw: &str) -> Result<(), IdError> {
         });
     }
     Ok(())
+}
+
+/// 32 random lowercase hex characters (a v4 GUID without dashes): instance,
+/// execution and worker ids. The one place the host draws randomness for
+/// ids; never called on the replay path.
+#[must_use]
+#[expect(clippy::disallowed_methods, reason = "the one reviewed source of random ids")]
+pub fn random_hex() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 #[cfg(test)]

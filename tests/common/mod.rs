@@ -35,7 +35,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("cairn-test-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        let p = std::env::temp_dir().join(format!("cairn-test-{tag}-{}", cairn::ids::random_hex()));
         std::fs::create_dir_all(&p).unwrap();
         Self(p)
     }

@@ -140,7 +140,7 @@ impl Engine {
             hot: Mutex::new(HotCache::new(config.max_hot_instances, config.max_hot_memory)),
             store,
             sandbox,
-            owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            owner: format!("{}-{}", std::process::id(), crate::ids::random_hex()),
             config,
             dispatch: Mutex::default(),
             finished,

@@ -376,7 +376,7 @@ fn insert_start(
         Some(_) => delete_instance_rows(c, instance_id)?,
         None => {}
     }
-    let execution_id = uuid::Uuid::new_v4().simple().to_string();
+    let execution_id = crate::ids::random_hex();
     c.prepare_cached(
         "INSERT INTO instances (instance_id, execution_id, name, version, status, input, created_at, updated_at, parent_instance, history_len)
          VALUES (?1, ?2, ?3, ?4, 'Pending', ?5, ?6, ?6, ?7, 0)",
@@ -1261,7 +1261,7 @@ fn apply_outbox(
                     kind: FunctionKind::Orchestrator,
                     name: name.clone(),
                 })?;
-            let execution_id = uuid::Uuid::new_v4().simple().to_string();
+            let execution_id = crate::ids::random_hex();
             c.prepare_cached("DELETE FROM history WHERE instance_id = ?1")?
                 .execute([&cp.instance_id])?;
             c.prepare_cached(
