@@ -448,3 +448,45 @@ fn memory_bombs_fail_at_the_limit_and_host_rss_stays_bounded() {
         "memory is returned after the bombs fail: RSS {rss} MiB, baseline {baseline} MiB"
     );
 }
+
+#[test]
+fn guest_output_goes_to_the_host_log_once_however_long_and_despite_replays() {
+    let dir = TempDir::new("guest-output");
+    let db = dir.0.join("hub.db");
+    let log = dir.0.join("serve.log");
+    let path = repo_root().join("target/guests/rust/sandbox-abuse.wasm");
+    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    // Forced replay: the orchestrator's first lines run again at every episode.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--db")
+        .arg(&db)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-hot-cache"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let out = cairn(
+        &db,
+        &["start", "Chatty", "--id", "chatty-1", "--input", r#"{"lines":2000}"#],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until(|| status(&db, "chatty-1")["runtimeStatus"] != "Running", "completion");
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    let _ = child.wait();
+    let s = status(&db, "chatty-1");
+    // 2000 lines of 100 bytes: far more than the 16 KiB kept in memory.
+    assert_eq!(s["runtimeStatus"], "Completed", "{s}");
+    assert_eq!(s["output"], 2000);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        count("chatty before chatty-1"),
+        1,
+        "logged once, not on replay:\n{text}"
+    );
+    assert_eq!(count("chatty after chatty-1"), 1, "{text}");
+    assert_eq!(count("1999 -----"), 1, "the activity's last stdout line");
+    let tail: String = text.lines().rev().take(5).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("stream=\"stderr\""), "stderr is logged too:\n{tail}");
+}

@@ -97,10 +97,14 @@ impl GuestState {
         Ok(())
     }
 
+    /// After an await: the virtual clock shows the episode's time, and
+    /// output is logged only once the guest runs past recorded history.
     fn sync_clock(&mut self) {
         if let Role::Orchestrator(ctx) = &mut self.role {
             ctx.clock
                 .store(ctx.replay.current_time(), std::sync::atomic::Ordering::Relaxed);
+            self.quiet
+                .store(ctx.replay.is_replaying(), std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -11,10 +11,11 @@
 mod host;
 mod http;
 mod limits;
+mod output;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::history::{Event, Failure, Millis};
@@ -43,8 +43,6 @@ use self::cairn::durable::types as wit;
 
 /// How often the epoch ticker advances (the granularity of CPU deadlines).
 const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// Bytes of a guest's stdout/stderr kept per call (for failure messages).
-const MAX_CAPTURED_OUTPUT: usize = 16 * 1024;
 
 /// Errors of loading and running components.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +154,10 @@ pub struct GuestState {
     /// Start of the current uninterrupted run of guest code.
     segment_start: Instant,
     budget: Duration,
-    stderr: MemoryOutputPipe,
+    /// The guest's stderr (its tail explains traps).
+    stderr: output::GuestOutput,
+    /// True while an orchestrator replays history: its output is not logged.
+    quiet: Arc<AtomicBool>,
     http: wasmtime_wasi_http::WasiHttpCtx,
     /// Outbound HTTP grant (empty for orchestrators: every request denied).
     gate: http::HttpGate,
@@ -379,7 +380,7 @@ impl Sandbox {
         Ok(component)
     }
 
-    fn new_store(&self, role: Role, wasi: WasiCtx, stderr: MemoryOutputPipe, budget: Duration) -> Store<GuestState> {
+    fn new_store(&self, role: Role, wasi: WasiCtx, io: GuestIo, budget: Duration) -> Store<GuestState> {
         let state = GuestState {
             wasi,
             table: ResourceTable::new(),
@@ -387,7 +388,8 @@ impl Sandbox {
             role,
             segment_start: Instant::now(),
             budget,
-            stderr,
+            stderr: io.stderr,
+            quiet: io.quiet,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             gate: http::HttpGate::default(),
         };
@@ -464,18 +466,14 @@ impl Sandbox {
     /// # Errors
     /// Instantiation or `list` failures; invalid names.
     pub async fn inspect(&self, loaded: &Loaded) -> Result<Vec<(String, FunctionKind)>, SandboxError> {
-        let (stdout, stderr) = (
-            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
-            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
-        );
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
+        let io = GuestIo::new("(deploy)", true);
+        let wasi = io
+            .builder()
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let mut store = self.new_store(Role::Inspect, wasi, stderr, self.limits.orchestrator_cpu);
+        let mut store = self.new_store(Role::Inspect, wasi, io, self.limits.orchestrator_cpu);
         // `list` needs no capability: every import traps, so a component
         // can be inspected (and refused by name) even when it imports
         // something this host does not provide.
@@ -519,18 +517,14 @@ impl Sandbox {
         let mut seed_bytes = [0u8; 32];
         seed_bytes.copy_from_slice(&seed);
         let insecure_seed = u128::from_le_bytes(seed_bytes[..16].try_into().unwrap_or([0; 16]));
-        let (stdout, stderr) = (
-            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
-            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
-        );
-        let wasi = WasiCtxBuilder::new()
+        let io = GuestIo::new(replay.instance_id(), replay.is_replaying());
+        let wasi = io
+            .builder()
             .wall_clock(VirtualClock(clock.clone()))
             .monotonic_clock(VirtualClock(clock.clone()))
             .secure_random(rand::rngs::StdRng::from_seed(seed_bytes))
             .insecure_random(rand::rngs::StdRng::from_seed(seed_bytes))
             .insecure_random_seed(insecure_seed)
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -551,7 +545,7 @@ impl Sandbox {
         let mut store = self.new_store(
             Role::Orchestrator(Box::new(ctx)),
             wasi,
-            stderr,
+            io,
             self.limits.orchestrator_cpu,
         );
         let task = tokio::spawn(async move {
@@ -563,7 +557,7 @@ impl Sandbox {
                 Err(e) => Err(e),
             };
             let state = store.data_mut();
-            let captured = state.stderr.contents();
+            let captured = state.stderr.tail();
             let Role::Orchestrator(ctx) = &mut state.role else {
                 return;
             };
@@ -596,17 +590,10 @@ impl Sandbox {
         input: &str,
         grants: &Grants,
     ) -> Result<String, Failure> {
-        let (stdout, stderr) = (
-            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
-            MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT),
-        );
-        let mut builder = WasiCtxBuilder::new();
-        builder
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        let io = GuestIo::new(&ctx.instance_id, false);
+        let stderr = io.stderr.clone();
+        let mut builder = io.builder();
+        builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         for name in &grants.env {
             if let Ok(value) = std::env::var(name) {
                 builder.env(name, value);
@@ -628,7 +615,7 @@ impl Sandbox {
         let wasi = builder.build();
         let name = ctx.function_name.clone();
         let budget = self.limits.activity_cpu;
-        let mut store = self.new_store(Role::Activity(ctx), wasi, stderr.clone(), budget);
+        let mut store = self.new_store(Role::Activity(ctx), wasi, io, budget);
         store.data_mut().gate = http::HttpGate::new(grants.http_patterns());
         let call = async {
             let app = loaded.pre()?.instantiate_async(&mut store).await?;
@@ -655,8 +642,33 @@ impl Sandbox {
             }
             Ok(Ok(Ok(out))) => Ok(out),
             Ok(Ok(Err(f))) => Err(f.into()),
-            Ok(Err(trap)) => Err(trap_failure(&trap, &stderr.contents())),
+            Ok(Err(trap)) => Err(trap_failure(&trap, &stderr.tail())),
         }
+    }
+}
+
+/// A guest's stdout and stderr, logged under its instance id.
+struct GuestIo {
+    stdout: output::GuestOutput,
+    stderr: output::GuestOutput,
+    quiet: Arc<AtomicBool>,
+}
+
+impl GuestIo {
+    fn new(instance: &str, quiet: bool) -> Self {
+        let quiet = Arc::new(AtomicBool::new(quiet));
+        Self {
+            stdout: output::GuestOutput::new("stdout", instance, quiet.clone()),
+            stderr: output::GuestOutput::new("stderr", instance, quiet.clone()),
+            quiet,
+        }
+    }
+
+    /// A WASI builder writing to these streams.
+    fn builder(&self) -> WasiCtxBuilder {
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(self.stdout.clone()).stderr(self.stderr.clone());
+        b
     }
 }
 

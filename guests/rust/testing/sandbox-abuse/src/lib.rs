@@ -14,6 +14,10 @@
 //!   the frames hold no memory, so the recursion exhausts wasmtime's native
 //!   wasm stack instead (a trap: "call stack exhausted").
 //! - `Quick` (any input): returns its input immediately.
+//! - `Chatty` `{"lines": n}`: prints `chatty before <instance id>` to stdout,
+//!   calls `ChattyActivity` with `n`, prints `chatty after <instance id>` and
+//!   returns the activity's result. `ChattyActivity` `n` prints `n` lines of
+//!   100 characters to stdout and `n` to stderr, then returns `n`.
 //! - `HugeOutput` `{"bytes": n, "as_status"?: bool}`: returns a JSON string
 //!   of `n` `x` characters (the serialized output is `n + 2` bytes, with the
 //!   quotes); with `as_status`, sets that string as its custom status
@@ -38,6 +42,7 @@ cairn_sdk::register! {
         "MemoryBomb" => memory_bomb,
         "DeepRecursion" => deep_recursion,
         "Quick" => quick,
+        "Chatty" => chatty,
         "HugeOutput" => huge_output,
         "ManyTasks" => many_tasks,
         "Nested" => nested,
@@ -45,6 +50,7 @@ cairn_sdk::register! {
     activities: {
         "SpinActivity" => spin_activity,
         "Noop" => noop,
+        "ChattyActivity" => chatty_activity,
     },
 }
 
@@ -188,4 +194,24 @@ fn nested(ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
     };
     outer.release();
     Ok(json!({ "nested_error_type": nested_error_type }))
+}
+
+#[derive(Deserialize)]
+struct ChattyInput {
+    lines: u32,
+}
+
+fn chatty(ctx: &OrchestrationContext, input: ChattyInput) -> Result<u32, Failure> {
+    println!("chatty before {}", ctx.instance_id());
+    let printed = ctx.call_activity("ChattyActivity", &input.lines)?;
+    println!("chatty after {}", ctx.instance_id());
+    Ok(printed)
+}
+
+fn chatty_activity(_ctx: &ActivityContext, lines: u32) -> Result<u32, Failure> {
+    for i in 0..lines {
+        println!("{i:>10} {}", "-".repeat(89));
+        eprintln!("{i}");
+    }
+    Ok(lines)
 }
