@@ -428,3 +428,14 @@ async fn outbound_http_reaches_only_granted_hosts() {
     );
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_instances_are_reused_until_they_trap() {
+    let t = TestHub::new(true).await;
+    t.deploy("sandbox-abuse").await;
+    let row = t.run("WarmWorker", "null", "warm").await;
+    assert_completed(&row);
+    // Three calls on one warm instance, a panic drops it, a fresh one follows.
+    assert_eq!(output(&row), json!([1, 2, 3, "Panic", 1]));
+    t.stop().await;
+}

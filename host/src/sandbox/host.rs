@@ -103,7 +103,8 @@ impl GuestState {
         if let Role::Orchestrator(ctx) = &mut self.role {
             ctx.clock
                 .store(ctx.replay.current_time(), std::sync::atomic::Ordering::Relaxed);
-            self.quiet
+            self.io
+                .quiet
                 .store(ctx.replay.is_replaying(), std::sync::atomic::Ordering::Relaxed);
         }
     }

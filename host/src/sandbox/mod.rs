@@ -154,10 +154,8 @@ pub struct GuestState {
     /// Start of the current uninterrupted run of guest code.
     segment_start: Instant,
     budget: Duration,
-    /// The guest's stderr (its tail explains traps).
-    stderr: output::GuestOutput,
-    /// True while an orchestrator replays history: its output is not logged.
-    quiet: Arc<AtomicBool>,
+    /// The guest's stdout and stderr (the tail of stderr explains traps).
+    io: GuestIo,
     http: wasmtime_wasi_http::WasiHttpCtx,
     /// Outbound HTTP grant (empty for orchestrators: every request denied).
     gate: http::HttpGate,
@@ -235,6 +233,8 @@ pub struct Sandbox {
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     limits: Limits,
+    /// Idle activity instances, reused by later calls of the same component.
+    activity_pool: ActivityPool,
 }
 
 /// The one place wasmtime is configured.
@@ -301,6 +301,7 @@ impl Sandbox {
             cache_dir,
             loaded: Mutex::default(),
             limits,
+            activity_pool: ActivityPool::default(),
         }))
     }
 
@@ -388,8 +389,7 @@ impl Sandbox {
             role,
             segment_start: Instant::now(),
             budget,
-            stderr: io.stderr,
-            quiet: io.quiet,
+            io,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             gate: http::HttpGate::default(),
         };
@@ -557,7 +557,7 @@ impl Sandbox {
                 Err(e) => Err(e),
             };
             let state = store.data_mut();
-            let captured = state.stderr.tail();
+            let captured = state.io.stderr.tail();
             let Role::Orchestrator(ctx) = &mut state.role else {
                 return;
             };
@@ -590,8 +590,67 @@ impl Sandbox {
         input: &str,
         grants: &Grants,
     ) -> Result<String, Failure> {
-        let io = GuestIo::new(&ctx.instance_id, false);
-        let stderr = io.stderr.clone();
+        let key = format!("{}/{}", loaded.hash, serde_json::to_string(grants).unwrap_or_default());
+        let name = ctx.function_name.clone();
+        let budget = self.limits.activity_cpu;
+        let (mut store, pooled) = match self.activity_pool.take(&key) {
+            Some(p) => (p.store, Some(p.app)),
+            None => (self.activity_store(grants, &ctx.instance_id)?, None),
+        };
+        let state = store.data_mut();
+        state.io.reset(&ctx.instance_id);
+        state.role = Role::Activity(ctx);
+        state.gate = http::HttpGate::new(grants.http_patterns());
+        state.segment_start = Instant::now();
+        store.set_epoch_deadline(1);
+        let call = async {
+            let app = match pooled {
+                Some(app) => app,
+                None => loaded.pre()?.instantiate_async(&mut store).await?,
+            };
+            let result = app
+                .cairn_durable_functions()
+                .call_run(&mut store, &name, &input.to_owned())
+                .await?;
+            Ok::<_, wasmtime::Error>((app, result))
+        };
+        // Host calls (sleeps, I/O) are not interrupted by epochs: bound the
+        // whole call in wall time too.
+        let result = tokio::time::timeout(budget + Duration::from_secs(1), call).await;
+        if !store.data().gate.denied.is_empty() {
+            return Err(http_denied(&store.data().gate.denied, &grants.http));
+        }
+        let stderr = store.data().io.stderr.clone();
+        match result {
+            Err(_) => Err(Failure::new(
+                "Timeout",
+                format!(
+                    "activity {name:?} ran longer than {} ms (limits.activity_cpu)",
+                    budget.as_millis()
+                ),
+            )),
+            // A trap leaves the instance in an unknown state: it is dropped.
+            Ok(Err(trap)) => Err(trap_failure(&trap, &stderr.tail())),
+            Ok(Ok((app, result))) => {
+                // The call returned normally (a value or a typed failure):
+                // the instance serves the next call of this component.
+                if store.data().limiter.in_use <= self.limits.max_memory_bytes / 2 {
+                    self.activity_pool.put(key, PooledActivity { store, app });
+                }
+                match result {
+                    Ok(out) if out.len() > self.limits.max_payload_bytes => {
+                        Err(output_too_large(out.len(), self.limits.max_payload_bytes))
+                    }
+                    Ok(out) => Ok(out),
+                    Err(f) => Err(f.into()),
+                }
+            }
+        }
+    }
+
+    /// A fresh store for an activity of a component with `grants`.
+    fn activity_store(&self, grants: &Grants, instance_id: &str) -> Result<Store<GuestState>, Failure> {
+        let io = GuestIo::new(instance_id, false);
         let mut builder = io.builder();
         builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         for name in &grants.env {
@@ -613,41 +672,49 @@ impl Sandbox {
             }
         }
         let wasi = builder.build();
-        let name = ctx.function_name.clone();
-        let budget = self.limits.activity_cpu;
-        let mut store = self.new_store(Role::Activity(ctx), wasi, io, budget);
-        store.data_mut().gate = http::HttpGate::new(grants.http_patterns());
-        let call = async {
-            let app = loaded.pre()?.instantiate_async(&mut store).await?;
-            app.cairn_durable_functions()
-                .call_run(&mut store, &name, &input.to_owned())
-                .await
+        Ok(self.new_store(Role::Inspect, wasi, io, self.limits.activity_cpu))
+    }
+}
+
+/// An activity instance between calls.
+struct PooledActivity {
+    store: Store<GuestState>,
+    app: App,
+}
+
+/// Idle activity instances by component version and grants. Activities
+/// run like warm workers: an instance whose call returned (a value or a
+/// typed failure) serves later calls, so a guest's global state may persist
+/// between calls; one that trapped or timed out is dropped.
+#[derive(Default)]
+struct ActivityPool {
+    idle: Mutex<HashMap<String, Vec<PooledActivity>>>,
+}
+
+/// Idle instances kept per component version.
+const MAX_IDLE_PER_COMPONENT: usize = 8;
+/// Idle instances kept in all.
+const MAX_IDLE_TOTAL: usize = 64;
+
+impl ActivityPool {
+    fn take(&self, key: &str) -> Option<PooledActivity> {
+        self.idle.lock().ok()?.get_mut(key)?.pop()
+    }
+
+    fn put(&self, key: String, instance: PooledActivity) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
         };
-        // Host calls (sleeps, I/O) are not interrupted by epochs: bound the
-        // whole call in wall time too.
-        let result = tokio::time::timeout(budget + Duration::from_secs(1), call).await;
-        if !store.data().gate.denied.is_empty() {
-            return Err(http_denied(&store.data().gate.denied, &grants.http));
-        }
-        match result {
-            Err(_) => Err(Failure::new(
-                "Timeout",
-                format!(
-                    "activity {name:?} ran longer than {} ms (limits.activity_cpu)",
-                    budget.as_millis()
-                ),
-            )),
-            Ok(Ok(Ok(out))) if out.len() > self.limits.max_payload_bytes => {
-                Err(output_too_large(out.len(), self.limits.max_payload_bytes))
-            }
-            Ok(Ok(Ok(out))) => Ok(out),
-            Ok(Ok(Err(f))) => Err(f.into()),
-            Ok(Err(trap)) => Err(trap_failure(&trap, &stderr.tail())),
+        let total: usize = idle.values().map(Vec::len).sum();
+        let slot = idle.entry(key).or_default();
+        if slot.len() < MAX_IDLE_PER_COMPONENT && total < MAX_IDLE_TOTAL {
+            slot.push(instance);
         }
     }
 }
 
 /// A guest's stdout and stderr, logged under its instance id.
+#[derive(Clone)]
 struct GuestIo {
     stdout: output::GuestOutput,
     stderr: output::GuestOutput,
@@ -662,6 +729,12 @@ impl GuestIo {
             stderr: output::GuestOutput::new("stderr", instance, quiet.clone()),
             quiet,
         }
+    }
+
+    /// Starts a new call (of a pooled activity instance) for `instance`.
+    fn reset(&self, instance: &str) {
+        self.stdout.reset(instance);
+        self.stderr.reset(instance);
     }
 
     /// A WASI builder writing to these streams.

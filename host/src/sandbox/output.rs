@@ -46,6 +46,16 @@ impl GuestOutput {
         }
     }
 
+    /// Starts over for a new call by `instance`: the tail and any partial
+    /// line are dropped.
+    pub(super) fn reset(&self, instance: &str) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.tail.clear();
+            inner.line.clear();
+            instance.clone_into(&mut inner.instance);
+        }
+    }
+
     /// The last bytes written (at most [`MAX_TAIL`]).
     pub(super) fn tail(&self) -> Vec<u8> {
         self.inner.lock().map(|i| i.tail.clone()).unwrap_or_default()

@@ -14,6 +14,12 @@
 //!   the frames hold no memory, so the recursion exhausts wasmtime's native
 //!   wasm stack instead (a trap: "call stack exhausted").
 //! - `Quick` (any input): returns its input immediately.
+//! - `WarmWorker` (any input): calls `CountCalls` three times, then
+//!   `Panics`, then `CountCalls` again; returns the five results, with the
+//!   panic as its error type: `[1, 2, 3, "Panic", 1]` when activity
+//!   instances are reused between calls and dropped after a trap.
+//!   `CountCalls` returns how often this instance has run it (a global
+//!   counter); `Panics` panics.
 //! - `Chatty` `{"lines": n}`: prints `chatty before <instance id>` to stdout,
 //!   calls `ChattyActivity` with `n`, prints `chatty after <instance id>` and
 //!   returns the activity's result. `ChattyActivity` `n` prints `n` lines of
@@ -43,6 +49,7 @@ cairn_sdk::register! {
         "DeepRecursion" => deep_recursion,
         "Quick" => quick,
         "Chatty" => chatty,
+        "WarmWorker" => warm_worker,
         "HugeOutput" => huge_output,
         "ManyTasks" => many_tasks,
         "Nested" => nested,
@@ -51,6 +58,8 @@ cairn_sdk::register! {
         "SpinActivity" => spin_activity,
         "Noop" => noop,
         "ChattyActivity" => chatty_activity,
+        "CountCalls" => count_calls,
+        "Panics" => panics,
     },
 }
 
@@ -214,4 +223,27 @@ fn chatty_activity(_ctx: &ActivityContext, lines: u32) -> Result<u32, Failure> {
         eprintln!("{i}");
     }
     Ok(lines)
+}
+
+fn warm_worker(ctx: &OrchestrationContext, _input: Value) -> Result<Vec<Value>, Failure> {
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        out.push(ctx.call_activity("CountCalls", &())?);
+    }
+    match ctx.call_activity::<_, Value>("Panics", &()) {
+        Ok(v) => out.push(v),
+        Err(f) => out.push(json!(f.error_type)),
+    }
+    out.push(ctx.call_activity("CountCalls", &())?);
+    Ok(out)
+}
+
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn count_calls(_ctx: &ActivityContext, _input: Value) -> Result<u32, Failure> {
+    Ok(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+}
+
+fn panics(_ctx: &ActivityContext, _input: Value) -> Result<u32, Failure> {
+    panic!("this activity always panics")
 }
