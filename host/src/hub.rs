@@ -104,8 +104,9 @@ impl Hub {
 
     /// Deploys a component with capabilities granted to its activities
     /// (environment variables, preopened directories, outbound HTTP hosts).
-    /// Components that export orchestrators get no grants: orchestrators
-    /// have no I/O.
+    /// Components that export orchestrators get only HTTP hosts, which their
+    /// orchestrators reach through durable HTTP (the host sends the request
+    /// and records the response); orchestrators themselves have no I/O.
     ///
     /// # Errors
     /// As [`Hub::deploy`]; [`HubError::Grants`] for grants on an orchestrator component.
@@ -122,14 +123,20 @@ impl Hub {
         let functions = self.sandbox.inspect(&loaded).await?;
         if functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
             self.sandbox.check_orchestrator_imports(&loaded)?;
-        } else {
-            self.sandbox.check_activity_grants(&loaded, &grants)?;
         }
+        self.sandbox.check_grants(&loaded, &grants)?;
         self.sandbox.check_linkable(&loaded)?;
-        if !grants.is_empty() && functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
+        if (!grants.env.is_empty() || !grants.dirs.is_empty())
+            && functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator)
+        {
             return Err(HubError::Grants(
-                "this component exports orchestrators, which get no capabilities; put the activities that need them in their own component".into(),
+                "this component exports orchestrators, which get no environment variables or directories (only --allow-http, for durable HTTP); put the activities that need them in their own component".into(),
             ));
+        }
+        if let Some((name, _)) = functions.iter().find(|(n, _)| n.starts_with("BuiltIn::")) {
+            return Err(HubError::Grants(format!(
+                "function name {name:?} is reserved: names starting with BuiltIn:: belong to the host"
+            )));
         }
         let size = bytes.len();
         let grants = serde_json::to_string(&grants).map_err(|e| HubError::Internal(e.to_string()))?;

@@ -302,7 +302,7 @@ async fn activity_capabilities_default_to_none_and_follow_the_grants() {
         )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("orchestrators"), "{err}");
+    assert!(err.to_string().contains("only --allow-http"), "{err}");
     t.stop().await;
 }
 
@@ -437,5 +437,91 @@ async fn activity_instances_are_reused_until_they_trap() {
     assert_completed(&row);
     // Three calls on one warm instance, a panic drops it, a fresh one follows.
     assert_eq!(output(&row), json!([1, 2, 3, "Panic", 1]));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_http_is_sent_once_by_the_host_and_replayed_from_history() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        let (port, hits) = tiny_http_server();
+        // Orchestrator components may be granted HTTP hosts (durable HTTP only).
+        t.hub
+            .deploy_with(
+                guest("features"),
+                cairn::sandbox::Grants {
+                    http: vec![format!("127.0.0.1:{port}")],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let request = |uri: String| json!({"method": "POST", "uri": uri, "content": "ping"}).to_string();
+
+        let row = t
+            .run("CallsHttp", &request(format!("http://127.0.0.1:{port}/check")), "site")
+            .await;
+        let response = &output(&row)["ok"];
+        assert_eq!(response["statusCode"], json!(200), "{row:?}");
+        assert_eq!(response["content"], json!("hello from cairn"));
+        assert_eq!(response["headers"]["content-length"], json!("16"));
+        // One request, although forced replay re-ran the orchestrator.
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let history = t.history("site").await;
+        assert!(history.iter().any(|(_, e)| matches!(
+            e,
+            cairn::history::Event::TaskScheduled { name, .. } if name == "BuiltIn::HttpActivity"
+        )));
+
+        // Not granted: the task fails, nothing is sent.
+        let row = t
+            .run("CallsHttp", &request(format!("http://localhost:{port}/")), "denied")
+            .await;
+        assert_eq!(output(&row)["error_type"], json!("CapabilityDenied"), "{row:?}");
+        let row = t.run("CallsHttp", &request("ftp://127.0.0.1/".into()), "bad-uri").await;
+        assert_eq!(output(&row)["error_type"], json!("InvalidInput"), "{row:?}");
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // The replay of the finished instance reproduces it without sending.
+        let report = cairn::upgrade::replay_finished(&t.hub, "site", None).await.unwrap();
+        assert!(report.is_identical(), "{report:?}");
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        t.stop().await;
+    }
+}
+
+/// The seed's CheckSiteAvailable (`callHttp` / `call_http`) in JavaScript and
+/// Python, generator style.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_http_from_javascript_and_python() {
+    let t = TestHub::new(false).await;
+    let (port, hits) = tiny_http_server();
+    for (lang, component) in [("js", "features"), ("python", "checks")] {
+        t.hub
+            .deploy_with(
+                guest_in(lang, component),
+                cairn::sandbox::Grants {
+                    http: vec![format!("127.0.0.1:{port}")],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{lang}: {e}"));
+        let url = json!(format!("http://127.0.0.1:{port}/")).to_string();
+        let row = t.run("CheckSite", &url, &format!("{lang}-site")).await;
+        assert_eq!(
+            output(&row),
+            json!({"status": 200, "content": "hello from cairn"}),
+            "{lang}: {row:?}"
+        );
+        let url = json!(format!("http://localhost:{port}/")).to_string();
+        let row = t.run("CheckSite", &url, &format!("{lang}-denied")).await;
+        assert_eq!(
+            output(&row),
+            json!({"error_type": "CapabilityDenied"}),
+            "{lang}: {row:?}"
+        );
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
     t.stop().await;
 }

@@ -10,6 +10,9 @@ import { Task, TaskSet, whenAll, whenAny } from "./task.js";
  * Functions `RetryOptions`). The delay before retry n (n >= 1) is
  * min(firstRetryIntervalInMilliseconds * backoffCoefficient^(n-1), maxRetryIntervalInMilliseconds).
  */
+/** Name of the host's built-in HTTP activity (as in Durable Functions). */
+const HTTP_ACTIVITY = "BuiltIn::HttpActivity";
+
 export class RetryOptions {
   /**
    * @param {number} firstRetryIntervalInMilliseconds delay before the first retry
@@ -162,6 +165,27 @@ export class DurableOrchestrationContext {
     return new Task(orch.scheduleActivity(String(name), toJson(input, "the activity input"), null), "activity");
   }
 
+  /**
+   * Sends an HTTP request durably (Durable Functions' `callHttp`): the host
+   * sends it, to a host granted at deploy with `--allow-http`, and records
+   * the response `{statusCode, headers, content}`; replays read it from
+   * history. Both spellings work: `callHttp({ method, url, body, headers })`
+   * and `callHttp(method, url, body, headers)`. A refused host or a
+   * transport error fails the task (`CapabilityDenied`, `HttpError`).
+   */
+  callHttp(options, url, body, headers) {
+    const o = typeof options === "object" && options !== null ? options : { method: options, url, body, headers };
+    const request = { method: String(o.method ?? "GET"), uri: String(o.url ?? o.uri) };
+    const content = o.body ?? o.content;
+    if (content !== undefined && content !== null) {
+      request.content = typeof content === "string" ? content : toJson(content, "the HTTP body");
+    }
+    if (o.headers) {
+      request.headers = Object.fromEntries(Object.entries(o.headers).map(([k, v]) => [k, String(v)]));
+    }
+    return new Task(orch.scheduleActivity(HTTP_ACTIVITY, toJson(request, "the HTTP request"), null), "activity");
+  }
+
   /** Schedules activity `name`, retried by the host according to `retryOptions`. */
   callActivityWithRetry(name, retryOptions, input) {
     const policy = retryPolicy(retryOptions);
@@ -202,15 +226,6 @@ export class DurableOrchestrationContext {
   /** Ends this execution and starts a fresh one with `input`. Return right after calling it. */
   continueAsNew(input, preserveUnprocessedEvents = false) {
     orch.continueAsNew(toJson(input, "the continue-as-new input"), Boolean(preserveUnprocessedEvents));
-  }
-
-  /** Durable Functions' callHttp has no counterpart: orchestrators do no I/O. */
-  callHttp() {
-    throw new DurableError(
-      "Unsupported",
-      "callHttp is not available: Cairn orchestrators do no I/O. Call an activity that makes the request " +
-        "(JavaScript components have no network; write that activity in Rust)."
-    );
   }
 
   /**
@@ -275,6 +290,11 @@ export class OrchestrationContext {
   /** Runs activity `name` with retries and returns its result. */
   callActivityWithRetry(name, retryOptions, input) {
     return this.df.callActivityWithRetry(name, retryOptions, input).get();
+  }
+
+  /** Sends an HTTP request durably and returns the response (see `df.callHttp`). */
+  callHttp(options, url, body, headers) {
+    return this.df.callHttp(options, url, body, headers).get();
   }
 
   /** Runs orchestrator `name` as a child instance and returns its output. */

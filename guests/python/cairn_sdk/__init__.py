@@ -46,6 +46,7 @@ from .errors import (
     WasiUnavailableError,
 )
 from .orchestration import (
+    DurableHttpResponse,
     DurableOrchestrationContext,
     LockGuard,
     OrchestrationContext,
@@ -65,6 +66,7 @@ __all__ = [
     "ActivityFailedError",
     "App",
     "DFApp",
+    "DurableHttpResponse",
     "DurableOrchestrationContext",
     "Failure",
     "Functions",

@@ -49,7 +49,11 @@ __all__ = [
     "WhenAllTask",
     "WhenAnyTask",
     "LockGuard",
+    "DurableHttpResponse",
 ]
+
+#: Name of the host's built-in HTTP activity (as in Durable Functions).
+HTTP_ACTIVITY = "BuiltIn::HttpActivity"
 
 _UTC = _dt.timezone.utc
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_UTC)
@@ -199,6 +203,29 @@ class ActivityTask(Task):
     """A task that runs an activity."""
 
     _failure_class = ActivityFailedError
+
+
+class DurableHttpResponse:
+    """The recorded response of :meth:`OrchestrationContext.call_http`
+    (Durable Functions' ``DurableHttpResponse``): any status, 4xx and 5xx
+    included."""
+
+    def __init__(self, status_code, headers, content):
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    def __repr__(self):
+        return f"<DurableHttpResponse {self.status_code}>"
+
+
+class HttpTask(ActivityTask):
+    """A durable HTTP request; its result is a :class:`DurableHttpResponse`."""
+
+    def _settle_value(self, text):
+        super()._settle_value(text)
+        v = self._value or {}
+        self._value = DurableHttpResponse(v.get("statusCode"), v.get("headers") or {}, v.get("content") or "")
 
 
 class SubOrchestratorTask(Task):
@@ -415,6 +442,21 @@ class OrchestrationContext:
         """Runs activity ``name``: its result (plain style) or its task
         (generator style)."""
         return self._wait_unless_generator(self.schedule_activity(name, input_))
+
+    def call_http(self, method, uri, content=None, headers=None):
+        """Sends an HTTP request durably (Durable Functions' ``call_http``):
+        the host sends it, to a host granted at deploy with ``--allow-http``,
+        and records the response; replays read it from history. Returns a
+        :class:`DurableHttpResponse` (plain style) or its task (generator
+        style). A refused host or a transport error raises
+        :class:`ActivityFailedError` (``CapabilityDenied``, ``HttpError``)."""
+        request = {"method": method, "uri": uri}
+        if content is not None:
+            request["content"] = content if isinstance(content, str) else encode(content, "the HTTP content")
+        if headers:
+            request["headers"] = {str(k): str(v) for k, v in headers.items()}
+        task_id = _host.orchestration.schedule_activity(HTTP_ACTIVITY, encode(request, "the HTTP request"), None)
+        return self._wait_unless_generator(HttpTask(task_id, HTTP_ACTIVITY))
 
     def call_activity_with_retry(self, name, retry_options, input_=None):
         """Like :meth:`call_activity`, retried by the host according to

@@ -5,6 +5,7 @@
 //! latency on the hot path) and, for timers, retries and messages written by
 //! other processes (the CLI), from a short poll of the inbox.
 
+pub mod durable_http;
 mod hot;
 
 use std::collections::{HashMap, HashSet};
@@ -826,6 +827,18 @@ impl Engine {
     }
 
     async fn execute_activity(&self, item: &WorkItem) -> Result<String, Failure> {
+        if item.name == durable_http::HTTP_ACTIVITY {
+            // Durable HTTP runs in the host, under the grant of the
+            // orchestrator's own component.
+            let version = match self.store.get_instance(&item.instance_id).await {
+                Ok(Some(row)) => row.version,
+                Ok(None) => return Err(Failure::new("NotFound", format!("no instance {:?}", item.instance_id))),
+                Err(e) => return Err(Failure::new("VersionUnavailable", e.to_string())),
+            };
+            let grants = self.grants_of(&version).await;
+            let limits = self.sandbox.limits();
+            return durable_http::send(&item.input, &grants, limits.max_payload_bytes, limits.activity_cpu).await;
+        }
         let version = self
             .version_of(&item.name, FunctionKind::Activity)
             .await

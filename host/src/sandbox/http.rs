@@ -52,7 +52,9 @@ impl HostPattern {
         })
     }
 
-    fn matches(&self, host: &str, port: u16) -> bool {
+    /// Whether `host` (lowercase) and `port` fall under this grant.
+    #[must_use]
+    pub fn matches(&self, host: &str, port: u16) -> bool {
         let host_ok = if self.wildcard {
             host.strip_suffix(self.host.as_str())
                 .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.'))

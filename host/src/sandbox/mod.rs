@@ -428,13 +428,13 @@ impl Sandbox {
         }
     }
 
-    /// Deploy-time check of an activity component against the capabilities
-    /// granted to it: the HTTP host patterns must parse, and importing
-    /// outbound HTTP needs at least one granted host.
+    /// Deploy-time check of a component against the capabilities granted to
+    /// it: the HTTP host patterns must parse, and importing outbound HTTP
+    /// needs at least one granted host.
     ///
     /// # Errors
     /// [`SandboxError::BadGrant`], [`SandboxError::UngrantedImports`].
-    pub fn check_activity_grants(&self, loaded: &Loaded, grants: &Grants) -> Result<(), SandboxError> {
+    pub fn check_grants(&self, loaded: &Loaded, grants: &Grants) -> Result<(), SandboxError> {
         for pattern in &grants.http {
             HostPattern::parse(pattern).map_err(SandboxError::BadGrant)?;
         }

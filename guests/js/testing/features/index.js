@@ -22,6 +22,9 @@
 //   status, and a sub-orchestration `Child` started with an explicit id.
 // - `Pm4Style` (a name): registered with `app.orchestration`, calls
 //   `pm4Hello` (registered with `app.activity`): "Hello <name> from pm4Hello!".
+// - `CheckSite` (a URL): the seed's CheckSiteAvailable in the generator
+//   style: `yield context.df.callHttp({ method: "GET", url })`; returns
+//   `{"status", "content"}` or, when the task fails, `{"error_type"}`.
 // - Activities: `Echo` (returns its input), `Throw` (a throw case:
 //   `{"kind": "TypeError" | "RangeError" | "Custom" | "Durable" | "String" |
 //   "Record", "message": m}`).
@@ -166,6 +169,16 @@ function Throw(context, c) {
   }
 }
 
+const CheckSite = cairn.orchestrator(function* (context) {
+  const url = context.df.getInput();
+  try {
+    const res = yield context.df.callHttp({ method: "GET", url });
+    return { status: res.statusCode, content: res.content };
+  } catch (e) {
+    return { error_type: e.errorType };
+  }
+});
+
 function ConsoleActivity(context, id) {
   console.log("js-activity-marker", id);
   return "logged";
@@ -192,6 +205,7 @@ export const functions = cairn.app({
     PromiseActivity,
     ContextApi,
     Child,
+    CheckSite,
   },
   activities: { Echo: (context, input) => input, Throw, ConsoleActivity, ReadClock, ReturnsPromise },
 });

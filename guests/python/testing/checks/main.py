@@ -27,6 +27,9 @@ Orchestrators:
   returns what the caught exception says.
 - `AllFailsFirst`: `task_all` of `Echo(1)`, `Fail(...)`, `Echo(3)`; returns
   the caught failure's type and the other tasks' results.
+- `CheckSite` (a URL): the seed's CheckSiteAvailable in the generator
+  style (`res = yield context.call_http("GET", url)`); returns
+  `{"status", "content"}`, or `{"error_type"}` when the task fails.
 Activities:
 - `Echo`: returns its input.
 - `Fail`, input `{"type": t, "message": m, "details": d}`: raises the
@@ -127,6 +130,16 @@ def catch_typed_generator(context):
         after = yield context.call_activity("Echo", "after")
         return dict(describe(e), after=after)
     return "not raised"
+
+
+@app.orchestrator("CheckSite")
+def check_site(context):
+    url = context.get_input()
+    try:
+        res = yield context.call_http("GET", url)
+    except ActivityFailedError as e:
+        return {"error_type": e.error_type}
+    return {"status": res.status_code, "content": res.content}
 
 
 @app.orchestrator("Uncaught")

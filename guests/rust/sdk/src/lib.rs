@@ -65,10 +65,12 @@
 
 mod activity;
 mod failure;
+mod http;
 mod orchestration;
 
 pub use activity::ActivityContext;
 pub use failure::Failure;
+pub use http::{DurableHttpRequest, DurableHttpResponse};
 pub use orchestration::{AnyTask, LockGuard, OrchestrationContext, RetryOptions, Task, TaskId};
 
 /// Bindings generated from the Cairn WIT (world `cairn:durable/app`).

@@ -270,6 +270,26 @@ impl OrchestrationContext {
         self.schedule_activity(name, input).get()
     }
 
+    /// Sends an HTTP request durably (Durable Functions' `CallHttpAsync`):
+    /// the host sends it, to a host granted at deploy with `--allow-http`,
+    /// and records the response, which replays read back from history.
+    /// Any status is a response; a refused host (`CapabilityDenied`) or a
+    /// transport error (`HttpError`) fails the task.
+    pub fn schedule_http(
+        &self,
+        request: &crate::DurableHttpRequest,
+    ) -> Task<crate::DurableHttpResponse> {
+        self.schedule_activity(crate::http::HTTP_ACTIVITY, request)
+    }
+
+    /// [`schedule_http`](Self::schedule_http) and wait for the response.
+    pub fn call_http(
+        &self,
+        request: &crate::DurableHttpRequest,
+    ) -> Result<crate::DurableHttpResponse, Failure> {
+        self.schedule_http(request).get()
+    }
+
     /// Runs activity `name` with retries and waits for its result.
     pub fn call_activity_with_retry<I, O>(
         &self,

@@ -14,6 +14,9 @@
 //!   with a retry policy of 3 attempts (10 ms apart) and returns the caught
 //!   failure as `{"error_type", "message"}`. `FailingChild` always fails
 //!   with `ChildError`.
+//! - `CallsHttp` `<DurableHttpRequest>`: sends it with `ctx.call_http`
+//!   (durable HTTP) and returns `{"ok": <DurableHttpResponse>}` or
+//!   `{"error_type", "message"}`.
 //! - `CallsActivity` `{"name", "input"}`: calls activity `name` and returns
 //!   `{"ok": result}` or `{"error_type", "message"}`.
 //! - `Locked` `{"locks": [..], "value"?: n, "wait_for"?: "EventName"}`:
@@ -24,7 +27,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn_sdk::{ActivityContext, AnyTask, Failure, OrchestrationContext, RetryOptions, Task};
+use cairn_sdk::{
+    ActivityContext, AnyTask, DurableHttpRequest, Failure, OrchestrationContext, RetryOptions, Task,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,6 +44,7 @@ cairn_sdk::register! {
         "RetriesChild" => retries_child,
         "FailingChild" => failing_child,
         "CallsActivity" => calls_activity,
+        "CallsHttp" => calls_http,
     },
     activities: { "Double" => double },
 }
@@ -167,6 +173,13 @@ struct CallInput {
 fn calls_activity(ctx: &OrchestrationContext, input: CallInput) -> Result<Value, Failure> {
     match ctx.call_activity::<Value, Value>(&input.name, &input.input) {
         Ok(v) => Ok(json!({ "ok": v })),
+        Err(f) => Ok(json!({ "error_type": f.error_type, "message": f.message })),
+    }
+}
+
+fn calls_http(ctx: &OrchestrationContext, request: DurableHttpRequest) -> Result<Value, Failure> {
+    match ctx.call_http(&request) {
+        Ok(response) => Ok(json!({ "ok": response })),
         Err(f) => Ok(json!({ "error_type": f.error_type, "message": f.message })),
     }
 }
