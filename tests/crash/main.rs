@@ -490,3 +490,152 @@ fn guest_output_goes_to_the_host_log_once_however_long_and_despite_replays() {
     let tail: String = text.lines().rev().take(5).collect::<Vec<_>>().join("\n");
     assert!(text.contains("stream=\"stderr\""), "stderr is logged too:\n{tail}");
 }
+
+/// RELIABILITY.md test 1: a mixed workload (sequences, fan-outs, instances
+/// waiting on events and on timers, plus starts and events sent between
+/// kills) under `cycles` SIGKILLs of `cairn serve` at varying moments.
+/// Every acknowledged request is present, every instance reaches its golden
+/// output with a well-formed history, and the activity duplicate rate is
+/// reported (activities in flight at a kill run again: at least once).
+fn kill_loop(cycles: u64) {
+    let dir = TempDir::new("kill-loop");
+    let db = dir.0.join("hub.db");
+    for g in ["hello-cities", "slow-fan-out", "features"] {
+        let path = repo_root().join(format!("target/guests/rust/{g}.wasm"));
+        assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    }
+    let start = |name: &str, id: &str, input: &str| {
+        let out = cairn(&db, &["start", name, "--id", id, "--input", input]);
+        assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let mut sequences: Vec<String> = (0..5).map(|i| format!("seq-{i}")).collect();
+    for id in &sequences {
+        start("HelloCities", id, "null");
+    }
+    let fans: Vec<String> = (0..3).map(|i| format!("fan-{i}")).collect();
+    for id in &fans {
+        start("SlowFanOut", id, r#"{"count":20,"sleep_ms":20}"#);
+    }
+    let waiters: Vec<String> = (0..5).map(|i| format!("wait-{i}")).collect();
+    for id in &waiters {
+        start("WaitForApproval", id, r#"{"timeout_ms":600000}"#);
+    }
+    let naps: Vec<String> = (0..5).map(|i| format!("nap-{i}")).collect();
+    for (i, id) in naps.iter().enumerate() {
+        start("Sleeps", id, &format!(r#"{{"ms":{}}}"#, 100 + 150 * i));
+    }
+
+    let logs: Vec<std::path::PathBuf> = (0..=cycles).map(|c| dir.0.join(format!("serve-{c}.log"))).collect();
+    let spawn = |cycle: usize| {
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("--db")
+            .arg(&db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&logs[cycle]).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    for cycle in 0..cycles {
+        let mut child = spawn(cycle as usize);
+        // Kill at different moments: 20 ms to 400 ms after the start.
+        std::thread::sleep(Duration::from_millis(20 + (cycle * 97) % 380));
+        // Requests acknowledged while the host runs (or is about to die).
+        let id = format!("seq-late-{cycle}");
+        start("HelloCities", &id, "null");
+        sequences.push(id);
+        if let Some(w) = waiters.get((cycle / 2) as usize).filter(|_| cycle % 2 == 1) {
+            let out = cairn(&db, &["raise-event", w, "Approval", "true"]);
+            assert!(out.status.success(), "{w}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis((cycle * 53) % 120));
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok", "cycle {cycle}");
+    }
+    // Events for waiters the loop did not reach.
+    for w in waiters.iter().skip((cycles / 2) as usize) {
+        assert!(cairn(&db, &["raise-event", w, "Approval", "true"]).status.success());
+    }
+    let mut child = spawn(cycles as usize);
+    let all: Vec<&String> = sequences.iter().chain(&fans).chain(&waiters).chain(&naps).collect();
+    let terminal = |id: &str| {
+        let s = status(&db, id)["runtimeStatus"].clone();
+        s != "Running" && s != "Pending"
+    };
+    wait_until(|| all.iter().all(|id| terminal(id)), "every instance to finish");
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let golden = |id: &str| -> serde_json::Value {
+        if id.starts_with("seq") {
+            serde_json::json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
+        } else if id.starts_with("fan") {
+            serde_json::json!((0..20i64).map(|i| i * i).sum::<i64>())
+        } else if id.starts_with("wait") {
+            serde_json::json!({"approved": true})
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    let c = rusqlite::Connection::open(&db).unwrap();
+    for id in &all {
+        let s = status(&db, id);
+        assert_eq!(s["runtimeStatus"], "Completed", "{id}: {s}");
+        if !id.starts_with("nap") {
+            assert_eq!(s["output"], golden(id), "{id}");
+        }
+        let events: Vec<(u64, cairn::history::Event)> = c
+            .prepare("SELECT timestamp, data FROM history WHERE instance_id = ?1 ORDER BY seq")
+            .unwrap()
+            .query_map([id.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })
+            .unwrap()
+            .map(|r| {
+                let (ts, d) = r.unwrap();
+                (ts, cairn::history::Event::decode(&d).unwrap())
+            })
+            .collect();
+        assert_history_invariants(&events);
+    }
+    let leftover: i64 = c
+        .query_row("SELECT COUNT(*) FROM work_items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(leftover, 0, "no work item left behind");
+
+    // Duplicate rate: SlowSquare executions (logged) against distinct tasks.
+    let mut executions = 0usize;
+    let mut keys = std::collections::HashSet::new();
+    for log in &logs {
+        for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+            if let Some(rest) = line.split("slow-square ").nth(1) {
+                executions += 1;
+                keys.insert(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    let tasks = fans.len() * 20;
+    assert!(keys.len() <= tasks && executions >= keys.len());
+    eprintln!(
+        "kill loop: {cycles} kills, {} instances completed; SlowSquare: {executions} executions logged for {} of {tasks} tasks, {} duplicates ({:.1} %)",
+        all.len(),
+        keys.len(),
+        executions - keys.len(),
+        100.0 * (executions - keys.len()) as f64 / tasks as f64
+    );
+}
+
+#[test]
+fn kill_9_loop_with_a_mixed_workload_loses_nothing() {
+    kill_loop(20);
+}
+
+/// The long version: `cargo test --release --test crash -- --ignored kill_9_soak`.
+#[test]
+#[ignore = "soak: 200 kill cycles, several minutes"]
+fn kill_9_soak() {
+    kill_loop(200);
+}

@@ -1,6 +1,6 @@
 // What an activity knows about the call it serves.
 
-import { act, log } from "./runtime.js";
+import { act, makeLog } from "./runtime.js";
 
 /**
  * The context an activity receives as its first argument. Activities run at
@@ -8,15 +8,8 @@ import { act, log } from "./runtime.js";
  */
 export class ActivityContext {
   constructor() {
-    const f = (...args) => log("info", args);
-    f.trace = (...args) => log("trace", args);
-    f.debug = (...args) => log("debug", args);
-    f.verbose = f.debug;
-    f.info = (...args) => log("info", args);
-    f.warn = (...args) => log("warn", args);
-    f.error = (...args) => log("error", args);
     /** Host log: `context.log(...)`, `context.log.warn(...)`, ... */
-    this.log = f;
+    this.log = makeLog();
   }
 
   /** Id of the orchestration instance that scheduled this activity. */

@@ -1,7 +1,7 @@
 // The orchestrator's view of the world. Everything it does goes through its
 // context, so that it replays identically after a crash or an eviction.
 
-import { orch, RealDate, log } from "./runtime.js";
+import { orch, RealDate, makeLog } from "./runtime.js";
 import { DurableError, fromImportError } from "./failure.js";
 import { Task, TaskSet, whenAll, whenAny } from "./task.js";
 
@@ -97,17 +97,6 @@ function lockNames(names) {
   const flat = names.flat();
   if (flat.length === 0) throw new TypeError("lock needs at least one name");
   return flat.map(String);
-}
-
-function makeLog() {
-  const f = (...args) => log("info", args);
-  f.trace = (...args) => log("trace", args);
-  f.debug = (...args) => log("debug", args);
-  f.verbose = f.debug;
-  f.info = (...args) => log("info", args);
-  f.warn = (...args) => log("warn", args);
-  f.error = (...args) => log("error", args);
-  return f;
 }
 
 /**

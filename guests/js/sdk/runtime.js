@@ -118,3 +118,15 @@ globalThis.console = {
   warn: (...a) => log("warn", a),
   error: (...a) => log("error", a),
 };
+
+/** A `log` function with level methods: `log(...)`, `log.warn(...)`, ... */
+export function makeLog() {
+  const f = (...args) => log("info", args);
+  f.trace = (...args) => log("trace", args);
+  f.debug = (...args) => log("debug", args);
+  f.verbose = f.debug;
+  f.info = (...args) => log("info", args);
+  f.warn = (...args) => log("warn", args);
+  f.error = (...args) => log("error", args);
+  return f;
+}

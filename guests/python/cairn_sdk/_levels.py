@@ -29,3 +29,19 @@ def to_wit(level):
         return _host.WitLogLevel[name.upper()]
     except KeyError:
         raise ValueError(f"unknown log level {level!r}: use one of trace, debug, info, warn, error") from None
+
+
+class LogMethods:
+    """``log_debug`` ... ``log_error`` for a class with ``log(level, message)``."""
+
+    def log_debug(self, message):
+        self.log(LogLevel.DEBUG, message)
+
+    def log_info(self, message):
+        self.log(LogLevel.INFO, message)
+
+    def log_warn(self, message):
+        self.log(LogLevel.WARN, message)
+
+    def log_error(self, message):
+        self.log(LogLevel.ERROR, message)

@@ -1,12 +1,12 @@
 """What an activity knows about the call it serves."""
 
 from . import _host
-from ._levels import LogLevel, to_wit
+from ._levels import LogMethods, to_wit
 
 __all__ = ["ActivityContext"]
 
 
-class ActivityContext:
+class ActivityContext(LogMethods):
     """The activity's handle on the call it serves.
 
     An activity that takes two parameters is called as ``fn(context,
@@ -45,18 +45,6 @@ class ActivityContext:
         """Writes a log line through the host (``level``: a :class:`LogLevel`
         or its name)."""
         _host.activity_context.log(to_wit(level), str(message))
-
-    def log_debug(self, message):
-        self.log(LogLevel.DEBUG, message)
-
-    def log_info(self, message):
-        self.log(LogLevel.INFO, message)
-
-    def log_warn(self, message):
-        self.log(LogLevel.WARN, message)
-
-    def log_error(self, message):
-        self.log(LogLevel.ERROR, message)
 
     def __repr__(self):
         return "ActivityContext()"

@@ -31,7 +31,7 @@ import datetime as _dt
 
 from . import _host
 from ._codec import decode, encode
-from ._levels import LogLevel, to_wit
+from ._levels import LogMethods, to_wit
 from .errors import (
     ActivityFailedError,
     Failure,
@@ -368,7 +368,7 @@ class LockGuard:
         return f"<LockGuard {self.names!r}>"
 
 
-class OrchestrationContext:
+class OrchestrationContext(LogMethods):
     """The orchestrator's handle on its durable execution.
 
     Every method is deterministic under replay: time, ids and task results
@@ -565,18 +565,6 @@ class OrchestrationContext:
         """Replay-safe log (suppressed while replaying). ``print()`` inside
         an orchestrator goes here too."""
         _host.orchestration.log(to_wit(level), str(message))
-
-    def log_debug(self, message):
-        self.log(LogLevel.DEBUG, message)
-
-    def log_info(self, message):
-        self.log(LogLevel.INFO, message)
-
-    def log_warn(self, message):
-        self.log(LogLevel.WARN, message)
-
-    def log_error(self, message):
-        self.log(LogLevel.ERROR, message)
 
     def __repr__(self):
         return f"OrchestrationContext(generator={self._generator})"

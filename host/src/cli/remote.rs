@@ -69,6 +69,19 @@ impl Remote {
 
 const SUCCESS: &[StatusCode] = &[StatusCode::OK, StatusCode::ACCEPTED];
 
+/// Checks the time filters of `list` and `purge` locally (clear errors
+/// before any request); returns the `runtimeStatus` query value.
+fn status_filter(
+    created_after: Option<&str>,
+    created_before: Option<&str>,
+    runtime_status: &[String],
+) -> Result<Option<String>, CliError> {
+    time_arg("--created-after", created_after)?;
+    time_arg("--created-before", created_before)?;
+    let statuses: Vec<&str> = status_args(runtime_status)?.iter().map(|s| s.as_str()).collect();
+    Ok((!statuses.is_empty()).then(|| statuses.join(",")))
+}
+
 /// Runs `cli.command` against the server at `url`.
 ///
 /// # Errors
@@ -246,15 +259,13 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
             continuation_token,
             show_input,
         } => {
-            time_arg("--created-after", created_after.as_deref())?;
-            time_arg("--created-before", created_before.as_deref())?;
-            let statuses: Vec<&str> = status_args(&runtime_status)?.iter().map(|s| s.as_str()).collect();
+            let statuses = status_filter(created_after.as_deref(), created_before.as_deref(), &runtime_status)?;
             let path = format!(
                 "{BASE_PATH}/instances{}",
                 query(&[
                     ("createdTimeFrom", created_after),
                     ("createdTimeTo", created_before),
-                    ("runtimeStatus", (!statuses.is_empty()).then(|| statuses.join(","))),
+                    ("runtimeStatus", statuses),
                     ("instanceIdPrefix", prefix),
                     ("top", top.map(|t| t.to_string())),
                     ("showInput", Some(show_input.to_string())),
@@ -284,9 +295,7 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
                 eprintln!("purged 1 instance");
                 return Ok(());
             }
-            time_arg("--created-after", created_after.as_deref())?;
-            time_arg("--created-before", created_before.as_deref())?;
-            let statuses: Vec<&str> = status_args(&runtime_status)?.iter().map(|s| s.as_str()).collect();
+            let statuses = status_filter(created_after.as_deref(), created_before.as_deref(), &runtime_status)?;
             let path = format!(
                 "{BASE_PATH}/instances{}",
                 query(&[
@@ -295,7 +304,7 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
                         Some(created_after.unwrap_or_else(|| "1970-01-01T00:00:00Z".into()))
                     ),
                     ("createdTimeTo", created_before),
-                    ("runtimeStatus", (!statuses.is_empty()).then(|| statuses.join(","))),
+                    ("runtimeStatus", statuses),
                 ])
             );
             let reply = r

@@ -43,23 +43,5 @@ impl ActivityContext {
         host::log(level.into(), message.as_ref());
     }
 
-    /// Logs at [`LogLevel::Debug`].
-    pub fn log_debug(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Debug, message);
-    }
-
-    /// Logs at [`LogLevel::Info`].
-    pub fn log_info(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Info, message);
-    }
-
-    /// Logs at [`LogLevel::Warn`].
-    pub fn log_warn(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Warn, message);
-    }
-
-    /// Logs at [`LogLevel::Error`].
-    pub fn log_error(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Error, message);
-    }
+    crate::level_logs!();
 }

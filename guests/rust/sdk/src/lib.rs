@@ -63,6 +63,33 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+/// `log_debug`, `log_info`, `log_warn` and `log_error` for a context type
+/// with a `log(level, message)` method.
+macro_rules! level_logs {
+    () => {
+        /// Logs at [`LogLevel::Debug`].
+        pub fn log_debug(&self, message: impl AsRef<str>) {
+            self.log(LogLevel::Debug, message);
+        }
+
+        /// Logs at [`LogLevel::Info`].
+        pub fn log_info(&self, message: impl AsRef<str>) {
+            self.log(LogLevel::Info, message);
+        }
+
+        /// Logs at [`LogLevel::Warn`].
+        pub fn log_warn(&self, message: impl AsRef<str>) {
+            self.log(LogLevel::Warn, message);
+        }
+
+        /// Logs at [`LogLevel::Error`].
+        pub fn log_error(&self, message: impl AsRef<str>) {
+            self.log(LogLevel::Error, message);
+        }
+    };
+}
+pub(crate) use level_logs;
+
 mod activity;
 mod failure;
 mod http;

@@ -1,7 +1,9 @@
 //! A fan-out of slow activities, for crash-recovery tests: `SlowFanOut`
 //! with `{"count": n, "sleep_ms": m}` runs `n` `SlowSquare` activities that
 //! each sleep `m` milliseconds, and returns the sum of the squares of
-//! `0..n`.
+//! `0..n`. Each `SlowSquare` execution first prints
+//! `slow-square <idempotency key> attempt <n>` (crash tests count the lines
+//! in the host log to measure duplicate executions).
 
 use std::time::Duration;
 
@@ -52,7 +54,12 @@ fn slow_fan_out(ctx: &OrchestrationContext, input: Option<FanOutInput>) -> Resul
     Ok(ctx.when_all(&tasks)?.iter().sum())
 }
 
-fn slow_square(_ctx: &ActivityContext, input: SquareInput) -> Result<i64, Failure> {
+fn slow_square(ctx: &ActivityContext, input: SquareInput) -> Result<i64, Failure> {
+    println!(
+        "slow-square {} attempt {}",
+        ctx.idempotency_key(),
+        ctx.attempt()
+    );
     std::thread::sleep(Duration::from_millis(input.sleep_ms));
     input.i.checked_mul(input.i).ok_or_else(|| {
         Failure::invalid_input(format!("{} squared does not fit in an i64", input.i))
