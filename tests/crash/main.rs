@@ -639,3 +639,90 @@ fn kill_9_loop_with_a_mixed_workload_loses_nothing() {
 fn kill_9_soak() {
     kill_loop(200);
 }
+
+/// RELIABILITY.md test 5: SIGTERM stops `cairn serve` within 10 s, letting
+/// in-flight activities finish and commit; after a restart the instance
+/// completes and no activity ran twice.
+#[test]
+fn sigterm_drains_in_flight_activities_and_exits_within_ten_seconds() {
+    let dir = TempDir::new("sigterm");
+    let db = dir.0.join("hub.db");
+    let path = repo_root().join("target/guests/rust/slow-fan-out.wasm");
+    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    let logs = [dir.0.join("first.log"), dir.0.join("second.log")];
+    let spawn = |log: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("--db")
+            .arg(&db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let out = cairn(
+        &db,
+        &[
+            "start",
+            "SlowFanOut",
+            "--id",
+            "fan",
+            "--input",
+            r#"{"count":10,"sleep_ms":1500}"#,
+        ],
+    );
+    assert!(out.status.success());
+    let mut child = spawn(&logs[0]);
+    // Wait until the activities run, then ask the host to stop.
+    wait_until(
+        || {
+            std::fs::read_to_string(&logs[0])
+                .unwrap_or_default()
+                .matches("slow-square ")
+                .count()
+                == 10
+        },
+        "the activities to start",
+    );
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cairn serve did not stop within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "clean exit: {exit:?}");
+    eprintln!("SIGTERM → exit in {:?}", signalled.elapsed());
+
+    let mut child = spawn(&logs[1]);
+    wait_until(
+        || status(&db, "fan")["runtimeStatus"] == "Completed",
+        "completion after restart",
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(
+        status(&db, "fan")["output"],
+        serde_json::json!((0..10i64).map(|i| i * i).sum::<i64>())
+    );
+    let executions: usize = logs
+        .iter()
+        .map(|l| {
+            std::fs::read_to_string(l)
+                .unwrap_or_default()
+                .matches("slow-square ")
+                .count()
+        })
+        .sum();
+    assert_eq!(executions, 10, "the drained activities were committed, not run again");
+}

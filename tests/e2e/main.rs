@@ -7,6 +7,7 @@ mod common;
 mod activities;
 mod basics;
 mod examples;
+mod golden;
 mod js;
 mod primitives;
 mod python;

@@ -1,5 +1,5 @@
 //! RELIABILITY items 22–23, scaled to a 2-core machine: a raise-event
-//! storm on one instance and a same-id start storm.
+//! storm on one instance and a same-id start storm; and item 25, a full disk.
 
 use std::time::Duration;
 
@@ -99,5 +99,73 @@ async fn same_id_start_storm_creates_exactly_one_instance() {
             .filter(|(_, e)| matches!(e, Event::ExecutionStarted { .. }))
             .count();
     assert_eq!(starts, 1);
+    s.stop().await;
+}
+
+/// RELIABILITY.md test 25: a full disk (`PRAGMA max_page_count` on the
+/// writer) answers 503 with `Retry-After`, never 500; a refused start leaves
+/// nothing behind; the file stays intact; work resumes once space returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_and_work_resumes_when_space_returns() {
+    let s = Server::new(&["hello-cities"]).await;
+    let store = s.t.hub.store.clone();
+    let limit = |pages: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |c, _| {
+                    Ok(c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get::<_, i64>(0))?)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let used: i64 = store
+        .read(|c| Ok(c.query_row("PRAGMA page_count", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    limit(used + 64).await;
+
+    // 64 KiB inputs fill the few free pages quickly.
+    let input = serde_json::json!("x".repeat(64 << 10)).to_string();
+    let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+    for i in 0..40 {
+        let id = format!("full-{i}");
+        let r = s.post(&df(&format!("/orchestrators/HelloCities/{id}")), &input).await;
+        match r.status {
+            202 => accepted.push(id),
+            503 => {
+                assert!(r.header("retry-after").is_some(), "503 without Retry-After");
+                refused.push(id);
+            }
+            other => panic!("{id}: {other} {}", r.text()),
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "the disk never filled ({} accepted)",
+        accepted.len()
+    );
+    eprintln!(
+        "full disk: {} starts accepted, {} refused with 503",
+        accepted.len(),
+        refused.len()
+    );
+    for id in &refused {
+        assert!(s.status(id).await.is_none(), "{id} was refused but partly stored");
+    }
+    let check: String = store
+        .read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+
+    // Space returns: new requests succeed and every accepted instance completes.
+    limit(1 << 30).await;
+    accepted.push(s.start("HelloCities", "null", "after-space").await);
+    for id in &accepted {
+        let row = s.t.wait(id).await;
+        assert_eq!(row.status, RuntimeStatus::Completed, "{id}");
+    }
     s.stop().await;
 }

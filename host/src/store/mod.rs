@@ -290,7 +290,8 @@ fn run_batch(
         return Err((batch.drain(..).map(|j| j.reply).collect(), e.into()));
     }
     let mut replies = Vec::with_capacity(batch.len());
-    for job in batch.drain(..) {
+    let mut jobs = batch.drain(..);
+    while let Some(job) = jobs.next() {
         let result = match conn.execute_batch("SAVEPOINT job") {
             Err(e) => Err(e.into()),
             Ok(()) => {
@@ -313,8 +314,29 @@ fn run_batch(
                 }
             }
         };
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (a full disk, an I/O
+            // error): nothing of this batch is committed, so every request
+            // in it, done or not, gets a retryable error.
+            let err = match result {
+                Err(e) if e.is_retryable() => e,
+                Err(e) => StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                    Some(format!("the transaction was rolled back: {e}")),
+                )),
+                Ok(_) => StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                    Some("the transaction was rolled back".into()),
+                )),
+            };
+            let mut senders: Vec<_> = replies.into_iter().map(|(r, _)| r).collect();
+            senders.push(job.reply);
+            senders.extend(jobs.map(|j| j.reply));
+            return Err((senders, err));
+        }
         replies.push((job.reply, result));
     }
+    drop(jobs);
     crate::crash::point("before_commit");
     if let Err(e) = retry_busy(|| conn.execute_batch("COMMIT")) {
         let _ = conn.execute_batch("ROLLBACK");
