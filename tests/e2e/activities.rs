@@ -82,52 +82,71 @@ async fn flaky_activity_is_retried_by_policy_with_durable_delays() {
     }
 }
 
+/// Engine A leases a work item but never runs it (no activity slots), then
+/// dies without releasing its lease; engine B (with `max_deliveries`)
+/// picks it up once the lease expired. Returns the finished instance.
+async fn lease_expires_then_redelivered(hot: bool, max_deliveries: u32) -> cairn::store::InstanceRow {
+    let stuck = EngineConfig {
+        activity_concurrency: 0,
+        lease_ms: 300,
+        ..EngineConfig::default()
+    };
+    let mut a = TestHub::with(hot, stuck, true).await;
+    a.deploy("failing").await;
+    a.start(
+        "RetriesActivity",
+        r#"{"succeed_on_attempt":1,"max_attempts":1}"#,
+        "lease",
+    )
+    .await;
+    let store = a.hub.store.clone();
+    // Wait until the work item exists and is leased.
+    for _ in 0..200 {
+        if store.queue_depths().await.unwrap().1 == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.queue_depths().await.unwrap().1, 1);
+    if let Some(r) = a.running.take() {
+        drop(r); // no graceful shutdown: the lease stays
+    }
+    let b = cairn::engine::Engine::new(
+        store.clone(),
+        a.hub.sandbox.clone(),
+        EngineConfig {
+            hot_cache: hot,
+            poll_interval: Duration::from_millis(10),
+            max_deliveries,
+            ..EngineConfig::default()
+        },
+    );
+    let running = b.run();
+    let row = b.wait_for("lease", Duration::from_secs(30)).await.unwrap();
+    running.shutdown(&b, Duration::from_secs(2)).await;
+    row
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_lease_is_redelivered_with_the_next_attempt() {
     for hot in [true, false] {
-        // Engine A leases the work item but never runs it (no activity
-        // slots), then dies without releasing its lease.
-        let stuck = EngineConfig {
-            activity_concurrency: 0,
-            lease_ms: 300,
-            ..EngineConfig::default()
-        };
-        let mut a = TestHub::with(hot, stuck, true).await;
-        a.deploy("failing").await;
-        a.start(
-            "RetriesActivity",
-            r#"{"succeed_on_attempt":1,"max_attempts":1}"#,
-            "lease",
-        )
-        .await;
-        let store = a.hub.store.clone();
-        // Wait until the work item exists and is leased.
-        for _ in 0..200 {
-            if store.queue_depths().await.unwrap().1 == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(store.queue_depths().await.unwrap().1, 1);
-        if let Some(r) = a.running.take() {
-            drop(r); // no graceful shutdown: the lease stays
-        }
-        // Engine B (normal) picks it up once the lease expired.
-        let b = cairn::engine::Engine::new(
-            store.clone(),
-            a.hub.sandbox.clone(),
-            EngineConfig {
-                hot_cache: hot,
-                poll_interval: Duration::from_millis(10),
-                ..EngineConfig::default()
-            },
-        );
-        let running = b.run();
-        let row = b.wait_for("lease", Duration::from_secs(30)).await.unwrap();
-        running.shutdown(&b, Duration::from_secs(2)).await;
+        let row = lease_expires_then_redelivered(hot, 10).await;
         assert_completed(&row);
         assert_eq!(output(&row)["attempt"], json!(2), "redelivered with attempt + 1");
     }
+}
+
+/// RELIABILITY.md test 27: a work item delivered more often than
+/// `max_deliveries` stops as a visible `PoisonMessage` failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_item_delivered_too_often_fails_as_poison() {
+    let row = lease_expires_then_redelivered(true, 1).await;
+    let out = output(&row);
+    let text = out.to_string();
+    assert!(
+        text.contains("PoisonMessage") && text.contains("max_deliveries"),
+        "{row:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

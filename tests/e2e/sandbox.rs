@@ -525,3 +525,32 @@ async fn durable_http_from_javascript_and_python() {
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
     t.stop().await;
 }
+
+/// RELIABILITY.md test 17: components over the size cap, or that take
+/// longer than the compile-time cap, are refused at deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_slow_to_compile_components_are_refused_at_deploy() {
+    let dir = TempDir::new("deploy-caps");
+    let small = Limits {
+        max_component_bytes: 64 << 10,
+        ..Limits::default()
+    };
+    let hub = cairn::hub::Hub::open_with(&dir.0.join("a.db"), small, None).unwrap();
+    let err = hub.deploy(guest("features")).await.unwrap_err().to_string();
+    assert!(err.contains("bytes; the limit is 65536 bytes"), "{err}");
+
+    // No compiled cache: the JavaScript component (≈ 1.5 s to compile) must
+    // be compiled, which the 1 ms cap does not allow.
+    let hasty = Limits {
+        max_compile_time: Duration::from_millis(1),
+        ..Limits::default()
+    };
+    let hub = cairn::hub::Hub::open_with(&dir.0.join("b.db"), hasty, None).unwrap();
+    let err = hub
+        .deploy(guest_in("js", "hello-cities"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limits.compile_time"), "{err}");
+    assert!(hub.store.list_functions().await.unwrap().is_empty(), "nothing stored");
+}
