@@ -29,6 +29,41 @@ fn serve(db: &Path) -> Child {
         .unwrap()
 }
 
+/// `cairn [flags] serve --listen 127.0.0.1:0 [serve_args]` with its log
+/// (stderr) written to `log`.
+fn serve_logged(db: &Path, log: &Path, flags: &[&str], serve_args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--db")
+        .arg(db)
+        .args(flags)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(serve_args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Deploys `target/guests/rust/<name>.wasm`.
+fn deploy(db: &Path, name: &str) {
+    let path = repo_root().join(format!("target/guests/rust/{name}.wasm"));
+    let out = cairn(db, &["deploy", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The stored history of `id`, decoded.
+fn history_of(c: &rusqlite::Connection, id: &str) -> Vec<(u64, cairn::history::Event)> {
+    c.prepare("SELECT timestamp, data FROM history WHERE instance_id = ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))
+        .unwrap()
+        .map(|r| {
+            let (ts, d) = r.unwrap();
+            (ts, cairn::history::Event::decode(&d).unwrap())
+        })
+        .collect()
+}
+
 fn status(db: &Path, id: &str) -> serde_json::Value {
     let out = cairn(db, &["status", id, "--show-output"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -118,16 +153,7 @@ fn kill_9_during_a_fan_out_of_100_loses_nothing_and_duplicates_nothing() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(seqs, (0..seqs.len() as i64).collect::<Vec<_>>(), "contiguous history");
-    let events: Vec<(u64, cairn::history::Event)> = c
-        .prepare("SELECT timestamp, data FROM history WHERE instance_id = 'fan' ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))
-        .unwrap()
-        .map(|r| {
-            let (ts, d) = r.unwrap();
-            (ts, cairn::history::Event::decode(&d).unwrap())
-        })
-        .collect();
+    let events = history_of(&c, "fan");
     assert_history_invariants(&events);
     assert_eq!(
         events.iter().filter(|(_, e)| e.type_name() == "TaskScheduled").count(),
@@ -147,8 +173,7 @@ fn kill_9_during_a_fan_out_of_100_loses_nothing_and_duplicates_nothing() {
 fn a_timer_due_while_the_host_was_down_fires_exactly_once_after_restart() {
     let dir = TempDir::new("timer-down");
     let db = dir.0.join("hub.db");
-    let path = repo_root().join("target/guests/rust/features.wasm");
-    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    deploy(&db, "features");
     let mut child = serve(&db);
     let out = cairn(&db, &["start", "Sleeps", "--id", "nap", "--input", r#"{"ms":800}"#]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -182,8 +207,7 @@ fn a_timer_due_while_the_host_was_down_fires_exactly_once_after_restart() {
 fn cli_status_shows_terminate_suspend_and_resume() {
     let dir = TempDir::new("cli-control");
     let db = dir.0.join("hub.db");
-    let path = repo_root().join("target/guests/rust/features.wasm");
-    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    deploy(&db, "features");
     let mut child = serve(&db);
     for id in ["t1", "s1"] {
         let out = cairn(
@@ -362,8 +386,7 @@ fn cli_upgrade_check_prune_and_locks() {
 fn limit_flags_reach_the_sandbox() {
     let dir = TempDir::new("limit-flags");
     let db = dir.0.join("hub.db");
-    let path = repo_root().join("target/guests/rust/sandbox-abuse.wasm");
-    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    deploy(&db, "sandbox-abuse");
     let started = Instant::now();
     let out = cairn(
         &db,
@@ -403,17 +426,13 @@ fn memory_bombs_fail_at_the_limit_and_host_rss_stays_bounded() {
     const BOMBS: u64 = 4;
     let dir = TempDir::new("memory-bomb");
     let db = dir.0.join("hub.db");
-    let path = repo_root().join("target/guests/rust/sandbox-abuse.wasm");
-    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .arg("--db")
-        .arg(&db)
-        .args(["--memory-limit-mib", &LIMIT_MIB.to_string()])
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    deploy(&db, "sandbox-abuse");
+    let mut child = serve_logged(
+        &db,
+        &dir.0.join("serve.log"),
+        &["--memory-limit-mib", &LIMIT_MIB.to_string()],
+        &[],
+    );
     // A quick instance first: the host is up, the component loaded.
     assert!(cairn(&db, &["start", "Quick", "--id", "warm-up"]).status.success());
     wait_until(|| status(&db, "warm-up")["runtimeStatus"] == "Completed", "warm-up");
@@ -454,17 +473,9 @@ fn guest_output_goes_to_the_host_log_once_however_long_and_despite_replays() {
     let dir = TempDir::new("guest-output");
     let db = dir.0.join("hub.db");
     let log = dir.0.join("serve.log");
-    let path = repo_root().join("target/guests/rust/sandbox-abuse.wasm");
-    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    deploy(&db, "sandbox-abuse");
     // Forced replay: the orchestrator's first lines run again at every episode.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .arg("--db")
-        .arg(&db)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-hot-cache"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = serve_logged(&db, &log, &[], &["--no-hot-cache"]);
     let out = cairn(
         &db,
         &["start", "Chatty", "--id", "chatty-1", "--input", r#"{"lines":2000}"#],
@@ -501,8 +512,7 @@ fn kill_loop(cycles: u64) {
     let dir = TempDir::new("kill-loop");
     let db = dir.0.join("hub.db");
     for g in ["hello-cities", "slow-fan-out", "features"] {
-        let path = repo_root().join(format!("target/guests/rust/{g}.wasm"));
-        assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+        deploy(&db, g);
     }
     let start = |name: &str, id: &str, input: &str| {
         let out = cairn(&db, &["start", name, "--id", id, "--input", input]);
@@ -526,16 +536,7 @@ fn kill_loop(cycles: u64) {
     }
 
     let logs: Vec<std::path::PathBuf> = (0..=cycles).map(|c| dir.0.join(format!("serve-{c}.log"))).collect();
-    let spawn = |cycle: usize| {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .arg("--db")
-            .arg(&db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&logs[cycle]).unwrap())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |cycle: usize| serve_logged(&db, &logs[cycle], &[], &[]);
     for cycle in 0..cycles {
         let mut child = spawn(cycle as usize);
         // Kill at different moments: 20 ms to 400 ms after the start.
@@ -587,18 +588,7 @@ fn kill_loop(cycles: u64) {
         if !id.starts_with("nap") {
             assert_eq!(s["output"], golden(id), "{id}");
         }
-        let events: Vec<(u64, cairn::history::Event)> = c
-            .prepare("SELECT timestamp, data FROM history WHERE instance_id = ?1 ORDER BY seq")
-            .unwrap()
-            .query_map([id.as_str()], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-            })
-            .unwrap()
-            .map(|r| {
-                let (ts, d) = r.unwrap();
-                (ts, cairn::history::Event::decode(&d).unwrap())
-            })
-            .collect();
+        let events = history_of(&c, id);
         assert_history_invariants(&events);
     }
     let leftover: i64 = c
@@ -647,19 +637,9 @@ fn kill_9_soak() {
 fn sigterm_drains_in_flight_activities_and_exits_within_ten_seconds() {
     let dir = TempDir::new("sigterm");
     let db = dir.0.join("hub.db");
-    let path = repo_root().join("target/guests/rust/slow-fan-out.wasm");
-    assert!(cairn(&db, &["deploy", path.to_str().unwrap()]).status.success());
+    deploy(&db, "slow-fan-out");
     let logs = [dir.0.join("first.log"), dir.0.join("second.log")];
-    let spawn = |log: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .arg("--db")
-            .arg(&db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |log: &Path| serve_logged(&db, log, &[], &[]);
     let out = cairn(
         &db,
         &[
