@@ -51,6 +51,12 @@ fn deploy(db: &Path, name: &str) {
     assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// `cairn start NAME --id ID --input INPUT` (queued for `serve`).
+fn start(db: &Path, name: &str, id: &str, input: &str) {
+    let out = cairn(db, &["start", name, "--id", id, "--input", input]);
+    assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// The stored history of `id`, decoded.
 fn history_of(c: &rusqlite::Connection, id: &str) -> Vec<(u64, cairn::history::Event)> {
     c.prepare("SELECT timestamp, data FROM history WHERE instance_id = ?1 ORDER BY seq")
@@ -105,21 +111,8 @@ fn a_second_serve_on_the_same_hub_is_refused() {
 fn kill_9_during_a_fan_out_of_100_loses_nothing_and_duplicates_nothing() {
     let dir = TempDir::new("kill9");
     let db = dir.0.join("hub.db");
-    let path = repo_root().join("target/guests/rust/slow-fan-out.wasm");
-    let out = cairn(&db, &["deploy", path.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cairn(
-        &db,
-        &[
-            "start",
-            "SlowFanOut",
-            "--id",
-            "fan",
-            "--input",
-            r#"{"count":100,"sleep_ms":40}"#,
-        ],
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    deploy(&db, "slow-fan-out");
+    start(&db, "SlowFanOut", "fan", r#"{"count":100,"sleep_ms":40}"#);
 
     // Kill at different moments: before, during and after the fan-out episode.
     for (cycle, delay_ms) in [60u64, 150, 250, 400, 700].into_iter().enumerate() {
@@ -514,10 +507,7 @@ fn kill_loop(cycles: u64) {
     for g in ["hello-cities", "slow-fan-out", "features"] {
         deploy(&db, g);
     }
-    let start = |name: &str, id: &str, input: &str| {
-        let out = cairn(&db, &["start", name, "--id", id, "--input", input]);
-        assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let start = |name: &str, id: &str, input: &str| start(&db, name, id, input);
     let mut sequences: Vec<String> = (0..5).map(|i| format!("seq-{i}")).collect();
     for id in &sequences {
         start("HelloCities", id, "null");
@@ -640,18 +630,7 @@ fn sigterm_drains_in_flight_activities_and_exits_within_ten_seconds() {
     deploy(&db, "slow-fan-out");
     let logs = [dir.0.join("first.log"), dir.0.join("second.log")];
     let spawn = |log: &Path| serve_logged(&db, log, &[], &[]);
-    let out = cairn(
-        &db,
-        &[
-            "start",
-            "SlowFanOut",
-            "--id",
-            "fan",
-            "--input",
-            r#"{"count":10,"sleep_ms":1500}"#,
-        ],
-    );
-    assert!(out.status.success());
+    start(&db, "SlowFanOut", "fan", r#"{"count":10,"sleep_ms":1500}"#);
     let mut child = spawn(&logs[0]);
     // Wait until the activities run, then ask the host to stop.
     wait_until(
