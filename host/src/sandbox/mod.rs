@@ -695,6 +695,8 @@ struct ActivityPool {
 const MAX_IDLE_PER_COMPONENT: usize = 8;
 /// Idle instances kept in all.
 const MAX_IDLE_TOTAL: usize = 64;
+/// Guest linear memory held by idle instances in all.
+const MAX_IDLE_BYTES: usize = 512 << 20;
 
 impl ActivityPool {
     fn take(&self, key: &str) -> Option<PooledActivity> {
@@ -705,9 +707,11 @@ impl ActivityPool {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        let total: usize = idle.values().map(Vec::len).sum();
+        let count: usize = idle.values().map(Vec::len).sum();
+        let bytes: usize = idle.values().flatten().map(|p| p.store.data().limiter.in_use).sum();
+        let size = instance.store.data().limiter.in_use;
         let slot = idle.entry(key).or_default();
-        if slot.len() < MAX_IDLE_PER_COMPONENT && total < MAX_IDLE_TOTAL {
+        if slot.len() < MAX_IDLE_PER_COMPONENT && count < MAX_IDLE_TOTAL && bytes + size <= MAX_IDLE_BYTES {
             slot.push(instance);
         }
     }
