@@ -109,15 +109,24 @@ async fn same_id_start_storm_creates_exactly_one_instance() {
 async fn a_full_disk_answers_503_and_work_resumes_when_space_returns() {
     let s = Server::new(&["hello-cities"]).await;
     let store = s.t.hub.store.clone();
+    // Runs on the writer's connection; a batch that shares the full disk's
+    // rollback answers a retryable error, so try again.
     let limit = |pages: i64| {
         let store = store.clone();
         async move {
-            store
-                .write(move |c, _| {
-                    Ok(c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get::<_, i64>(0))?)
-                })
-                .await
-                .unwrap()
+            for _ in 0..100 {
+                let set = store
+                    .write(move |c, _| {
+                        Ok(c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get::<_, i64>(0))?)
+                    })
+                    .await;
+                match set {
+                    Ok(_) => return,
+                    Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(10)).await,
+                    Err(e) => panic!("setting max_page_count: {e}"),
+                }
+            }
+            panic!("max_page_count could not be set");
         }
     };
     let used: i64 = store

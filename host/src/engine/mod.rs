@@ -814,14 +814,28 @@ impl Engine {
                 _ => None,
             };
             crate::crash::point("activity_done_before_result_commit");
-            let owner = engine.owner.clone();
-            if let Err(e) = engine
-                .store
-                .complete_work_item(item, owner, outcome, retry_at, now)
-                .await
-            {
-                // The lease expires and the item is redelivered.
-                tracing::warn!(error = %e, "committing an activity result failed");
+            // A busy or full database is retried here (the result is not
+            // lost to a 6-minute lease); anything else leaves the item to
+            // its lease, which redelivers it.
+            let mut delay = Duration::from_millis(50);
+            let give_up = Instant::now() + Duration::from_millis(engine.config.lease_ms / 2);
+            loop {
+                let commit = engine
+                    .store
+                    .complete_work_item(item.clone(), engine.owner.clone(), outcome.clone(), retry_at, now)
+                    .await;
+                match commit {
+                    Ok(_) => break,
+                    Err(e) if e.is_retryable() && Instant::now() + delay < give_up => {
+                        tracing::warn!(error = %e, "committing an activity result failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "committing an activity result failed; the lease will redeliver it");
+                        break;
+                    }
+                }
             }
         });
     }
