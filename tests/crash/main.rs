@@ -400,6 +400,33 @@ fn limit_flags_reach_the_sandbox() {
         text.contains("\"Failed\"") && text.contains("Timeout") && text.contains("150 ms"),
         "{text}"
     );
+    // Task cap (also settable as CAIRN_MAX_TASKS).
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "start",
+            "ManyTasks",
+            "--id",
+            "many",
+            "--input",
+            r#"{"count":10}"#,
+            "--wait",
+            "30",
+        ])
+        .env("CAIRN_MAX_TASKS", "5")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("LimitExceeded") && text.contains("created 5 tasks"),
+        "{text}"
+    );
+    // Component size cap at deploy.
+    let path = repo_root().join("target/guests/rust/hello-cities.wasm");
+    let out = cairn(&db, &["--max-component-mib", "0", "deploy", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the limit is 0 bytes"));
 }
 
 /// `VmRSS` and `VmHWM` (peak RSS) of a process, in MiB.

@@ -83,6 +83,15 @@ pub struct LimitArgs {
     /// Most history events of one execution.
     #[arg(long, global = true, env = "CAIRN_MAX_HISTORY_EVENTS", default_value_t = 1_000_000)]
     pub max_history_events: u64,
+    /// Most tasks one execution may create.
+    #[arg(long, global = true, env = "CAIRN_MAX_TASKS", default_value_t = 100_000)]
+    pub max_tasks: u32,
+    /// Largest component accepted at deploy, MiB.
+    #[arg(long, global = true, env = "CAIRN_MAX_COMPONENT_MIB", default_value_t = 64)]
+    pub max_component_mib: usize,
+    /// Longest compile of a component at deploy, s.
+    #[arg(long, global = true, env = "CAIRN_COMPILE_TIMEOUT_SECS", default_value_t = 120)]
+    pub compile_timeout_secs: u64,
 }
 
 impl LimitArgs {
@@ -95,7 +104,9 @@ impl LimitArgs {
             activity_cpu: Duration::from_secs(self.activity_timeout_secs.max(1)),
             max_payload_bytes: self.max_payload_bytes,
             max_history_events: self.max_history_events,
-            ..crate::sandbox::Limits::default()
+            max_tasks_per_execution: self.max_tasks.max(1),
+            max_component_bytes: self.max_component_mib.saturating_mul(1 << 20),
+            max_compile_time: Duration::from_secs(self.compile_timeout_secs.max(1)),
         }
     }
 }
