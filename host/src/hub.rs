@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::clock::now_ms;
 use crate::history::Event;
 use crate::ids::{IdError, InstanceId, validate_name};
-use crate::sandbox::{Grants, Limits, Sandbox, SandboxError, content_hash, default_cache_dir};
+use crate::sandbox::{Grants, Limits, Loaded, Sandbox, SandboxError, content_hash, default_cache_dir};
 use crate::store::{FunctionKind, StartRequest, Store, StoreError};
 
 /// Errors of hub operations, each with a message that says what to do.
@@ -112,14 +112,7 @@ impl Hub {
     /// As [`Hub::deploy`]; [`HubError::Grants`] for grants on an orchestrator component.
     pub async fn deploy_with(&self, bytes: Vec<u8>, grants: Grants) -> Result<DeployReport, HubError> {
         let hash = content_hash(&bytes);
-        let sandbox = self.sandbox.clone();
-        let (h, b) = (hash.clone(), bytes.clone());
-        let limit = self.sandbox.limits().max_compile_time;
-        // The compile thread cannot be interrupted; the deploy stops waiting.
-        let loaded = tokio::time::timeout(limit, tokio::task::spawn_blocking(move || sandbox.load(&h, &b)))
-            .await
-            .map_err(|_| HubError::CompileTimeout(limit.as_secs()))?
-            .map_err(|e| HubError::Internal(e.to_string()))??;
+        let loaded = self.load(&hash, &bytes).await?;
         let functions = self.sandbox.inspect(&loaded).await?;
         if functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
             self.sandbox.check_orchestrator_imports(&loaded)?;
@@ -144,6 +137,24 @@ impl Hub {
             .deploy_component(hash.clone(), bytes, functions.clone(), grants, now_ms())
             .await?;
         Ok(DeployReport { hash, functions, size })
+    }
+
+    /// Compiles (or loads from the compiled cache) component `bytes` whose
+    /// content hash is `hash`, off the async threads, within the
+    /// compile-time limit.
+    ///
+    /// # Errors
+    /// [`HubError::CompileTimeout`]; [`HubError::Sandbox`] for an invalid component.
+    pub async fn load(&self, hash: &str, bytes: &[u8]) -> Result<Arc<Loaded>, HubError> {
+        let sandbox = self.sandbox.clone();
+        let (h, b) = (hash.to_owned(), bytes.to_vec());
+        let limit = self.sandbox.limits().max_compile_time;
+        // The compile thread cannot be interrupted; the caller stops waiting.
+        tokio::time::timeout(limit, tokio::task::spawn_blocking(move || sandbox.load(&h, &b)))
+            .await
+            .map_err(|_| HubError::CompileTimeout(limit.as_secs()))?
+            .map_err(|e| HubError::Internal(e.to_string()))?
+            .map_err(HubError::from)
     }
 
     fn check_json(&self, what: &'static str, text: &str) -> Result<(), HubError> {

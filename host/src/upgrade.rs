@@ -63,11 +63,7 @@ fn diverges(f: Failure) -> Verdict {
 /// Invalid component; store errors.
 pub async fn check(hub: &Hub, name: &str, bytes: Vec<u8>, apply: bool) -> Result<UpgradeReport, HubError> {
     let candidate = content_hash(&bytes);
-    let sandbox = hub.sandbox.clone();
-    let (h, b) = (candidate.clone(), bytes.clone());
-    let loaded = tokio::task::spawn_blocking(move || sandbox.load(&h, &b))
-        .await
-        .map_err(|e| HubError::Internal(e.to_string()))??;
+    let loaded = hub.load(&candidate, &bytes).await?;
     let exported = hub.sandbox.inspect(&loaded).await?;
     if !exported.iter().any(|(n, _)| n == name) {
         return Err(HubError::Internal(format!(
@@ -213,14 +209,8 @@ pub async fn replay_finished(
         Some(bytes) => (content_hash(&bytes), bytes),
         None => (row.version.clone(), hub.store.component_bytes(&row.version).await?),
     };
-    let sandbox = hub.sandbox.clone();
-    let hash = version.clone();
-    let loaded = tokio::task::spawn_blocking(move || sandbox.load(&hash, &bytes))
-        .await
-        .map_err(|e| HubError::Internal(e.to_string()))??;
-    if let Some(f) = hub.sandbox.check_orchestrator_imports(&loaded).err() {
-        return Err(f.into());
-    }
+    let loaded = hub.load(&version, &bytes).await?;
+    hub.sandbox.check_orchestrator_imports(&loaded)?;
     let (verdict, replayed) = match replay_from_start(hub, &loaded, id.as_str(), &history, ended_at).await {
         Err(f) => (diverges(f), None),
         Ok(None) => (

@@ -16,7 +16,7 @@ use hyper::{Method, Request, Uri};
 use serde::{Deserialize, Serialize};
 
 use crate::history::Failure;
-use crate::sandbox::{Grants, HostPattern};
+use crate::sandbox::{Grants, check_target, http_denied};
 
 /// Name of the built-in activity (the name Durable Functions uses).
 pub const HTTP_ACTIVITY: &str = "BuiltIn::HttpActivity";
@@ -74,23 +74,8 @@ pub async fn send(input: &str, grants: &Grants, max_body: usize, timeout: Durati
     if *scheme != Scheme::HTTP && *scheme != Scheme::HTTPS {
         return Err(invalid(format!("unsupported scheme in {:?}", req.uri)));
     }
-    let host = authority.host().to_ascii_lowercase();
-    let port = authority
-        .port_u16()
-        .unwrap_or(if *scheme == Scheme::HTTP { 80 } else { 443 });
-    let allowed: Vec<HostPattern> = grants.http.iter().filter_map(|p| HostPattern::parse(p).ok()).collect();
-    if !allowed.iter().any(|p| p.matches(&host, port)) {
-        let granted = if grants.http.is_empty() {
-            "none".to_owned()
-        } else {
-            grants.http.join(", ")
-        };
-        return Err(Failure::new(
-            "CapabilityDenied",
-            format!(
-                "durable HTTP to {host}:{port} is not granted to this orchestrator's component (granted hosts: {granted}); grant it at deploy with `cairn deploy --allow-http HOST`"
-            ),
-        ));
+    if let Err(target) = check_target(&grants.http_patterns(), Some(scheme), Some(authority)) {
+        return Err(http_denied("durable HTTP", &[target], grants));
     }
     let mut builder = Request::builder()
         .method(method)

@@ -52,9 +52,7 @@ impl HostPattern {
         })
     }
 
-    /// Whether `host` (lowercase) and `port` fall under this grant.
-    #[must_use]
-    pub fn matches(&self, host: &str, port: u16) -> bool {
+    fn matches(&self, host: &str, port: u16) -> bool {
         let host_ok = if self.wildcard {
             host.strip_suffix(self.host.as_str())
                 .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.'))
@@ -82,18 +80,31 @@ impl HttpGate {
     }
 
     fn permits(&self, scheme: Option<&Scheme>, authority: Option<&Authority>) -> Result<(), String> {
-        let Some(authority) = authority else {
-            return Err("(no host)".to_owned());
-        };
-        let host = authority.host().to_ascii_lowercase();
-        let port = authority
-            .port_u16()
-            .unwrap_or(if scheme == Some(&Scheme::HTTP) { 80 } else { 443 });
-        if self.allowed.iter().any(|p| p.matches(&host, port)) {
-            Ok(())
-        } else {
-            Err(format!("{host}:{port}"))
-        }
+        check_target(&self.allowed, scheme, authority)
+    }
+}
+
+/// Whether a request to `authority` (default port by `scheme`) falls under
+/// one of the `allowed` grants; the refused `host:port` otherwise.
+///
+/// # Errors
+/// The refused target, e.g. `"example.com:443"`.
+pub fn check_target(
+    allowed: &[HostPattern],
+    scheme: Option<&Scheme>,
+    authority: Option<&Authority>,
+) -> Result<(), String> {
+    let Some(authority) = authority else {
+        return Err("(no host)".to_owned());
+    };
+    let host = authority.host().to_ascii_lowercase();
+    let port = authority
+        .port_u16()
+        .unwrap_or(if scheme == Some(&Scheme::HTTP) { 80 } else { 443 });
+    if allowed.iter().any(|p| p.matches(&host, port)) {
+        Ok(())
+    } else {
+        Err(format!("{host}:{port}"))
     }
 }
 

@@ -74,13 +74,9 @@ impl Grants {
         Ok(Self { env, dirs, http })
     }
 
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.env.is_empty() && self.dirs.is_empty() && self.http.is_empty()
-    }
-
     /// The HTTP grant, parsed (patterns were validated at deploy).
-    pub(super) fn http_patterns(&self) -> Vec<super::HostPattern> {
+    #[must_use]
+    pub fn http_patterns(&self) -> Vec<super::HostPattern> {
         self.http
             .iter()
             .filter_map(|p| super::HostPattern::parse(p).ok())

@@ -29,7 +29,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, 
 use crate::history::{Event, Failure, Millis};
 use crate::replay::{EpisodeOutput, Replay};
 use crate::store::FunctionKind;
-pub use http::HostPattern;
+pub use http::{HostPattern, check_target};
 pub use limits::{DirGrant, Grants, Limits};
 
 wasmtime::component::bindgen!({
@@ -590,10 +590,9 @@ impl Sandbox {
         input: &str,
         grants: &Grants,
     ) -> Result<String, Failure> {
-        let key = format!("{}/{}", loaded.hash, serde_json::to_string(grants).unwrap_or_default());
         let name = ctx.function_name.clone();
         let budget = self.limits.activity_cpu;
-        let (mut store, pooled) = match self.activity_pool.take(&key) {
+        let (mut store, pooled) = match self.activity_pool.take(&loaded.hash, grants) {
             Some(p) => (p.store, Some(p.app)),
             None => (self.activity_store(grants, &ctx.instance_id)?, None),
         };
@@ -618,7 +617,7 @@ impl Sandbox {
         // whole call in wall time too.
         let result = tokio::time::timeout(budget + Duration::from_secs(1), call).await;
         if !store.data().gate.denied.is_empty() {
-            return Err(http_denied(&store.data().gate.denied, &grants.http));
+            return Err(http_denied("outbound HTTP", &store.data().gate.denied, grants));
         }
         let stderr = store.data().io.stderr.clone();
         match result {
@@ -635,7 +634,14 @@ impl Sandbox {
                 // The call returned normally (a value or a typed failure):
                 // the instance serves the next call of this component.
                 if store.data().limiter.in_use <= self.limits.max_memory_bytes / 2 {
-                    self.activity_pool.put(key, PooledActivity { store, app });
+                    self.activity_pool.put(
+                        &loaded.hash,
+                        PooledActivity {
+                            store,
+                            app,
+                            grants: grants.clone(),
+                        },
+                    );
                 }
                 match result {
                     Ok(out) if out.len() > self.limits.max_payload_bytes => {
@@ -680,9 +686,11 @@ impl Sandbox {
 struct PooledActivity {
     store: Store<GuestState>,
     app: App,
+    /// What its WASI context was built with (env, preopens).
+    grants: Grants,
 }
 
-/// Idle activity instances by component version and grants. Activities
+/// Idle activity instances by component version (and grants). Activities
 /// run like warm workers: an instance whose call returned (a value or a
 /// typed failure) serves later calls, so a guest's global state may persist
 /// between calls; one that trapped or timed out is dropped.
@@ -699,18 +707,23 @@ const MAX_IDLE_TOTAL: usize = 64;
 const MAX_IDLE_BYTES: usize = 512 << 20;
 
 impl ActivityPool {
-    fn take(&self, key: &str) -> Option<PooledActivity> {
-        self.idle.lock().ok()?.get_mut(key)?.pop()
+    /// An idle instance of component `hash` built with `grants` (a
+    /// re-deploy with other grants makes the older instances unusable).
+    fn take(&self, hash: &str, grants: &Grants) -> Option<PooledActivity> {
+        let mut idle = self.idle.lock().ok()?;
+        let slot = idle.get_mut(hash)?;
+        slot.retain(|p| p.grants == *grants);
+        slot.pop()
     }
 
-    fn put(&self, key: String, instance: PooledActivity) {
+    fn put(&self, hash: &str, instance: PooledActivity) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
         let count: usize = idle.values().map(Vec::len).sum();
         let bytes: usize = idle.values().flatten().map(|p| p.store.data().limiter.in_use).sum();
         let size = instance.store.data().limiter.in_use;
-        let slot = idle.entry(key).or_default();
+        let slot = idle.entry(hash.to_owned()).or_default();
         if slot.len() < MAX_IDLE_PER_COMPONENT && count < MAX_IDLE_TOTAL && bytes + size <= MAX_IDLE_BYTES {
             slot.push(instance);
         }
@@ -763,16 +776,19 @@ impl Drop for Session {
     }
 }
 
-fn http_denied(denied: &[String], granted: &[String]) -> Failure {
-    let granted = if granted.is_empty() {
+/// The `CapabilityDenied` failure of `what` (outbound or durable HTTP) to
+/// the `denied` targets.
+#[must_use]
+pub fn http_denied(what: &str, denied: &[String], grants: &Grants) -> Failure {
+    let granted = if grants.http.is_empty() {
         "none".to_owned()
     } else {
-        granted.join(", ")
+        grants.http.join(", ")
     };
     Failure::new(
         "CapabilityDenied",
         format!(
-            "outbound HTTP to {} is not granted to this component (granted hosts: {granted}); grant it at deploy with `cairn deploy --allow-http HOST`",
+            "{what} to {} is not granted to this component (granted hosts: {granted}); grant it at deploy with `cairn deploy --allow-http HOST`",
             denied.join(", ")
         ),
     )
