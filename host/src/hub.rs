@@ -9,7 +9,7 @@ use crate::clock::now_ms;
 use crate::history::Event;
 use crate::ids::{IdError, InstanceId, validate_name};
 use crate::sandbox::{Grants, Limits, Loaded, Sandbox, SandboxError, content_hash, default_cache_dir};
-use crate::store::{FunctionKind, StartRequest, Store, StoreError};
+use crate::store::{FunctionKind, Store, StoreError};
 
 /// Errors of hub operations, each with a message that says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +88,7 @@ impl Hub {
     /// # Errors
     /// Store and sandbox start-up errors.
     pub fn open_with(db: &Path, limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, HubError> {
-        let store = Store::open(db)?;
+        let store = crate::store::open(db)?;
         let sandbox = Sandbox::new(cache_dir, limits)?;
         Ok(Self { store, sandbox })
     }
@@ -193,15 +193,27 @@ impl Hub {
             Some(raw) if !raw.is_empty() => InstanceId::parse(raw)?,
             _ => InstanceId::generate(),
         };
-        self.store
-            .start_instance(StartRequest {
-                instance_id: id.as_str().to_owned(),
-                name: name.to_owned(),
-                input: input.to_owned(),
-                version: version.map(str::to_owned),
-                now: now_ms(),
-            })
-            .await?;
+        let version = match version {
+            Some(v) => {
+                if !self.store.orchestrator_version_exists(name, v).await? {
+                    return Err(StoreError::VersionNotFound(v.to_owned()).into());
+                }
+                v.to_owned()
+            }
+            None => self.store.resolve_function(name, FunctionKind::Orchestrator).await?,
+        };
+        let now = now_ms();
+        let new = crate::decide::new_execution(
+            id.as_str(),
+            crate::ids::random_hex(),
+            name,
+            &version,
+            input,
+            None,
+            Vec::new(),
+            now,
+        );
+        self.store.create_instance(new, now).await?;
         Ok(id)
     }
 
@@ -229,10 +241,32 @@ impl Hub {
     /// Unknown instance; [`StoreError::NotFailed`] when it is not Failed.
     pub async fn rewind(&self, id: &str, reason: Option<&str>) -> Result<(), HubError> {
         let id = InstanceId::parse(id)?;
-        Ok(self
+        let row = self
             .store
-            .rewind_instance(id.as_str(), reason.map(str::to_owned), now_ms())
-            .await?)
+            .get_instance(id.as_str())
+            .await?
+            .ok_or_else(|| StoreError::InstanceNotFound(id.as_str().to_owned()))?;
+        if row.status != crate::store::RuntimeStatus::Failed {
+            return Err(StoreError::NotFailed {
+                id: id.as_str().to_owned(),
+                status: row.status,
+            }
+            .into());
+        }
+        let history = self.store.get_history(id.as_str()).await?;
+        let mut versions = std::collections::HashMap::new();
+        for name in crate::decide::children_named(&history) {
+            if let Ok(hash) = self.store.resolve_function(&name, FunctionKind::Orchestrator).await {
+                versions.insert(name, hash);
+            }
+        }
+        let mut ids = crate::ids::random_hex;
+        let mut inputs = crate::decide::Inputs {
+            versions: &versions,
+            new_execution_id: &mut ids,
+        };
+        let plan = crate::decide::rewind(&row, &history, reason.map(str::to_owned), now_ms(), &mut inputs)?;
+        Ok(self.store.rewind(plan).await?)
     }
 
     /// Sends a control message (terminate, suspend, resume) to `id`.

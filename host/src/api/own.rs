@@ -13,6 +13,12 @@ use super::{Api, Ctx};
 use crate::clock::iso;
 use crate::store::RuntimeStatus;
 
+/// The backend part of a provider's description (`sqlite`, `postgres`):
+/// `/healthz` answers without a key, so it names no path or address.
+fn backend_kind(describe: &str) -> &str {
+    describe.split(':').next().unwrap_or("unknown")
+}
+
 /// The OpenAPI document of every route, served at `/api/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
 
@@ -21,13 +27,11 @@ impl Api {
         if method != Method::GET && method != Method::HEAD {
             return Err(HttpError::method_not_allowed("use GET /healthz"));
         }
-        match self
-            .hub
-            .store
-            .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-            .await
-        {
-            Ok(_) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        match self.hub.store.ping().await {
+            Ok(()) => Ok(json_response(
+                StatusCode::OK,
+                &json!({ "status": "ok", "backend": backend_kind(&self.hub.store.describe()) }),
+            )),
             Err(e) => Err(HttpError::unavailable(format!("the task hub cannot be read: {e}"))),
         }
     }
