@@ -111,6 +111,9 @@ pub struct Engine {
     hot: Mutex<HotCache>,
     activity_slots: Arc<Semaphore>,
     finished: broadcast::Sender<String>,
+    /// Callers of [`Engine::wait_for`], by instance: woken when that
+    /// instance, and only it, finishes.
+    waiters: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<()>>>>,
     versions: Mutex<HashMap<String, (String, Instant)>>,
     grants: Mutex<HashMap<String, (crate::sandbox::Grants, Instant)>>,
     pub metrics: Metrics,
@@ -158,6 +161,7 @@ impl Engine {
             config,
             dispatch: Mutex::default(),
             finished,
+            waiters: Mutex::default(),
             versions: Mutex::default(),
             grants: Mutex::default(),
             metrics: Metrics::default(),
@@ -224,6 +228,7 @@ impl Engine {
                             engine.spawn_activity(item.clone());
                         }
                         for id in &n.finished {
+                            engine.wake_waiters(id);
                             let _ = engine.finished.send(id.clone());
                         }
                     }
@@ -266,7 +271,11 @@ impl Engine {
         if ids.is_empty() {
             return;
         }
-        match self.store.renew_instance_leases(ids, &self.instance_lease(), now_ms()).await {
+        match self
+            .store
+            .renew_instance_leases(ids, &self.instance_lease(), now_ms())
+            .await
+        {
             Ok(lost) => {
                 if let Ok(mut hot) = self.hot.lock() {
                     for id in &lost {
@@ -773,12 +782,65 @@ impl Engine {
         self.sandbox.run_activity(&loaded, ctx, &item.input, &grants).await
     }
 
+    fn wake_waiters(&self, id: &str) {
+        let woken = self.waiters.lock().ok().and_then(|mut w| w.remove(id));
+        for tx in woken.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+
+    fn add_waiter(&self, id: &str) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut w) = self.waiters.lock() {
+            let list = w.entry(id.to_owned()).or_default();
+            list.retain(|t| !t.is_closed());
+            list.push(tx);
+        }
+        rx
+    }
+
+    fn drop_waiter(&self, id: &str) {
+        if let Ok(mut w) = self.waiters.lock()
+            && let Some(list) = w.get_mut(id)
+        {
+            list.retain(|t| !t.is_closed());
+            if list.is_empty() {
+                w.remove(id);
+            }
+        }
+    }
+
     /// Waits until `id` is terminal (or `timeout` passes); returns its row.
+    /// The waiter is woken by that instance's own completion (in this
+    /// process or, through the provider's wake-ups, another host): no
+    /// re-reads when other instances finish. A slow poll (every 2 s) covers
+    /// completions no wake-up reports.
     ///
     /// # Errors
     /// Store errors; [`StoreError::InstanceNotFound`].
     pub async fn wait_for(&self, id: &str, timeout: Duration) -> Result<crate::store::InstanceRow, StoreError> {
-        wait_for_instance(&self.store, Some(self.finished.subscribe()), id, timeout).await
+        let deadline = tokio::time::Instant::now() + timeout;
+        let result = async {
+            loop {
+                let mut woken = self.add_waiter(id);
+                let row = self
+                    .store
+                    .get_instance(id)
+                    .await?
+                    .ok_or_else(|| StoreError::InstanceNotFound(id.to_owned()))?;
+                if row.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+                    return Ok(row);
+                }
+                let nap = deadline.min(tokio::time::Instant::now() + Duration::from_secs(2));
+                tokio::select! {
+                    _ = &mut woken => {}
+                    () = tokio::time::sleep_until(nap) => {}
+                }
+            }
+        }
+        .await;
+        self.drop_waiter(id);
+        result
     }
 }
 
