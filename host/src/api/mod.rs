@@ -254,7 +254,7 @@ impl Api {
         let durable = segs.len() >= 3 && is(0, "runtime") && is(1, "webhooks") && is(2, "durabletask");
         let upload = parts.method == Method::POST && segs.len() == 2 && is(0, "api") && is(1, "components");
         // Raise-event answers 400 for another type, as Durable Functions does.
-        let raise_event = durable && segs.len() >= 6 && is(segs.len() - 2, "raiseEvent");
+        let raise_event = durable && segs.len() >= 7 && is(segs.len() - 2, "raiseEvent");
         if upload {
             check_body_type(&parts.headers, &["application/wasm", "application/octet-stream"])?;
         } else if !raise_event {
