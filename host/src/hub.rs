@@ -28,6 +28,10 @@ pub enum HubError {
         size: usize,
         limit: usize,
     },
+    #[error("this is not a WebAssembly binary ({0}); deploy the .wasm file of a component built for wasm32-wasip2")]
+    NotWasm(&'static str),
+    #[error("this is a core wasm module, not a component; build for wasm32-wasip2 or run `wasm-tools component new`")]
+    CoreModule,
     #[error("compiling the component took longer than {0} s (limits.compile_time); it was refused")]
     CompileTimeout(u64),
     #[error("capability grants refused: {0}")]
@@ -45,6 +49,8 @@ impl HubError {
         matches!(
             self,
             Self::Id(_)
+                | Self::NotWasm(_)
+                | Self::CoreModule
                 | Self::BadJson { .. }
                 | Self::TooLarge { .. }
                 | Self::Sandbox(_)
@@ -112,7 +118,9 @@ impl Hub {
     /// As [`Hub::deploy`]; [`HubError::Grants`] for grants on an orchestrator component.
     pub async fn deploy_with(&self, bytes: Vec<u8>, grants: Grants) -> Result<DeployReport, HubError> {
         let hash = content_hash(&bytes);
-        let loaded = self.load(&hash, &bytes).await?;
+        // The bytes move to the compile thread and back: no copy of a
+        // component that may be tens of MiB.
+        let (loaded, bytes) = self.load_owned(&hash, bytes).await?;
         let functions = self.sandbox.inspect(&loaded).await?;
         if functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
             self.sandbox.check_orchestrator_imports(&loaded)?;
@@ -146,15 +154,27 @@ impl Hub {
     /// # Errors
     /// [`HubError::CompileTimeout`]; [`HubError::Sandbox`] for an invalid component.
     pub async fn load(&self, hash: &str, bytes: &[u8]) -> Result<Arc<Loaded>, HubError> {
+        Ok(self.load_owned(hash, bytes.to_vec()).await?.0)
+    }
+
+    /// As [`Hub::load`], taking the bytes and handing them back.
+    async fn load_owned(&self, hash: &str, bytes: Vec<u8>) -> Result<(Arc<Loaded>, Vec<u8>), HubError> {
+        check_wasm_kind(&bytes)?;
         let sandbox = self.sandbox.clone();
-        let (h, b) = (hash.to_owned(), bytes.to_vec());
+        let h = hash.to_owned();
         let limit = self.sandbox.limits().max_compile_time;
         // The compile thread cannot be interrupted; the caller stops waiting.
-        tokio::time::timeout(limit, tokio::task::spawn_blocking(move || sandbox.load(&h, &b)))
-            .await
-            .map_err(|_| HubError::CompileTimeout(limit.as_secs()))?
-            .map_err(|e| HubError::Internal(e.to_string()))?
-            .map_err(HubError::from)
+        let (loaded, bytes) = tokio::time::timeout(
+            limit,
+            tokio::task::spawn_blocking(move || {
+                let loaded = sandbox.load(&h, &bytes);
+                (loaded, bytes)
+            }),
+        )
+        .await
+        .map_err(|_| HubError::CompileTimeout(limit.as_secs()))?
+        .map_err(|e| HubError::Internal(e.to_string()))?;
+        Ok((loaded?, bytes))
     }
 
     fn check_json(&self, what: &'static str, text: &str) -> Result<(), HubError> {
@@ -276,5 +296,50 @@ impl Hub {
     pub async fn control(&self, id: &str, event: Event) -> Result<(), HubError> {
         let id = InstanceId::parse(id)?;
         Ok(self.store.send_message(id.as_str(), event, now_ms()).await?)
+    }
+}
+
+/// Tells a component from other files by its first 8 bytes (magic,
+/// version, layer), so that deploying the wrong file says what it is and
+/// what to do instead of the parser's dump of the bytes it expected.
+///
+/// # Errors
+/// [`HubError::NotWasm`], [`HubError::CoreModule`].
+fn check_wasm_kind(bytes: &[u8]) -> Result<(), HubError> {
+    let text = bytes.trim_ascii_start();
+    if text.starts_with(b"(component") || text.starts_with(b"(module") {
+        return Err(HubError::NotWasm(
+            "it is WebAssembly text; turn it into a binary with `wasm-tools parse`",
+        ));
+    }
+    match bytes {
+        [] => Err(HubError::NotWasm("the file is empty")),
+        [0, b'a', b's', b'm', _, _, 0, 0, ..] => Err(HubError::CoreModule),
+        [0, b'a', b's', b'm', _, _, _, _, ..] => Ok(()),
+        [0, b'a', b's', b'm', ..] => Err(HubError::NotWasm("it ends within its 8-byte header")),
+        _ => Err(HubError::NotWasm("it does not start with the bytes \\0asm")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasm_kinds_are_told_apart() {
+        let kind = |b: &[u8]| check_wasm_kind(b).map_err(|e| e.to_string());
+        assert!(kind(b"\0asm\x0d\0\x01\0rest").is_ok(), "component");
+        let core = kind(b"\0asm\x01\0\0\0").unwrap_err();
+        assert!(core.contains("core wasm module, not a component"), "{core}");
+        assert!(core.contains("wasm-tools component new"), "{core}");
+        for (bytes, says) in [
+            (&b""[..], "empty"),
+            (b"\0asm\x0d", "header"),
+            (b"PK\x03\x04garbage", "\\0asm"),
+            (b"  (module)", "wasm-tools parse"),
+        ] {
+            let e = kind(bytes).unwrap_err();
+            assert!(e.contains(says) && !e.contains('\n'), "{e}");
+        }
     }
 }
