@@ -7,6 +7,8 @@
 mod common;
 
 mod cli;
+mod df_client;
+mod failures;
 mod own;
 mod routes;
 mod security;
