@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 import azure.durable_functions as df
+from azure.durable_functions.models.utils import http_utils
 
 
 def client_for(base_url):
@@ -36,7 +37,16 @@ def raise_once_encoded(base_url, instance_id, event, json_text):
         assert response.status == 202, response.status
 
 
-async def finished(client, instance_id):
+async def raise_event(client, instance_id, event, data, errors):
+    """Raises with the client; a refusal (e.g. 410, the instance already
+    failed) is recorded instead of ending the run, so the test shows why."""
+    try:
+        await client.raise_event(instance_id, event, data)
+    except Exception as e:  # noqa: BLE001 - reported to the test
+        errors.append(f"raise_event({event!r}): {e}")
+
+
+async def finished(client, instance_id, errors=()):
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         status = await client.get_status(instance_id, show_input=True)
@@ -48,6 +58,7 @@ async def finished(client, instance_id):
                 "status": status.runtime_status.value,
                 "input": status.input_,
                 "output": status.output,
+                "errors": list(errors),
             }
         await asyncio.sleep(0.05)
     raise TimeoutError(f"{instance_id} did not finish")
@@ -59,22 +70,28 @@ async def main(base_url):
 
     # The issue's example: a Rust orchestrator with a typed input, and an
     # event whose payload is a bool.
+    errors = []
     instance_id = await client.start_new("WaitForApproval", None, {"timeout_ms": 60000})
-    await client.raise_event(instance_id, "Approval", True)
-    results["WaitForApproval"] = await finished(client, instance_id)
+    await raise_event(client, instance_id, "Approval", True, errors)
+    results["WaitForApproval"] = await finished(client, instance_id, errors)
 
     # Typed events in Rust; untyped ones in JavaScript and Python.
     for name, note in [("TypedEvents", '"true"'), ("JsClientValues", '"Tokyo"'), ("PyClientValues", '"Tokyo"')]:
+        errors = []
         instance_id = await client.start_new(name, None, {"timeout_ms": 60000})
-        await client.raise_event(instance_id, "Flag", False)
-        await client.raise_event(instance_id, "Amount", 42)
-        await client.raise_event(instance_id, "Order", {"sku": "sku-42"})
-        raise_once_encoded(base_url, instance_id, "Note", note)
-        results[name] = await finished(client, instance_id)
+        await raise_event(client, instance_id, "Flag", False, errors)
+        await raise_event(client, instance_id, "Amount", 42, errors)
+        await raise_event(client, instance_id, "Order", {"sku": "sku-42"}, errors)
+        try:
+            raise_once_encoded(base_url, instance_id, "Note", note)
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            errors.append(f"raise Note: {e}")
+        results[name] = await finished(client, instance_id, errors)
 
     # A failed instance, as the client reads it.
     instance_id = await client.start_new("UncaughtDetails", None, None)
     results["UncaughtDetails"] = await finished(client, instance_id)
+    await http_utils._close_session()
     return results
 
 

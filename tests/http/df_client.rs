@@ -164,6 +164,7 @@ fn durable_functions_python_client_inputs_and_events_reach_every_sdk_as_meant() 
     let completed = |name: &str| {
         let r = &results[name];
         assert_eq!(r["status"], "Completed", "{name}: {r}");
+        assert_eq!(r["errors"], json!([]), "{name}: {r}");
         r["output"].clone()
     };
     assert_eq!(completed("WaitForApproval"), json!({"approved": true}));
