@@ -48,7 +48,8 @@ export function clientValue(value) {
   } catch {
     return value;
   }
-  return typeof inner === "string" ? value : inner;
+  if (typeof inner === "string" || (typeof inner === "number" && !Number.isFinite(inner))) return value;
+  return inner;
 }
 
 function decode(id, json) {

@@ -43,6 +43,7 @@ value; any other string stays as sent.
 import datetime as _dt
 
 import json as _json
+import math
 
 from . import _host
 from ._codec import decode, encode
@@ -96,7 +97,9 @@ def client_value(value):
         inner = _json.loads(value, parse_constant=_refuse_constant)
     except ValueError:
         return value
-    return value if isinstance(inner, str) else inner
+    if isinstance(inner, str) or (isinstance(inner, float) and not math.isfinite(inner)):
+        return value
+    return inner
 
 
 def _ms(value, what):

@@ -350,6 +350,7 @@ class ClientValues(Base):
         self.assertEqual(cv("Tokyo"), "Tokyo")
         self.assertEqual(cv('"Tokyo"'), '"Tokyo"')
         self.assertEqual(cv("NaN"), "NaN")
+        self.assertEqual(cv("1e999"), "1e999", "not a finite number: kept as sent")
         self.assertEqual(cv(""), "")
         self.assertEqual(cv({"a": "true"}), {"a": "true"}, "only the top-level value")
         self.assertIs(cv(True), True)
