@@ -218,3 +218,74 @@ pub fn history_table(instance_id: &str, history: &[(Millis, Event)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{CompletionStatus, Failure};
+
+    fn row(status: RuntimeStatus, output: &str) -> InstanceRow {
+        InstanceRow {
+            instance_id: "i".into(),
+            execution_id: "e".into(),
+            name: "F".into(),
+            version: "v".into(),
+            status,
+            input: None,
+            output: Some(output.into()),
+            custom_status: None,
+            created_at: 0,
+            updated_at: 0,
+            parent_instance: None,
+            history_len: 0,
+        }
+    }
+
+    #[test]
+    fn a_failed_status_has_the_message_as_output_and_the_failure_with_json_details() {
+        let stored = r#"{"ErrorType":"OutOfStock","Message":"gone","Details":"{\"sku\":\"sku-42\"}"}"#;
+        let v = status_json(&row(RuntimeStatus::Failed, stored), None, StatusOptions::default());
+        assert_eq!(v["output"], json!("OutOfStock: gone"));
+        assert_eq!(
+            v["failureDetails"],
+            json!({"ErrorType": "OutOfStock", "Message": "gone", "Details": {"sku": "sku-42"}})
+        );
+
+        // Details that are not JSON stay text; none stay absent.
+        let stored = r#"{"ErrorType":"X","Message":"m","Details":"not json"}"#;
+        let v = status_json(&row(RuntimeStatus::Failed, stored), None, StatusOptions::default());
+        assert_eq!(v["failureDetails"]["Details"], json!("not json"));
+        let stored = r#"{"ErrorType":"X","Message":"m","Details":null}"#;
+        let v = status_json(&row(RuntimeStatus::Failed, stored), None, StatusOptions::default());
+        assert_eq!(v["failureDetails"], json!({"ErrorType": "X", "Message": "m"}));
+
+        // Only Failed instances: a completed output that looks like a failure is an output.
+        let v = status_json(&row(RuntimeStatus::Completed, stored), None, StatusOptions::default());
+        assert_eq!(v["output"]["ErrorType"], json!("X"));
+        assert!(v.get("failureDetails").is_none());
+    }
+
+    #[test]
+    fn history_failures_have_json_details_and_a_failed_completion_has_the_message_as_result() {
+        let failure = Failure {
+            error_type: "OutOfStock".into(),
+            message: "gone".into(),
+            details: Some(r#"{"sku":"sku-42"}"#.into()),
+        };
+        let expected = json!({"ErrorType": "OutOfStock", "Message": "gone", "Details": {"sku": "sku-42"}});
+        let failed = Event::TaskFailed {
+            task_id: 0,
+            failure: failure.clone(),
+        };
+        assert_eq!(history_event_json(0, &failed, false)["Failure"], expected);
+        let completed = Event::ExecutionCompleted {
+            status: CompletionStatus::Failed,
+            result: None,
+            failure: Some(failure),
+        };
+        let v = history_event_json(0, &completed, true);
+        assert_eq!(v["Failure"], expected);
+        assert_eq!(v["Result"], json!("OutOfStock: gone"));
+        assert!(history_event_json(0, &completed, false).get("Result").is_none());
+    }
+}
