@@ -467,8 +467,8 @@ fn memory_bombs_fail_at_the_limit_and_host_rss_stays_bounded() {
         for id in &ids {
             wait_until(|| status(&db, id)["runtimeStatus"] == "Failed", "the bomb to fail");
             let s = status(&db, id);
-            let message = s["output"]["Message"].as_str().unwrap_or_default().to_owned();
-            assert_eq!(s["output"]["ErrorType"], "LimitExceeded", "{s}");
+            let message = s["failureDetails"]["Message"].as_str().unwrap_or_default().to_owned();
+            assert_eq!(s["failureDetails"]["ErrorType"], "LimitExceeded", "{s}");
             assert!(message.contains(&format!("{} bytes", LIMIT_MIB << 20)), "{message}");
         }
     }

@@ -8,6 +8,8 @@ mod common;
 
 mod browser;
 mod cli;
+mod df_client;
+mod failures;
 mod flood;
 mod own;
 mod routes;
