@@ -290,13 +290,8 @@ async fn measure(mode: &str, n: u32, clients: Option<u32>, target: &Target) -> R
         "seq" => {
             // Burst: one task per instance, all released at once. Closed
             // loop: K tasks, each starting its share one after another.
-            let (tasks, share_of): (u32, Box<dyn Fn(u32) -> u32>) = match clients {
-                Some(k) => {
-                    let k = k.clamp(1, n);
-                    (k, Box::new(move |c| n / k + u32::from(c < n % k)))
-                }
-                None => (n, Box::new(|_| 1)),
-            };
+            let tasks = clients.map_or(n, |k| k.clamp(1, n));
+            let share_of = |c: u32| n / tasks + u32::from(c < n % tasks);
             let gate = Arc::new(tokio::sync::Barrier::new(tasks as usize + 1));
             let mut all = tokio::task::JoinSet::new();
             for c in 0..tasks {

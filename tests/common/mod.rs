@@ -30,9 +30,11 @@ pub fn guest_in(lang: &str, name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make guests` first", path.display()))
 }
 
-/// `bytes` with a custom section appended: another build of the same
-/// component (a new content hash, the same functions).
-pub fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
+/// Appends a custom section (id 0, LEB128 size, name, bytes) to a
+/// component: component-model custom sections may appear anywhere, so the
+/// result is a valid component of the same functions. Returns the bytes up
+/// to the padding; `padding` zero bytes follow them.
+pub fn with_custom_section(component: &[u8], name: &str, padding: usize) -> Vec<u8> {
     fn leb(mut n: usize, out: &mut Vec<u8>) {
         loop {
             let byte = (n & 0x7f) as u8;
@@ -44,15 +46,20 @@ pub fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
             out.push(byte | 0x80);
         }
     }
-    let mut payload = Vec::new();
-    leb(b"cairn-test".len(), &mut payload);
-    payload.extend_from_slice(b"cairn-test");
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = bytes.to_vec();
+    let mut name_part = Vec::new();
+    leb(name.len(), &mut name_part);
+    name_part.extend_from_slice(name.as_bytes());
+    let mut out = component.to_vec();
     out.push(0);
-    leb(payload.len(), &mut out);
-    out.extend_from_slice(&payload);
+    leb(name_part.len() + padding, &mut out);
+    out.extend_from_slice(&name_part);
     out
+}
+
+/// `bytes` with a custom section appended: another build of the same
+/// component (a new content hash, the same functions).
+pub fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
+    with_custom_section(bytes, &format!("cairn-test-{tag}"), 0)
 }
 
 /// A directory removed on drop.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{TempDir, guest};
+use crate::common::{TempDir, guest, with_custom_section};
 use crate::{Reply, parse_reply};
 
 /// A `cairn serve` child process on a temporary task hub.
@@ -73,32 +73,6 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Appends a custom section (id 0, LEB128 size, name, bytes) to a
-/// component: component-model custom sections may appear anywhere, so the
-/// result is a valid component of the same functions. Returns the bytes up
-/// to the padding; `padding` zero bytes follow them.
-fn with_custom_section(component: &[u8], name: &str, padding: usize) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let mut name_part = Vec::new();
-    leb(name.len(), &mut name_part);
-    name_part.extend_from_slice(name.as_bytes());
-    let mut out = component.to_vec();
-    out.push(0);
-    leb(name_part.len() + padding, &mut out);
-    out.extend_from_slice(&name_part);
-    out
 }
 
 /// The bytes before the padding of a component of exactly `size` bytes.
