@@ -47,14 +47,11 @@ pub fn status_json(row: &InstanceRow, history: Option<&[(Millis, Event)]>, opts:
         },
     );
     m.insert("customStatus".into(), parse_json(row.custom_status.as_deref()));
-    m.insert(
-        "output".into(),
-        if opts.show_output {
-            parse_json(row.output.as_deref())
-        } else {
-            Value::Null
-        },
-    );
+    // Without `show_output` the field is left out: `"output": null` would
+    // read as "the instance returned null".
+    if opts.show_output {
+        m.insert("output".into(), parse_json(row.output.as_deref()));
+    }
     m.insert("createdTime".into(), json!(iso_seconds(row.created_at)));
     m.insert("lastUpdatedTime".into(), json!(iso_seconds(row.updated_at)));
     if opts.show_history

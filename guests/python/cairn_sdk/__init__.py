@@ -40,6 +40,7 @@ from .app import Activity, App, DFApp, Orchestrator, default_app
 from .errors import (
     ActivityFailedError,
     Failure,
+    NetworkAccessError,
     NonDeterministicCallError,
     SubOrchestratorFailedError,
     TaskFailedError,
@@ -72,6 +73,7 @@ __all__ = [
     "Functions",
     "LockGuard",
     "LogLevel",
+    "NetworkAccessError",
     "NonDeterministicCallError",
     "Orchestrator",
     "OrchestrationContext",

@@ -461,7 +461,7 @@ impl Engine {
                         let finish = replay.finish(Err(f));
                         let out = replay.take_episode(Some(finish));
                         let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now);
-                        return self.commit(cp).await;
+                        return self.commit(cp, &row.name).await;
                     }
                 };
                 let mut session = self.sandbox.start_session(loaded, replay);
@@ -518,7 +518,7 @@ impl Engine {
         let finished = output.finish.is_some();
         let added = output.events.len() as u64;
         let cp = self.checkpoint_of(row, consumed, output, entry.parent.as_ref(), now);
-        self.commit(cp).await?;
+        self.commit(cp, &row.name).await?;
         if !finished && self.config.hot_cache {
             entry.history_len = row.history_len + added;
             if let Ok(mut cache) = self.hot.lock() {
@@ -536,14 +536,33 @@ impl Engine {
             .flatten()
     }
 
-    async fn commit(&self, cp: Checkpoint) -> Result<(), StoreError> {
+    /// Commits the checkpoint of an episode of orchestrator `name`; a
+    /// failed execution is logged once, after its commit.
+    async fn commit(&self, cp: Checkpoint, name: &str) -> Result<(), StoreError> {
         let started = Instant::now();
+        // (A failed sub-orchestration whose parent retries it stays Pending.)
+        let failed = cp.events.iter().find_map(|(_, e)| match e {
+            Event::ExecutionCompleted { failure: Some(f), .. } => {
+                Some((cp.instance_id.clone(), f.clone(), cp.status != RuntimeStatus::Failed))
+            }
+            _ => None,
+        });
         let r = self.store.checkpoint(cp, self.lease()).await;
         self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.metrics.checkpoint_micros.fetch_add(
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        if let (Ok(()), Some((instance, f, retry))) = (&r, failed) {
+            tracing::warn!(
+                %instance,
+                name,
+                retry,
+                error_type = %f.error_type,
+                "orchestration failed: {}",
+                f.message
+            );
+        }
         r
     }
 
@@ -729,7 +748,7 @@ impl Engine {
         let finish = replay.terminate(reason);
         let out = replay.take_episode(Some(finish));
         let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now);
-        self.commit(cp).await
+        self.commit(cp, &row.name).await
     }
 
     async fn record_suspension(
@@ -754,7 +773,7 @@ impl Engine {
             outbox: Vec::new(),
             now,
         };
-        self.commit(cp).await?;
+        self.commit(cp, &row.name).await?;
         // The guest did not run: a hot session stays valid, only the
         // position moved.
         if let (Some(mut h), true) = (hot, input.history.is_none())
@@ -784,7 +803,7 @@ impl Engine {
         let finish = replay.finish(Err(failure));
         let out = replay.take_episode(Some(finish));
         let cp = self.checkpoint_of(&row, consumed, out, parent.as_ref(), now);
-        self.commit(cp).await
+        self.commit(cp, &row.name).await
     }
 
     fn spawn_activity(self: &Arc<Self>, item: WorkItem) {
@@ -813,6 +832,18 @@ impl Engine {
                     .map(|d| now.saturating_add(d)),
                 _ => None,
             };
+            if let Err(f) = &outcome {
+                tracing::warn!(
+                    instance = %item.instance_id,
+                    name = %item.name,
+                    task = item.task_id,
+                    attempt = item.attempt,
+                    retry = retry_at.is_some(),
+                    error_type = %f.error_type,
+                    "activity failed: {}",
+                    f.message
+                );
+            }
             crate::crash::point("activity_done_before_result_commit");
             // A busy or full database is retried here (the result is not
             // lost to a 6-minute lease); anything else leaves the item to
