@@ -1,7 +1,15 @@
 //! Safe upgrades: replay the history of every unfinished instance of an
 //! orchestrator against a candidate component before moving them to it;
 //! and replay verification of finished instances (their recorded history,
-//! replayed from the start, must reproduce the same actions and outcome).
+//! replayed from the start, must reproduce the same actions, with the same
+//! inputs, and the same outcome).
+//!
+//! Both are stricter than the engine, which replays an instance as long as
+//! every action has the same kind and name (a changed input is tolerated:
+//! the recorded result is returned, as in Durable Functions). A changed
+//! input is reported here ([`Verdict::InputChanged`], or a divergence of
+//! type [`INPUT_CHANGED`] for `replay`) because the code no longer does what
+//! the history says it did.
 
 use std::time::Duration;
 
@@ -170,7 +178,7 @@ async fn replay_from_start(
     replay.begin_episode(now, []);
     let mut session = hub.sandbox.start_session(loaded.clone(), replay);
     match tokio::time::timeout(REPLAY_TIMEOUT, session.yielded.recv()).await {
-        Ok(Some(Yielded::Blocked { output, .. })) => Ok(EpisodeOutput { finish: None, ..output }),
+        Ok(Some(Yielded::Blocked { output, .. })) => Ok(output),
         Ok(Some(Yielded::Finished(out))) => Ok(out),
         Ok(None) | Err(_) => Err(Failure::new("Timeout", "replay did not finish in 30 s")),
     }

@@ -72,10 +72,16 @@ async fn timer_fired_is_stamped_when_the_timer_fired_not_when_it_was_created() {
                 _ => None,
             })
             .unwrap();
-        let at = h.iter().position(|(_, e)| matches!(e, Event::TimerFired { .. })).unwrap();
+        let at = h
+            .iter()
+            .position(|(_, e)| matches!(e, Event::TimerFired { .. }))
+            .unwrap();
         let fired = h[at].0;
         assert_eq!(fire_at, created + 400, "{h:?}");
-        assert!(fired >= fire_at, "TimerFired at {fired}, before its fire-at {fire_at}: {h:?}");
+        assert!(
+            fired >= fire_at,
+            "TimerFired at {fired}, before its fire-at {fire_at}: {h:?}"
+        );
         // It is delivered to the episode that follows (which is not earlier).
         assert!(matches!(h[at + 1].1, Event::OrchestratorStarted), "{h:?}");
         assert!(h[at + 1].0 >= fired, "{h:?}");

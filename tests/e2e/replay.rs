@@ -290,7 +290,10 @@ async fn replay_reports_a_changed_activity_input_as_a_divergence() {
         Verdict::Diverges { error_type, message } => {
             assert_eq!(error_type, "InputChanged", "{message}");
             for needle in ["input changed", "task 0", "\"SayHello\"", "\"Tokyo\"", "\"Seattle\""] {
-                assert!(message.contains(needle), "names the task, the action and both inputs: {message}");
+                assert!(
+                    message.contains(needle),
+                    "names the task, the action and both inputs: {message}"
+                );
             }
         }
         other => panic!("a changed input is a divergence: {other:?}"),
@@ -343,7 +346,9 @@ async fn upgrade_check_reports_changed_inputs_and_moves_them_only_when_allowed()
             apply: true,
             allow_input_changes: true,
         };
-        let report = cairn::upgrade::check(&t.hub, "HelloCities", reordered, allow).await.unwrap();
+        let report = cairn::upgrade::check(&t.hub, "HelloCities", reordered, allow)
+            .await
+            .unwrap();
         assert_eq!(report.moved, 2, "{report:?}");
 
         // Moved, they carry on with the result recorded for the old input

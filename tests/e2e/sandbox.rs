@@ -151,7 +151,11 @@ async fn a_blocking_sleep_in_an_orchestrator_fails_at_once_and_names_durable_tim
         }
         assert!(elapsed < Duration::from_secs(5), "failed without sleeping: {elapsed:?}");
         assert_eq!(
-            t.types("sleeper").await.iter().filter(|e| **e == "ExecutionCompleted").count(),
+            t.types("sleeper")
+                .await
+                .iter()
+                .filter(|e| **e == "ExecutionCompleted")
+                .count(),
             1
         );
 
@@ -611,7 +615,11 @@ async fn a_refused_deploy_leaves_no_compiled_code_behind() {
     let hub = cairn::hub::Hub::open(&db).unwrap();
     let err = hub.deploy(guest("forbidden-net")).await.unwrap_err().to_string();
     assert!(err.contains("wasi:sockets/"), "{err}");
-    assert_eq!(compiled_files(&cache), Vec::<String>::new(), "refused: nothing compiled is kept");
+    assert_eq!(
+        compiled_files(&cache),
+        Vec::<String>::new(),
+        "refused: nothing compiled is kept"
+    );
 
     let hash = hub.deploy(guest("hello-cities")).await.unwrap().hash;
     let kept = compiled_files(&cache);
@@ -623,7 +631,11 @@ async fn a_refused_deploy_leaves_no_compiled_code_behind() {
         env: vec!["HOME".into()],
         ..Default::default()
     };
-    let err = hub.deploy_with(guest("hello-cities"), grants).await.unwrap_err().to_string();
+    let err = hub
+        .deploy_with(guest("hello-cities"), grants)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("exports orchestrators"), "{err}");
     assert_eq!(compiled_files(&cache), kept);
     assert_completed(&{

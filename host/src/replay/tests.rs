@@ -369,7 +369,13 @@ fn changed_timer_and_sub_orchestration_inputs_are_noted() {
     let history = vec![
         (1, started("Parent")),
         (2, Event::OrchestratorStarted),
-        (2, Event::TimerCreated { task_id: 0, fire_at: 1002 }),
+        (
+            2,
+            Event::TimerCreated {
+                task_id: 0,
+                fire_at: 1002,
+            },
+        ),
         (
             2,
             Event::SubOrchestrationInstanceCreated {
@@ -392,7 +398,10 @@ fn changed_timer_and_sub_orchestration_inputs_are_noted() {
     r.begin_episode(5, []);
     r.create_timer(1500).unwrap();
     let change = r.input_change().unwrap().clone();
-    assert_eq!((change.task_id, change.recorded.as_str(), change.replayed.as_str()), (0, "1002", "1500"));
+    assert_eq!(
+        (change.task_id, change.recorded.as_str(), change.replayed.as_str()),
+        (0, "1002", "1500")
+    );
 }
 
 #[test]
@@ -404,7 +413,16 @@ fn timer_fired_is_stamped_when_it_is_delivered_not_when_it_was_created() {
     r.take_episode(None);
     // The message was written at 1000 (with the TimerCreated); the host
     // delivers it at 2040.
-    r.begin_episode(2040, [(1000, Event::TimerFired { task_id: t, fire_at: 2000 })]);
+    r.begin_episode(
+        2040,
+        [(
+            1000,
+            Event::TimerFired {
+                task_id: t,
+                fire_at: 2000,
+            },
+        )],
+    );
     let out = r.take_episode(None);
     let fired = out
         .events

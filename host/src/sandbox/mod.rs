@@ -31,8 +31,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::history::{Event, Failure, Millis};
 use crate::replay::{EpisodeOutput, Replay};
 use crate::store::FunctionKind;
-use clocks::VirtualClock;
 pub use clocks::BLOCKING_WAIT;
+use clocks::VirtualClock;
 pub use http::{HostPattern, check_target};
 pub use limits::{DirGrant, Grants, Limits};
 
