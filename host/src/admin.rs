@@ -8,6 +8,7 @@ use crate::history::Millis;
 use crate::hub::{Hub, HubError};
 use crate::ids::InstanceId;
 use crate::store::{InstanceQuery, InstanceRow, RuntimeStatus, StoreError};
+pub use crate::store::{PurgeOne, RemoveComponent};
 
 /// Most instances one page of [`Hub::list_page`] returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -29,24 +30,6 @@ pub enum AdminError {
     ComponentNotFound(String),
     #[error("component version {hash:?} is still used by {instances} instance(s) that may run again; purge them first")]
     ComponentInUse { hash: String, instances: u64 },
-}
-
-/// Outcome of purging one instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PurgeOne {
-    Purged,
-    NotFound,
-    NotTerminal(RuntimeStatus),
-}
-
-/// Outcome of removing a component version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoveComponent {
-    /// Removed; the names of the functions it provided.
-    Removed(Vec<String>),
-    NotFound,
-    /// Instances that may still run are pinned to it.
-    InUse(u64),
 }
 
 /// Which instances [`Hub::purge_instances`] purges.

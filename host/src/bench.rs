@@ -19,24 +19,78 @@ pub struct BenchArgs {
     /// Orchestrations (seq), activities (fanout) or samples (latency).
     #[arg(short, long, default_value_t = 1000)]
     pub n: u32,
-    /// Component with HelloCities/SayHello.
-    #[arg(long, default_value = "target/guests/rust/hello-cities.wasm")]
-    pub hello: PathBuf,
-    /// Component with FanOutFanIn/Square.
-    #[arg(long, default_value = "target/guests/rust/fan-out-fan-in.wasm")]
-    pub fanout: PathBuf,
-    /// Disable the hot instance cache.
+    /// Component with HelloCities/SayHello (default: the Rust example built
+    /// by `make guests`, found from the checkout or the binary's location).
+    #[arg(long)]
+    pub hello: Option<PathBuf>,
+    /// Component with FanOutFanIn/Square (default: as --hello).
+    #[arg(long)]
+    pub fanout: Option<PathBuf>,
+    /// Disable the hot instance cache (every episode replays).
     #[arg(long)]
     pub no_hot_cache: bool,
     /// Runs per mode; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
+    /// seq: start all N at the same instant (the default; the workload
+    /// other engines are measured on).
+    #[arg(long, conflicts_with = "clients")]
+    pub burst: bool,
+    /// seq: K closed-loop clients instead of a burst, each starting its
+    /// share one after another.
+    #[arg(long, value_name = "K")]
+    pub clients: Option<u32>,
+    /// inproc: call the engine in this process; http: drive a `cairn serve`
+    /// API (started here on a loopback port) over the Durable Functions
+    /// routes, one connection per in-flight start, each waiting for
+    /// completion with `?timeout=`.
+    #[arg(long, default_value = "inproc", value_parser = ["inproc", "http"])]
+    pub via: String,
 }
 
-async fn setup(args: &BenchArgs) -> Result<(tempdir::TempDir, Hub, Arc<Engine>, crate::engine::Running), CliError> {
+/// Where `make guests` puts the Rust example `name`: under the current
+/// checkout, or the checkout the binary was built in.
+fn default_guest(name: &str) -> PathBuf {
+    let rel = PathBuf::from("target/guests/rust").join(format!("{name}.wasm"));
+    let mut candidates = vec![rel.clone()];
+    if let Ok(exe) = std::env::current_exe() {
+        // <checkout>/target/release/cairn, or a CARGO_TARGET_DIR elsewhere:
+        // walk up looking for target/guests.
+        for dir in exe.ancestors().skip(1) {
+            candidates.push(dir.join(&rel));
+        }
+    }
+    if let Some(manifest) = option_env!("CARGO_MANIFEST_DIR") {
+        candidates.push(PathBuf::from(manifest).join("..").join(&rel));
+    }
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or(rel)
+}
+
+/// The guest language of a component path (`target/guests/<lang>/...`).
+fn lang_of(path: &std::path::Path) -> &'static str {
+    let text = path.to_string_lossy();
+    if text.contains("/js/") {
+        "js"
+    } else if text.contains("/python/") {
+        "python"
+    } else {
+        "rust"
+    }
+}
+
+struct Setup {
+    _dir: tempdir::TempDir,
+    hub: Hub,
+    engine: Arc<Engine>,
+    running: crate::engine::Running,
+    /// The API server for `--via http`: its base URL and stop signal.
+    http: Option<(String, tokio::sync::oneshot::Sender<()>)>,
+}
+
+async fn setup(args: &BenchArgs, hello: &PathBuf, fanout: &PathBuf) -> Result<Setup, CliError> {
     let dir = tempdir::TempDir::new()?;
     let hub = Hub::open(&dir.path().join("bench.db"))?;
-    for f in [&args.hello, &args.fanout] {
+    for f in [hello, fanout] {
         let bytes = std::fs::read(f).map_err(|source| CliError::Io {
             path: f.clone(),
             source,
@@ -49,7 +103,39 @@ async fn setup(args: &BenchArgs) -> Result<(tempdir::TempDir, Hub, Arc<Engine>, 
     };
     let engine = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
     let running = engine.run();
-    Ok((dir, hub, engine, running))
+    let http = if args.via == "http" {
+        let api = crate::api::Api::new(
+            hub.clone(),
+            engine.clone(),
+            crate::api::ApiConfig {
+                max_connections: 4096,
+                ..crate::api::ApiConfig::default()
+            },
+        )
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|source| CliError::Io {
+            path: PathBuf::from("127.0.0.1:0"),
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| CliError::Io {
+            path: PathBuf::from("127.0.0.1:0"),
+            source,
+        })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(crate::api::serve(listener, api, async move {
+            let _ = stopped.await;
+        }));
+        Some((format!("http://localhost:{}", addr.port()), stop))
+    } else {
+        None
+    };
+    Ok(Setup {
+        _dir: dir,
+        hub,
+        engine,
+        running,
+        http,
+    })
 }
 
 async fn wait_all(engine: &Engine, ids: &[String]) -> Result<(), CliError> {
@@ -65,7 +151,61 @@ async fn wait_all(engine: &Engine, ids: &[String]) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Runs the selected benchmarks and prints one line each.
+/// Starts `name` with `input` and waits for its completion: in-process, or
+/// over HTTP with one connection and `?timeout=`.
+async fn start_and_wait(target: &Target, name: &str, input: &str) -> Result<(), CliError> {
+    match target {
+        Target::InProc(hub, engine) => {
+            let id = hub.start(name, Some(input), None, None).await?.to_string();
+            wait_all(engine, &[id]).await
+        }
+        Target::Http(client) => {
+            let path = format!("{}/orchestrators/{name}?timeout=600", crate::api::BASE_PATH);
+            let reply = client
+                .send(
+                    hyper::Method::POST,
+                    &path,
+                    &[("content-type", "application/json")],
+                    input.as_bytes().to_vec(),
+                )
+                .await
+                .map_err(|e| CliError::Usage(format!("bench request failed: {e}")))?;
+            if reply.status != hyper::StatusCode::OK {
+                return Err(CliError::Usage(format!(
+                    "bench start of {name} answered {}: {}",
+                    reply.status,
+                    reply.text()
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Target {
+    InProc(Hub, Arc<Engine>),
+    Http(crate::api::client::Client),
+}
+
+/// One run's numbers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    secs: f64,
+    orch_per_sec: Option<f64>,
+    act_per_sec: Option<f64>,
+    median_ms: Option<f64>,
+    p90_ms: Option<f64>,
+    p99_ms: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Runs the selected benchmarks: one line per run, the median per mode, and
+/// one machine-readable `RESULT` line per mode.
 ///
 /// # Errors
 /// Setup failures (components missing: run `make guests`).
@@ -79,96 +219,155 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
             )));
         }
     };
+    let hello = args.hello.clone().unwrap_or_else(|| default_guest("hello-cities"));
+    let fanout = args.fanout.clone().unwrap_or_else(|| default_guest("fan-out-fan-in"));
     let n = args.n.max(1);
     let runs = args.runs.max(1);
-    let hot = if args.no_hot_cache {
-        "forced replay"
-    } else {
-        "hot cache"
+    let hot = if args.no_hot_cache { "off" } else { "on" };
+    let seq_shape = match args.clients {
+        Some(k) => format!("{} closed-loop clients", k.max(1)),
+        None => "burst: all starts at once".to_owned(),
     };
-    eprintln!("cairn bench: {runs} run(s) per mode, N = {n}, durable SQLite (WAL, synchronous=FULL), {hot}");
+    eprintln!(
+        "cairn bench: {runs} run(s) per mode, N = {n}, via {}, durable SQLite (WAL, synchronous=FULL), hot cache {hot}, seq = {seq_shape}, components {} and {}",
+        args.via,
+        hello.display(),
+        fanout.display()
+    );
     for mode in modes {
-        let mut values = Vec::with_capacity(runs as usize);
+        let mut samples = Vec::with_capacity(runs as usize);
         for run in 1..=runs {
-            let (_dir, hub, engine, running) = setup(&args).await?;
-            let (value, line) = measure(mode, n, &hub, &engine).await?;
+            let setup = setup(&args, &hello, &fanout).await?;
+            let target = match &setup.http {
+                Some((url, _)) => Target::Http(
+                    crate::api::client::Client::new(url, None).map_err(|e| CliError::Usage(e.to_string()))?,
+                ),
+                None => Target::InProc(setup.hub.clone(), setup.engine.clone()),
+            };
+            let (sample, line) = measure(mode, n, args.clients, &target).await?;
             println!("{mode:<8} run {run}/{runs}: {line}");
-            values.push(value);
-            running.shutdown(&engine, Duration::from_secs(5)).await;
+            samples.push(sample);
+            drop(target);
+            if let Some((_, stop)) = setup.http {
+                let _ = stop.send(());
+            }
+            setup.running.shutdown(&setup.engine, Duration::from_secs(5)).await;
         }
-        values.sort_by(f64::total_cmp);
-        let median = values[values.len() / 2];
-        let unit = if mode == "latency" {
-            "ms (median latency)"
-        } else if mode == "seq" {
-            "orchestrations/s"
-        } else {
-            "activities/s"
+        let pick = |f: fn(&Sample) -> Option<f64>| {
+            let v: Vec<f64> = samples.iter().filter_map(f).collect();
+            (!v.is_empty()).then(|| median(v))
         };
-        println!("{mode:<8} MEDIAN of {runs}: {median:.2} {unit}");
+        let secs = median(samples.iter().map(|s| s.secs).collect());
+        let mut result = format!("RESULT peer=cairn mode={mode} n={n} secs={secs:.3}");
+        for (key, value) in [
+            ("orch_per_sec", pick(|s| s.orch_per_sec)),
+            ("act_per_sec", pick(|s| s.act_per_sec)),
+            ("median_ms", pick(|s| s.median_ms)),
+            ("p90_ms", pick(|s| s.p90_ms)),
+            ("p99_ms", pick(|s| s.p99_ms)),
+        ] {
+            if let Some(v) = value {
+                result.push_str(&format!(" {key}={v:.2}"));
+            }
+        }
+        let lang = lang_of(if mode == "fanout" { &fanout } else { &hello });
+        result.push_str(&format!(" via={} hot={hot} lang={lang}", args.via));
+        if mode == "seq" {
+            match args.clients {
+                Some(k) => result.push_str(&format!(" clients={}", k.max(1))),
+                None => result.push_str(" burst=1"),
+            }
+        }
+        println!("{mode:<8} MEDIAN of {runs}");
+        println!("{result}");
     }
     Ok(())
 }
 
-/// One run of a mode: (headline value, description).
-async fn measure(mode: &str, n: u32, hub: &Hub, engine: &Engine) -> Result<(f64, String), CliError> {
+/// One run of a mode.
+async fn measure(mode: &str, n: u32, clients: Option<u32>, target: &Target) -> Result<(Sample, String), CliError> {
     Ok(match mode {
         "seq" => {
-            let t = Instant::now();
-            // CLIENTS concurrent clients, each starting its share one after
-            // another (their starts share group commits with the episodes).
-            const CLIENTS: u32 = 16;
-            let mut starts = tokio::task::JoinSet::new();
-            for c in 0..CLIENTS {
-                let hub = hub.clone();
-                let share = n / CLIENTS + u32::from(c < n % CLIENTS);
-                starts.spawn(async move {
-                    let mut ids = Vec::with_capacity(share as usize);
+            // Burst: one task per instance, all released at once. Closed
+            // loop: K tasks, each starting its share one after another.
+            let (tasks, share_of): (u32, Box<dyn Fn(u32) -> u32>) = match clients {
+                Some(k) => {
+                    let k = k.clamp(1, n);
+                    (k, Box::new(move |c| n / k + u32::from(c < n % k)))
+                }
+                None => (n, Box::new(|_| 1)),
+            };
+            let gate = Arc::new(tokio::sync::Barrier::new(tasks as usize + 1));
+            let mut all = tokio::task::JoinSet::new();
+            for c in 0..tasks {
+                let share = share_of(c);
+                let (gate, target) = (gate.clone(), target.clone());
+                all.spawn(async move {
+                    gate.wait().await;
                     for _ in 0..share {
-                        ids.push(hub.start("HelloCities", None, None, None).await?.to_string());
+                        start_and_wait(&target, "HelloCities", "null").await?;
                     }
-                    Ok::<_, crate::hub::HubError>(ids)
+                    Ok::<_, CliError>(())
                 });
             }
-            let mut ids = Vec::with_capacity(n as usize);
-            while let Some(r) = starts.join_next().await {
-                ids.extend(r.map_err(|e| CliError::Usage(format!("start task failed: {e}")))??);
+            // Every task is ready: release them together.
+            let t = Instant::now();
+            gate.wait().await;
+            while let Some(r) = all.join_next().await {
+                r.map_err(|e| CliError::Usage(format!("bench task failed: {e}")))??;
             }
-            wait_all(engine, &ids).await?;
             let s = t.elapsed().as_secs_f64();
             let rate = f64::from(n) / s;
+            let shape = match clients {
+                Some(k) => format!("{k} closed-loop clients"),
+                None => "started at once".to_owned(),
+            };
             (
-                rate,
+                Sample {
+                    secs: s,
+                    orch_per_sec: Some(rate),
+                    act_per_sec: Some(rate * 3.0),
+                    ..Sample::default()
+                },
                 format!(
-                    "{n} HelloCities orchestrations (3 sequential activities each) in {s:.3} s = {rate:.0} orchestrations/s"
+                    "{n} HelloCities orchestrations (3 sequential activities each, {shape}) in {s:.3} s = {rate:.0} orchestrations/s"
                 ),
             )
         }
         "fanout" => {
             let t = Instant::now();
             let input = format!("{{\"count\":{n}}}");
-            let id = hub.start("FanOutFanIn", Some(&input), None, None).await?.to_string();
-            wait_all(engine, &[id]).await?;
+            start_and_wait(target, "FanOutFanIn", &input).await?;
             let s = t.elapsed().as_secs_f64();
             let rate = f64::from(n) / s;
             (
-                rate,
+                Sample {
+                    secs: s,
+                    act_per_sec: Some(rate),
+                    ..Sample::default()
+                },
                 format!("1 FanOutFanIn over {n} activities in {s:.3} s = {rate:.0} activities/s"),
             )
         }
         _ => {
             let samples = n.min(500);
             let mut lat = Vec::with_capacity(samples as usize);
+            let t0 = Instant::now();
             for _ in 0..samples {
                 let t = Instant::now();
-                let id = hub.start("HelloCities", None, None, None).await?.to_string();
-                wait_all(engine, &[id]).await?;
+                start_and_wait(target, "HelloCities", "null").await?;
                 lat.push(t.elapsed());
             }
             lat.sort();
             let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
             (
-                pct(0.5),
+                Sample {
+                    secs: t0.elapsed().as_secs_f64(),
+                    median_ms: Some(pct(0.5)),
+                    p90_ms: Some(pct(0.9)),
+                    p99_ms: Some(pct(0.99)),
+                    ..Sample::default()
+                },
                 format!(
                     "{samples} HelloCities start→completed, one at a time: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
                     pct(0.5),

@@ -10,7 +10,7 @@ use crate::clock::now_ms;
 use crate::history::Event;
 use crate::ids::{IdError, InstanceId, validate_name};
 use crate::sandbox::{Grants, Limits, Loaded, Sandbox, SandboxError, content_hash, default_cache_dir};
-use crate::store::{FunctionKind, StartRequest, Store, StoreError};
+use crate::store::{FunctionKind, Store, StoreError};
 
 /// Errors of hub operations, each with a message that says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,10 @@ pub enum HubError {
         size: usize,
         limit: usize,
     },
+    #[error("this is not a WebAssembly binary ({0}); deploy the .wasm file of a component built for wasm32-wasip2")]
+    NotWasm(&'static str),
+    #[error("this is a core wasm module, not a component; build for wasm32-wasip2 or run `wasm-tools component new`")]
+    CoreModule,
     #[error("compiling the component took longer than {0} s (limits.compile_time); it was refused")]
     CompileTimeout(u64),
     #[error("capability grants refused: {0}")]
@@ -46,6 +50,8 @@ impl HubError {
         matches!(
             self,
             Self::Id(_)
+                | Self::NotWasm(_)
+                | Self::CoreModule
                 | Self::BadJson { .. }
                 | Self::TooLarge { .. }
                 | Self::Sandbox(_)
@@ -89,7 +95,7 @@ impl Hub {
     /// # Errors
     /// Store and sandbox start-up errors.
     pub fn open_with(db: &Path, limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, HubError> {
-        let store = Store::open(db)?;
+        let store = crate::store::open(db)?;
         let sandbox = Sandbox::new(cache_dir, limits)?;
         Ok(Self { store, sandbox })
     }
@@ -113,7 +119,9 @@ impl Hub {
     /// As [`Hub::deploy`]; [`HubError::Grants`] for grants on an orchestrator component.
     pub async fn deploy_with(&self, bytes: Vec<u8>, grants: Grants) -> Result<DeployReport, HubError> {
         let hash = content_hash(&bytes);
-        let loaded = self.load(&hash, &bytes).await?;
+        // The bytes move to the compile thread and back: no copy of a
+        // component that may be tens of MiB.
+        let (loaded, bytes) = self.load_owned(&hash, bytes).await?;
         let deployed = self.deploy_loaded(&hash, &loaded, bytes, grants).await;
         if deployed.is_err() && !self.is_deployed(&hash).await {
             // Refused: nothing of it stays behind (its compiled code in the
@@ -173,24 +181,33 @@ impl Hub {
     /// # Errors
     /// [`HubError::CompileTimeout`]; [`HubError::Sandbox`] for an invalid component.
     pub async fn load(&self, hash: &str, bytes: &[u8]) -> Result<Arc<Loaded>, HubError> {
+        Ok(self.load_owned(hash, bytes.to_vec()).await?.0)
+    }
+
+    /// As [`Hub::load`], taking the bytes and handing them back.
+    async fn load_owned(&self, hash: &str, bytes: Vec<u8>) -> Result<(Arc<Loaded>, Vec<u8>), HubError> {
+        check_wasm_kind(&bytes)?;
         let sandbox = self.sandbox.clone();
-        let (h, b) = (hash.to_owned(), bytes.to_vec());
+        let h = hash.to_owned();
         let limit = self.sandbox.limits().max_compile_time;
         let abandoned = Arc::new(AtomicBool::new(false));
         let flag = abandoned.clone();
         // The compile thread cannot be interrupted; the caller stops
         // waiting, and what the thread compiles afterwards is dropped.
-        tokio::time::timeout(
+        let (loaded, bytes) = tokio::time::timeout(
             limit,
-            tokio::task::spawn_blocking(move || sandbox.load_unless_abandoned(&h, &b, &flag)),
+            tokio::task::spawn_blocking(move || {
+                let loaded = sandbox.load_unless_abandoned(&h, &bytes, &flag);
+                (loaded, bytes)
+            }),
         )
         .await
         .map_err(|_| {
             abandoned.store(true, Ordering::SeqCst);
             HubError::CompileTimeout(limit.as_secs())
         })?
-        .map_err(|e| HubError::Internal(e.to_string()))?
-        .map_err(HubError::from)
+        .map_err(|e| HubError::Internal(e.to_string()))?;
+        Ok((loaded?, bytes))
     }
 
     fn check_json(&self, what: &'static str, text: &str) -> Result<(), HubError> {
@@ -229,15 +246,27 @@ impl Hub {
             Some(raw) if !raw.is_empty() => InstanceId::parse(raw)?,
             _ => InstanceId::generate(),
         };
-        self.store
-            .start_instance(StartRequest {
-                instance_id: id.as_str().to_owned(),
-                name: name.to_owned(),
-                input: input.to_owned(),
-                version: version.map(str::to_owned),
-                now: now_ms(),
-            })
-            .await?;
+        let version = match version {
+            Some(v) => {
+                if !self.store.orchestrator_version_exists(name, v).await? {
+                    return Err(StoreError::VersionNotFound(v.to_owned()).into());
+                }
+                v.to_owned()
+            }
+            None => self.store.resolve_function(name, FunctionKind::Orchestrator).await?,
+        };
+        let now = now_ms();
+        let new = crate::decide::new_execution(
+            id.as_str(),
+            crate::ids::random_hex(),
+            name,
+            &version,
+            input,
+            None,
+            Vec::new(),
+            now,
+        );
+        self.store.create_instance(new, now).await?;
         Ok(id)
     }
 
@@ -265,10 +294,32 @@ impl Hub {
     /// Unknown instance; [`StoreError::NotFailed`] when it is not Failed.
     pub async fn rewind(&self, id: &str, reason: Option<&str>) -> Result<(), HubError> {
         let id = InstanceId::parse(id)?;
-        Ok(self
+        let row = self
             .store
-            .rewind_instance(id.as_str(), reason.map(str::to_owned), now_ms())
-            .await?)
+            .get_instance(id.as_str())
+            .await?
+            .ok_or_else(|| StoreError::InstanceNotFound(id.as_str().to_owned()))?;
+        if row.status != crate::store::RuntimeStatus::Failed {
+            return Err(StoreError::NotFailed {
+                id: id.as_str().to_owned(),
+                status: row.status,
+            }
+            .into());
+        }
+        let history = self.store.get_history(id.as_str()).await?;
+        let mut versions = std::collections::HashMap::new();
+        for name in crate::decide::children_named(&history) {
+            if let Ok(hash) = self.store.resolve_function(&name, FunctionKind::Orchestrator).await {
+                versions.insert(name, hash);
+            }
+        }
+        let mut ids = crate::ids::random_hex;
+        let mut inputs = crate::decide::Inputs {
+            versions: &versions,
+            new_execution_id: &mut ids,
+        };
+        let plan = crate::decide::rewind(&row, &history, reason.map(str::to_owned), now_ms(), &mut inputs)?;
+        Ok(self.store.rewind(plan).await?)
     }
 
     /// Sends a control message (terminate, suspend, resume) to `id`.
@@ -278,5 +329,50 @@ impl Hub {
     pub async fn control(&self, id: &str, event: Event) -> Result<(), HubError> {
         let id = InstanceId::parse(id)?;
         Ok(self.store.send_message(id.as_str(), event, now_ms()).await?)
+    }
+}
+
+/// Tells a component from other files by its first 8 bytes (magic,
+/// version, layer), so that deploying the wrong file says what it is and
+/// what to do instead of the parser's dump of the bytes it expected.
+///
+/// # Errors
+/// [`HubError::NotWasm`], [`HubError::CoreModule`].
+fn check_wasm_kind(bytes: &[u8]) -> Result<(), HubError> {
+    let text = bytes.trim_ascii_start();
+    if text.starts_with(b"(component") || text.starts_with(b"(module") {
+        return Err(HubError::NotWasm(
+            "it is WebAssembly text; turn it into a binary with `wasm-tools parse`",
+        ));
+    }
+    match bytes {
+        [] => Err(HubError::NotWasm("the file is empty")),
+        [0, b'a', b's', b'm', _, _, 0, 0, ..] => Err(HubError::CoreModule),
+        [0, b'a', b's', b'm', _, _, _, _, ..] => Ok(()),
+        [0, b'a', b's', b'm', ..] => Err(HubError::NotWasm("it ends within its 8-byte header")),
+        _ => Err(HubError::NotWasm("it does not start with the bytes \\0asm")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasm_kinds_are_told_apart() {
+        let kind = |b: &[u8]| check_wasm_kind(b).map_err(|e| e.to_string());
+        assert!(kind(b"\0asm\x0d\0\x01\0rest").is_ok(), "component");
+        let core = kind(b"\0asm\x01\0\0\0").unwrap_err();
+        assert!(core.contains("core wasm module, not a component"), "{core}");
+        assert!(core.contains("wasm-tools component new"), "{core}");
+        for (bytes, says) in [
+            (&b""[..], "empty"),
+            (b"\0asm\x0d", "header"),
+            (b"PK\x03\x04garbage", "\\0asm"),
+            (b"  (module)", "wasm-tools parse"),
+        ] {
+            let e = kind(bytes).unwrap_err();
+            assert!(e.contains(says) && !e.contains('\n'), "{e}");
+        }
     }
 }

@@ -20,6 +20,8 @@ pub enum IdError {
     LeadingAt,
     #[error("instance id must not contain {0:?} (the characters / \\ # ? and control characters are not allowed)")]
     ForbiddenChar(char),
+    #[error("instance id must not be {0:?}: a URL path segment of only dots is removed by URL normalisation")]
+    DotSegment(&'static str),
     #[error("{what} must be 1..={max} bytes of printable text without control characters, got {got:?}")]
     BadName {
         what: &'static str,
@@ -29,7 +31,10 @@ pub enum IdError {
 }
 
 /// An orchestration instance id: 1–100 characters, not starting with `@`,
-/// none of `/ \ # ?`, no control characters (Durable Functions' rules).
+/// none of `/ \ # ?`, no control characters (Durable Functions' rules),
+/// and not `.` or `..`: URL normalisation (by clients, proxies and the URL
+/// parsers of browsers, also when percent-encoded as `%2E`) removes such a
+/// path segment, so its status URLs would address another resource.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceId(String);
 
@@ -48,6 +53,11 @@ impl InstanceId {
         }
         if raw.starts_with('@') {
             return Err(IdError::LeadingAt);
+        }
+        match raw {
+            "." => return Err(IdError::DotSegment(".")),
+            ".." => return Err(IdError::DotSegment("..")),
+            _ => {}
         }
         if let Some(c) = raw
             .chars()
@@ -123,6 +133,11 @@ mod tests {
             ("a\u{7f}b", false),
             ("a\u{85}b", false),
             ("a\nb", false),
+            (".", false),
+            ("..", false),
+            ("...", true),
+            (".a", true),
+            ("a..", true),
         ];
         for (raw, ok) in cases {
             assert_eq!(InstanceId::parse(raw).is_ok(), *ok, "{raw:?}");

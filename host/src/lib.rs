@@ -8,7 +8,8 @@
 //! - [`ids`]      — validated instance ids and names
 //! - [`history`]  — PURE: history events (DTFx names) and their codec
 //! - [`replay`]   — PURE: history + guest calls → new events; non-determinism detection
-//! - [`store`]    — SQLite task hub: migrations, PRAGMAs, one writer with group commit
+//! - [`decide`]   — PURE: the decision core (episode / activity result / rewind → what to store)
+//! - [`store`]    — the provider boundary (trait, neutral types and errors); [`store::sqlite`] the SQLite backend
 //! - [`sandbox`]  — wasmtime: one engine config, limits, host imports, virtual WASI
 //! - [`engine`]   — dispatcher, hot instance cache, activity workers, leases, retries
 //! - [`hub`]      — the operations people use (deploy, start, status, ...), shared by CLI and API
@@ -27,6 +28,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod crash;
+pub mod decide;
 pub mod engine;
 pub mod history;
 pub mod hub;

@@ -16,7 +16,9 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // `{e}`, not `{e:#}`: every error's message already ends with
+            // its cause, so printing the chain would repeat it.
+            eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
     }

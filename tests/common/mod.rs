@@ -30,6 +30,31 @@ pub fn guest_in(lang: &str, name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make guests` first", path.display()))
 }
 
+/// `bytes` with a custom section appended: another build of the same
+/// component (a new content hash, the same functions).
+pub fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut payload = Vec::new();
+    leb(b"cairn-test".len(), &mut payload);
+    payload.extend_from_slice(b"cairn-test");
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
 /// A directory removed on drop.
 pub struct TempDir(pub PathBuf);
 

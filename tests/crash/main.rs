@@ -57,17 +57,30 @@ fn start(db: &Path, name: &str, id: &str, input: &str) {
     assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Runs `f` on the task hub at `db`, opened through its provider (the
+/// host that wrote it is gone).
+fn with_hub<T>(db: &Path, f: impl AsyncFnOnce(&cairn::store::Store) -> T) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = cairn::store::open(db).unwrap();
+        f(&store).await
+    })
+}
+
 /// The stored history of `id`, decoded.
-fn history_of(c: &rusqlite::Connection, id: &str) -> Vec<(u64, cairn::history::Event)> {
-    c.prepare("SELECT timestamp, data FROM history WHERE instance_id = ?1 ORDER BY seq")
-        .unwrap()
-        .query_map([id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))
-        .unwrap()
-        .map(|r| {
-            let (ts, d) = r.unwrap();
-            (ts, cairn::history::Event::decode(&d).unwrap())
-        })
-        .collect()
+fn history_of(db: &Path, id: &str) -> Vec<(u64, cairn::history::Event)> {
+    with_hub(db, async |s| s.get_history(id).await.unwrap())
+}
+
+/// SQLite's integrity check of the file (`ok` when healthy).
+fn integrity(db: &Path) -> String {
+    with_hub(db, async |s| {
+        let sqlite = s.as_any().downcast_ref::<cairn::store::sqlite::SqliteStore>().unwrap();
+        sqlite.integrity_check().await.unwrap()
+    })
 }
 
 fn status(db: &Path, id: &str) -> serde_json::Value {
@@ -120,9 +133,7 @@ fn kill_9_during_a_fan_out_of_100_loses_nothing_and_duplicates_nothing() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
-        let c = rusqlite::Connection::open(&db).unwrap();
-        let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-        assert_eq!(check, "ok", "cycle {cycle}");
+        assert_eq!(integrity(&db), "ok", "cycle {cycle}");
     }
     let mut child = serve(&db);
     wait_until(
@@ -137,16 +148,12 @@ fn kill_9_during_a_fan_out_of_100_loses_nothing_and_duplicates_nothing() {
     let expected: i64 = (0..100i64).map(|i| i * i).sum();
     assert_eq!(s["output"], serde_json::json!(expected));
 
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let seqs: Vec<i64> = c
-        .prepare("SELECT seq FROM history WHERE instance_id = 'fan' ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(seqs, (0..seqs.len() as i64).collect::<Vec<_>>(), "contiguous history");
-    let events = history_of(&c, "fan");
+    let events = history_of(&db, "fan");
+    let (history_len, leftover) = with_hub(&db, async |s| {
+        let row = s.get_instance("fan").await.unwrap().unwrap();
+        (row.history_len, s.queue_depths().await.unwrap().1)
+    });
+    assert_eq!(events.len() as u64, history_len, "contiguous history");
     assert_history_invariants(&events);
     assert_eq!(
         events.iter().filter(|(_, e)| e.type_name() == "TaskScheduled").count(),
@@ -156,9 +163,6 @@ fn kill_9_during_a_fan_out_of_100_loses_nothing_and_duplicates_nothing() {
         events.iter().filter(|(_, e)| e.type_name() == "TaskCompleted").count(),
         100
     );
-    let leftover: i64 = c
-        .query_row("SELECT COUNT(*) FROM work_items", [], |r| r.get(0))
-        .unwrap();
     assert_eq!(leftover, 0);
 }
 
@@ -283,10 +287,7 @@ fn named_crash_points_lose_nothing() {
             .unwrap();
         assert!(!crashed.status.success(), "{point}: the host did not crash");
         assert!(String::from_utf8_lossy(&crashed.stderr).contains(point));
-        let c = rusqlite::Connection::open(&db).unwrap();
-        let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-        assert_eq!(check, "ok", "{point}");
-        drop(c);
+        assert_eq!(integrity(&db), "ok", "{point}");
         // Restart without the crash point: everything completes.
         let mut child = serve(&db);
         wait_until(
@@ -485,8 +486,8 @@ fn memory_bombs_fail_at_the_limit_and_host_rss_stays_bounded() {
         for id in &ids {
             wait_until(|| status(&db, id)["runtimeStatus"] == "Failed", "the bomb to fail");
             let s = status(&db, id);
-            let message = s["output"]["Message"].as_str().unwrap_or_default().to_owned();
-            assert_eq!(s["output"]["ErrorType"], "LimitExceeded", "{s}");
+            let message = s["failureDetails"]["Message"].as_str().unwrap_or_default().to_owned();
+            assert_eq!(s["failureDetails"]["ErrorType"], "LimitExceeded", "{s}");
             assert!(message.contains(&format!("{} bytes", LIMIT_MIB << 20)), "{message}");
         }
     }
@@ -648,9 +649,7 @@ fn kill_loop(cycles: u64) {
         std::thread::sleep(Duration::from_millis((cycle * 53) % 120));
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
-        let c = rusqlite::Connection::open(&db).unwrap();
-        let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-        assert_eq!(check, "ok", "cycle {cycle}");
+        assert_eq!(integrity(&db), "ok", "cycle {cycle}");
     }
     // Events for waiters the loop did not reach.
     for w in waiters.iter().skip((cycles / 2) as usize) {
@@ -677,19 +676,16 @@ fn kill_loop(cycles: u64) {
             serde_json::Value::Null
         }
     };
-    let c = rusqlite::Connection::open(&db).unwrap();
     for id in &all {
         let s = status(&db, id);
         assert_eq!(s["runtimeStatus"], "Completed", "{id}: {s}");
         if !id.starts_with("nap") {
             assert_eq!(s["output"], golden(id), "{id}");
         }
-        let events = history_of(&c, id);
+        let events = history_of(&db, id);
         assert_history_invariants(&events);
     }
-    let leftover: i64 = c
-        .query_row("SELECT COUNT(*) FROM work_items", [], |r| r.get(0))
-        .unwrap();
+    let leftover = with_hub(&db, async |s| s.queue_depths().await.unwrap().1);
     assert_eq!(leftover, 0, "no work item left behind");
 
     // Duplicate rate: SlowSquare executions (logged) against distinct tasks.

@@ -186,3 +186,39 @@ async fn rewind_reruns_the_failed_activity_from_the_last_good_state() {
         t.stop().await;
     }
 }
+
+/// A Failed instance can be rewound on its version, so pruning unused
+/// versions keeps that version (it used to delete it: `prune-versions` and
+/// `remove_component` had two different "in use" rules).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_keeps_the_version_a_failed_instance_needs_for_rewind() {
+    let t = TestHub::new(true).await;
+    let v1 = t.deploy("failing").await;
+    let row = t
+        .run(
+            "RetriesActivity",
+            r#"{"succeed_on_attempt":2,"max_attempts":1}"#,
+            "needs-v1",
+        )
+        .await;
+    assert_eq!(row.status, RuntimeStatus::Failed);
+    assert_eq!(row.version, v1);
+    // A newer build of the same functions makes v1 no function's newest.
+    let v2 = t.hub.deploy(rebuilt(&guest("failing"), "v2")).await.unwrap().hash;
+    assert_ne!(v1, v2);
+    let pruned = t.hub.store.prune_unused_versions().await.unwrap();
+    assert!(
+        !pruned.contains(&v1),
+        "pruned the version a Failed instance needs: {pruned:?}"
+    );
+    t.hub.store.component_bytes(&v1).await.unwrap();
+    t.hub.rewind("needs-v1", None).await.unwrap();
+    let row = t.wait("needs-v1").await;
+    assert_completed(&row);
+    assert_eq!(row.version, v1);
+    // Once nothing that may run again uses it, v1 goes.
+    t.hub.purge_instance("needs-v1").await.unwrap();
+    let pruned = t.hub.store.prune_unused_versions().await.unwrap();
+    assert_eq!(pruned, vec![v1]);
+    t.stop().await;
+}

@@ -240,7 +240,78 @@ async fn locks_pass_to_the_next_waiter_when_the_holder_fails() {
     }
 }
 
+/// The component with each language's test functions (`Sleeps`, `Forgets`).
+fn testing_component(lang: &str) -> &'static str {
+    if lang == "python" { "checks" } else { "features" }
+}
+
+/// Plain style is the same in every language: a timer helper documented as
+/// waiting waits (Python's `context.create_timer` in a plain orchestrator
+/// used to return a task at once, so a 2 s "sleep" took no time at all).
+/// The deterministic time after the wait is at least the timer's delay
+/// later than before it.
+async fn plain_style_timers_wait_until_they_fire(lang: &str) {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy_in(lang, testing_component(lang)).await;
+        let row = t.run("Sleeps", r#"{"ms":300}"#, "sleeps").await;
+        assert_completed(&row);
+        let out = output(&row);
+        let (before, after) = (out["before_ms"].as_u64().unwrap(), out["after_ms"].as_u64().unwrap());
+        assert!(
+            after >= before + 300,
+            "{lang} hot={hot}: waited {} ms: {out}",
+            after - before
+        );
+        let types = t.types("sleeps").await;
+        assert!(types.contains(&"TimerFired"), "{types:?}");
+        t.stop().await;
+    }
+}
+
+/// A timer, event or activity task that an orchestrator creates and never
+/// awaits cannot go unnoticed: the orchestrator fails with `UnawaitedTask`,
+/// naming the task. Cancelling the task on purpose (`task.cancel()`) is the
+/// way to stop waiting for it.
+async fn a_task_created_and_never_awaited_fails_the_orchestration(lang: &str) {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy_in(lang, testing_component(lang)).await;
+        let mut cases = vec![
+            ("Forgets", "timer", "timer firing at"),
+            ("Forgets", "event", "event"),
+            ("Forgets", "activity", "activity"),
+        ];
+        if lang != "rust" {
+            cases.push(("ForgetsGenerator", "generator", "timer firing at"));
+        }
+        for (name, what, named) in cases {
+            let id = format!("forgets-{what}");
+            let row = t.run(name, &json!(what).to_string(), &id).await;
+            assert_eq!(row.status, RuntimeStatus::Failed, "{lang} {what} hot={hot}: {row:?}");
+            let out = output(&row);
+            assert_eq!(out["ErrorType"], json!("UnawaitedTask"), "{lang} {what}: {out}");
+            let message = out["Message"].as_str().unwrap();
+            assert!(
+                message.contains(named) && message.contains("(task 0)"),
+                "{lang} {what}: {message}"
+            );
+            assert!(message.contains("cancel()"), "the message says what to do: {message}");
+        }
+        for what in ["cancelled", "nothing"] {
+            let row = t
+                .run("Forgets", &json!(what).to_string(), &format!("keeps-{what}"))
+                .await;
+            assert_completed(&row);
+            assert_eq!(output(&row), json!("returned"), "{lang} {what}");
+        }
+        t.stop().await;
+    }
+}
+
 crate::in_every_language!(
+    plain_style_timers_wait_until_they_fire,
+    a_task_created_and_never_awaited_fails_the_orchestration,
     human_interaction_approval_rejection_and_escalation,
     monitor_polls_with_continue_as_new_until_done_or_bounded,
     sub_orchestration_example_provisions_every_device,

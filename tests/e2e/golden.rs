@@ -76,43 +76,31 @@ async fn capture() {
 }
 
 /// Stores a recorded finished instance (row and history) as if it had run here.
-fn import(db: &std::path::Path, doc: &Value, version: &str) {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let id = doc["instance_id"].as_str().unwrap();
-    let execution = doc["execution_id"].as_str().unwrap();
-    let history = doc["history"].as_array().unwrap();
-    c.execute(
-        "INSERT INTO instances (instance_id, execution_id, name, version, status, input, output,
-                                created_at, updated_at, history_len)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8)",
-        rusqlite::params![
-            id,
-            execution,
-            doc["orchestrator"].as_str().unwrap(),
-            version,
-            doc["status"].as_str().unwrap(),
-            doc["input"].as_str(),
-            doc["output"].as_str(),
-            history.len() as i64,
-        ],
-    )
-    .unwrap();
-    for (seq, h) in history.iter().enumerate() {
-        let event = cairn::history::Event::decode(&h["event"].to_string()).unwrap();
-        c.execute(
-            "INSERT INTO history (instance_id, execution_id, seq, event_type, timestamp, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            rusqlite::params![
-                id,
-                execution,
-                seq as i64,
-                event.type_name(),
-                h["ts"].as_i64().unwrap(),
-                event.encode()
-            ],
-        )
-        .unwrap();
-    }
+async fn import(store: &cairn::store::Store, doc: &Value, version: &str) {
+    let history: Vec<(u64, cairn::history::Event)> = doc["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let event = cairn::history::Event::decode(&h["event"].to_string()).unwrap();
+            (h["ts"].as_u64().unwrap(), event)
+        })
+        .collect();
+    let row = cairn::store::InstanceRow {
+        instance_id: doc["instance_id"].as_str().unwrap().to_owned(),
+        execution_id: doc["execution_id"].as_str().unwrap().to_owned(),
+        name: doc["orchestrator"].as_str().unwrap().to_owned(),
+        version: version.to_owned(),
+        status: RuntimeStatus::parse(doc["status"].as_str().unwrap()).unwrap(),
+        input: doc["input"].as_str().map(str::to_owned),
+        output: doc["output"].as_str().map(str::to_owned),
+        custom_status: None,
+        created_at: 0,
+        updated_at: 0,
+        parent_instance: None,
+        history_len: history.len() as u64,
+    };
+    store.import_instance(row, history).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +117,7 @@ async fn golden_histories_of_every_example_replay_identically() {
                 .unwrap_or_else(|e| panic!("{}: {e} (capture with CAIRN_UPDATE_GOLDEN=1)", path.display()));
             let doc: Value = serde_json::from_str(&text).unwrap();
             let version = t.deploy_in(lang, component).await;
-            import(&t.db(), &doc, &version);
+            import(&t.hub.store, &doc, &version).await;
             let id = doc["instance_id"].as_str().unwrap();
             let report = cairn::upgrade::replay_finished(&t.hub, id, None).await.unwrap();
             assert!(report.is_identical(), "{lang} {component}: {report:#?}");

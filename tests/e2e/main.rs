@@ -9,6 +9,7 @@ mod basics;
 mod examples;
 mod golden;
 mod js;
+mod layering;
 mod primitives;
 mod python;
 mod replay;

@@ -193,9 +193,14 @@ async fn continue_as_new_a_thousand_times_keeps_history_bounded() {
         assert_eq!(row.custom_status.as_deref(), Some(r#"{"count":1000}"#));
         let h = t.history("counter").await;
         assert!(h.len() <= 5, "only the last execution's history is kept: {}", h.len());
-        let rows: i64 = rusqlite::Connection::open(t.db())
+        let rows = t
+            .hub
+            .store
+            .as_any()
+            .downcast_ref::<cairn::store::sqlite::SqliteStore>()
             .unwrap()
-            .query_row("SELECT COUNT(*) FROM history", [], |r| r.get(0))
+            .history_rows()
+            .await
             .unwrap();
         assert!(rows <= 5, "{rows} history rows in the store");
         t.stop().await;

@@ -16,26 +16,19 @@ const APPLY: UpgradeOptions = UpgradeOptions {
 /// (history up to the second TaskScheduled, a pending result in its inbox)
 /// and pinned to `version`: its next episode replays the recorded history
 /// against that component.
-fn rewind_to_mid_flight(db: &std::path::Path, id: &str, version: &str) {
-    let c = rusqlite::Connection::open(db).unwrap();
-    c.execute("DELETE FROM history WHERE instance_id = ?1 AND seq >= 8", [id])
-        .unwrap();
-    c.execute(
-        "UPDATE instances SET status = 'Running', history_len = 8, version = ?2, output = NULL WHERE instance_id = ?1",
-        [id, version],
-    )
-    .unwrap();
-    let exec: String = c
-        .query_row("SELECT execution_id FROM instances WHERE instance_id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    c.execute(
-        "INSERT INTO inbox (instance_id, execution_id, kind, visible_at, created_at, data)
-         VALUES (?1, ?2, 'TaskCompleted', 0, 0, '{\"EventType\":\"TaskCompleted\",\"TaskScheduledId\":1,\"Result\":\"\\\"Hello Seattle!\\\"\"}')",
-        [id, &exec],
-    )
-    .unwrap();
+async fn rewind_to_mid_flight(store: &cairn::store::Store, id: &str, version: &str) {
+    let mut row = store.get_instance(id).await.unwrap().unwrap();
+    let mut history = store.get_history(id).await.unwrap();
+    history.truncate(8);
+    row.status = RuntimeStatus::Running;
+    row.version = version.to_owned();
+    row.output = None;
+    store.import_instance(row, history).await.unwrap();
+    let result = cairn::history::Event::TaskCompleted {
+        task_id: 1,
+        result: "\"Hello Seattle!\"".into(),
+    };
+    store.send_message(id, result, 0).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +45,7 @@ async fn replaying_history_against_a_different_component_fails_with_non_determin
         assert_completed(&t.wait("nd").await);
         t.halt().await;
 
-        rewind_to_mid_flight(&t.db(), "nd", &v2);
+        rewind_to_mid_flight(&t.hub.store, "nd", &v2).await;
         // A fresh engine on the same file (cold: nothing hot).
         let hub = cairn::hub::Hub::open_with(&t.db(), Default::default(), Some(compiled_cache())).unwrap();
         let engine = cairn::engine::Engine::new(

@@ -202,16 +202,14 @@ async fn oversized_inputs_are_refused_before_they_are_stored() {
         assert_eq!(output(&row)["ErrorType"], json!("LimitExceeded"), "{id}: {row:?}");
         assert!(row.custom_status.as_deref().is_none_or(|s| s.len() < 1000), "{id}");
     }
-    let c = rusqlite::Connection::open(t.db()).unwrap();
-    let largest: i64 = c
-        .query_row(
-            "SELECT MAX(m) FROM (SELECT MAX(length(data)) AS m FROM history UNION ALL
-                                 SELECT MAX(length(data)) FROM inbox UNION ALL
-                                 SELECT MAX(length(COALESCE(custom_status, ''))) FROM instances UNION ALL
-                                 SELECT MAX(length(COALESCE(output, ''))) FROM instances)",
-            [],
-            |r| r.get(0),
-        )
+    let largest = t
+        .hub
+        .store
+        .as_any()
+        .downcast_ref::<cairn::store::sqlite::SqliteStore>()
+        .unwrap()
+        .largest_payload()
+        .await
         .unwrap();
     assert!(largest < 1 << 20, "an oversized payload was stored ({largest} bytes)");
     t.stop().await;

@@ -1,35 +1,29 @@
-//! SQLite operations: PRAGMAs, concurrent writers, schema versions, corruption.
+//! The SQLite backend through its own interface: PRAGMAs, concurrent
+//! writers, schema versions, corruption, duplicate deliveries. No SQL here:
+//! the backend's fault-injection methods do what another process would.
 
 use std::time::Duration;
 
 use crate::common::*;
-use cairn::store::{Store, StoreError};
+use cairn::history::Event;
+use cairn::store::StoreError;
+use cairn::store::sqlite::SqliteStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pragmas_are_durable_and_asserted() {
     let dir = TempDir::new("pragma");
     let db = dir.0.join("hub.db");
-    let _store = Store::open(&db).unwrap();
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let store = SqliteStore::open(&db).unwrap();
+    let (mode, version) = store.file_settings().await.unwrap();
     assert_eq!(mode, "wal");
-    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, cairn::store::SCHEMA_VERSION);
+    assert_eq!(version, cairn::store::sqlite::SCHEMA_VERSION);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_writer_holding_the_lock_for_two_seconds_is_waited_out() {
     let t = TestHub::new(true).await;
     t.deploy("hello-cities").await;
-    let db = t.db();
-    let holder = std::thread::spawn(move || {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        c.execute_batch("BEGIN IMMEDIATE; UPDATE instances SET updated_at = updated_at;")
-            .unwrap();
-        std::thread::sleep(Duration::from_secs(2));
-        c.execute_batch("COMMIT").unwrap();
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let holder = SqliteStore::hold_write_lock(&t.db(), Duration::from_secs(2)).unwrap();
     let started = std::time::Instant::now();
     let row = t.run("HelloCities", "null", "patient").await;
     assert_completed(&row);
@@ -45,18 +39,14 @@ async fn another_writer_holding_the_lock_for_two_seconds_is_waited_out() {
 async fn a_newer_schema_refuses_to_start_and_a_corrupt_file_is_diagnosed() {
     let dir = TempDir::new("schema");
     let db = dir.0.join("hub.db");
-    drop(Store::open(&db).unwrap());
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch("PRAGMA user_version = 999")
-        .unwrap();
-    let err = Store::open(&db).err().unwrap();
+    SqliteStore::open(&db).unwrap().set_schema_version(999).await.unwrap();
+    let err = cairn::store::open(&db).err().unwrap();
     assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }), "{err}");
     assert!(err.to_string().contains("upgrade cairn"));
 
     let bad = dir.0.join("garbage.db");
     std::fs::write(&bad, vec![0x42u8; 64 * 1024]).unwrap();
-    let err = Store::open(&bad).err().unwrap();
+    let err = cairn::store::open(&bad).err().unwrap();
     let text = err.to_string();
     assert!(text.contains("not a database") || text.contains("corrupt"), "{text}");
 }
@@ -71,15 +61,14 @@ async fn duplicate_completions_injected_into_the_inbox_change_nothing() {
     let before = t.history("dups").await;
     t.halt().await;
     // A finished instance: duplicates of its completions are dropped.
-    let c = rusqlite::Connection::open(t.db()).unwrap();
+    let sqlite = t.hub.store.as_any().downcast_ref::<SqliteStore>().unwrap();
     for task in 0..3 {
-        c.execute(
-            "INSERT INTO inbox (instance_id, execution_id, kind, visible_at, created_at, data) VALUES ('dups', ?1, 'TaskCompleted', 0, 0, ?2)",
-            rusqlite::params![row.execution_id, format!(r#"{{"EventType":"TaskCompleted","TaskScheduledId":{task},"Result":"\"dup\""}}"#)],
-        )
-        .unwrap();
+        let dup = Event::TaskCompleted {
+            task_id: task,
+            result: "\"dup\"".into(),
+        };
+        sqlite.inject_message("dups", &row.execution_id, dup).await.unwrap();
     }
-    drop(c);
     t.running = Some(t.engine.run());
     for _ in 0..200 {
         if t.hub.store.queue_depths().await.unwrap().0 == 0 {

@@ -87,3 +87,88 @@ async fn cli_verbs_run_against_a_remote_server() {
     assert!(matches!(cairn(&s, KEY, &["serve"]).await, Err(CliError::Usage(_))));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_deploy_waits_out_a_server_busy_with_other_uploads() {
+    use tokio::io::AsyncWriteExt;
+
+    let config = ApiConfig {
+        api_key: Some(KEY.into()),
+        max_concurrent_deploys: 1,
+        ..ApiConfig::default()
+    };
+    let s = Server::with(&[], config).await;
+    let path = repo_root().join("target/guests/rust/hello-cities.wasm");
+    let wasm = std::fs::read(&path).unwrap();
+    // An upload holds the only slot: headers and half of its body sent.
+    let len = wasm.len().to_string();
+    let head = crate::build(
+        "POST",
+        "/api/components",
+        &[
+            ("Content-Type", "application/wasm"),
+            ("x-functions-key", KEY),
+            ("Content-Length", &len),
+        ],
+        b"",
+    );
+    let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(&head).await.unwrap();
+    slow.write_all(&wasm[..wasm.len() / 2]).await.unwrap();
+    let refused = || crate::logs().matches("url=/api/components status=503").count();
+    // Barrier: a probe upload is refused once the slot is taken.
+    let probe = || {
+        s.req(
+            "POST",
+            "/api/components",
+            &[("Content-Type", "application/wasm"), ("x-functions-key", KEY)],
+            b"\0asm\x0d\0\x01\0",
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = probe().await;
+        if r.status == 503 {
+            assert!(r.header("retry-after").is_some());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow upload never took the slot"
+        );
+    }
+    // The CLI is refused, waits Retry-After, and tries again.
+    let before = refused();
+    let cli = tokio::spawn({
+        let url = format!("http://{}", s.addr);
+        let path = path.clone();
+        async move {
+            let argv = [
+                "cairn",
+                "--url",
+                &url,
+                "--api-key",
+                KEY,
+                "deploy",
+                path.to_str().unwrap(),
+            ];
+            run(Cli::try_parse_from(argv).unwrap()).await
+        }
+    });
+    while refused() == before {
+        assert!(std::time::Instant::now() < deadline, "the CLI's upload was not refused");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The slow upload finishes; the CLI's next attempt is deployed.
+    slow.write_all(&wasm[wasm.len() / 2..]).await.unwrap();
+    let reply = crate::parse_reply(&crate::read_all(&mut slow, std::time::Duration::from_secs(30)).await).unwrap();
+    reply.expect(200);
+    tokio::time::timeout(std::time::Duration::from_secs(30), cli)
+        .await
+        .expect("the CLI retried within its Retry-After")
+        .unwrap()
+        .unwrap();
+    let functions = s.t.hub.store.list_functions().await.unwrap();
+    assert!(functions.iter().any(|f| f.name == "HelloCities"), "{functions:?}");
+    s.stop().await;
+}

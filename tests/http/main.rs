@@ -6,11 +6,16 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod browser;
 mod cli;
+mod df_client;
+mod failures;
+mod flood;
 mod own;
 mod routes;
 mod security;
 mod storms;
+mod uploads;
 
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
@@ -166,8 +171,9 @@ pub async fn read_all(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
 /// Builds a request with `Connection: close` and a Content-Length.
 pub fn build(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    // A loopback name: a server without a key serves no other (DNS rebinding).
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str("Host: cairn.test\r\n");
+        req.push_str("Host: localhost\r\n");
     }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));

@@ -37,30 +37,59 @@ async fn components_health_metrics_openapi() {
             ("SayHello".to_owned(), "activity".to_owned())
         ]
     );
-    s.req("POST", "/api/components", &[], b"not a component")
-        .await
-        .expect(400);
-    s.req("POST", "/api/components", &[], b"").await.expect(400);
-
-    // Grants travel as query parameters; wasi:http needs one.
-    let http_client = guest("http-client");
-    let r = s.req("POST", "/api/components", &[], &http_client).await;
+    let wasm_type = [("Content-Type", "application/wasm")];
+    let r = s.req("POST", "/api/components", &wasm_type, b"not a component").await;
     r.expect(400);
-    assert!(r.text().contains("--allow-http"), "{}", r.text());
+    assert!(r.text().contains("not a WebAssembly binary"), "{}", r.text());
+    s.req("POST", "/api/components", &wasm_type, b"").await.expect(400);
+    s.req("POST", "/api/components", &[], &wasm).await.expect(415);
+
+    // Grants travel as query parameters and need an API key.
+    let http_client = guest("http-client");
     s.req(
         "POST",
-        "/api/components?allowHttp=https%3A%2F%2Fx.com",
-        &[],
+        "/api/components?allowHttp=api.example.com",
+        &wasm_type,
         &http_client,
     )
     .await
-    .expect(400);
-    s.req("POST", "/api/components?allowHttp=api.example.com", &[], &http_client)
+    .expect(403);
+    let keyed = Server::with(
+        &[],
+        cairn::api::ApiConfig {
+            api_key: Some("own-key".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let upload = |query: &'static str, body: Vec<u8>| {
+        let keyed = &keyed;
+        async move {
+            keyed
+                .req(
+                    "POST",
+                    &format!("/api/components{query}"),
+                    &[
+                        ("Content-Type", "application/octet-stream"),
+                        ("x-functions-key", "own-key"),
+                    ],
+                    &body,
+                )
+                .await
+        }
+    };
+    // wasi:http needs a grant.
+    let r = upload("", http_client.clone()).await;
+    r.expect(400);
+    assert!(r.text().contains("--allow-http"), "{}", r.text());
+    upload("?allowHttp=https%3A%2F%2Fx.com", http_client.clone())
+        .await
+        .expect(400);
+    upload("?allowHttp=api.example.com", http_client.clone())
         .await
         .expect(200);
-    s.req("POST", "/api/components?allowEnv=PATH", &[], &wasm)
-        .await
-        .expect(400); // orchestrator components get no grants
+    upload("?allowEnv=PATH", wasm.clone()).await.expect(400); // orchestrator components get no grants
+    keyed.stop().await;
 
     // List.
     let r = s.get("/api/components").await;

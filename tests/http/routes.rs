@@ -38,7 +38,7 @@ async fn start_answers_the_check_status_payload_built_from_the_host() {
             "POST",
             &path,
             &[
-                ("Host", "example.test:8080"),
+                ("Host", "localhost:8080"),
                 ("X-Forwarded-Host", "evil.test"),
                 ("Content-Type", "application/json"),
             ],
@@ -52,7 +52,7 @@ async fn start_answers_the_check_status_payload_built_from_the_host() {
     }
     let id = v["id"].as_str().unwrap();
     assert!(is_generated_id(id), "{id}");
-    let inst = format!("http://example.test:8080{}/instances/{id}", crate::BASE);
+    let inst = format!("http://localhost:8080{}/instances/{id}", crate::BASE);
     let q = "taskHub=MyHub&connection=Storage&code=xyz";
     assert_eq!(v["statusQueryGetUri"], format!("{inst}?{q}"));
     assert_eq!(v["sendEventPostUri"], format!("{inst}/raiseEvent/{{eventName}}?{q}"));
@@ -78,7 +78,7 @@ async fn start_answers_the_check_status_payload_built_from_the_host() {
             "POST",
             &df("/orchestrators/HelloCities/fwd"),
             &[
-                ("Host", "internal:7071"),
+                ("Host", "127.0.0.1:7071"),
                 ("X-Forwarded-Host", "api.example.org"),
                 ("X-Forwarded-Proto", "https"),
             ],
@@ -228,6 +228,13 @@ async fn instance_id_table() {
         ("a%C2%85b".into(), 400, None),
         ("a%C2%9Fb".into(), 400, None),
         ("a%FFb".into(), 400, None),
+        // Dot segments: URL normalisation would drop them from status URLs.
+        (".".into(), 400, None),
+        ("..".into(), 400, None),
+        ("%2E".into(), 400, None),
+        ("%2e%2E".into(), 400, None),
+        ("...".into(), 202, Some("...")),
+        (".x".into(), 202, Some(".x")),
     ];
     for (seg, want, id) in &cases {
         let r = s.post(&df(&format!("/orchestrators/HelloCities/{seg}")), "").await;
@@ -333,10 +340,10 @@ async fn status_route_codes_and_shapes() {
     s.start("WaitForApproval", SLOW, "run").await;
     s.wait_status("run", RuntimeStatus::Running).await;
     let path = df("/instances/run?showInput=true");
-    let r = s.req("GET", &path, &[("Host", "h.test:1")], b"").await;
+    let r = s.req("GET", &path, &[("Host", "127.0.0.2:1")], b"").await;
     r.expect(202);
     assert_eq!(r.json()["runtimeStatus"], "Running");
-    assert_eq!(r.header("location"), Some(format!("http://h.test:1{path}").as_str()));
+    assert_eq!(r.header("location"), Some(format!("http://127.0.0.2:1{path}").as_str()));
     assert_eq!(r.header("retry-after"), Some("5"));
 
     // Suspended: 202, output = the reason.

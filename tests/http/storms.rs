@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use cairn::history::Event;
 use cairn::store::RuntimeStatus;
+use cairn::store::sqlite::SqliteStore;
 
 use crate::{Server, df};
 
@@ -114,13 +115,9 @@ async fn a_full_disk_answers_503_and_work_resumes_when_space_returns() {
     let limit = |pages: i64| {
         let store = store.clone();
         async move {
+            let sqlite = store.as_any().downcast_ref::<SqliteStore>().unwrap();
             for _ in 0..100 {
-                let set = store
-                    .write(move |c, _| {
-                        Ok(c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get::<_, i64>(0))?)
-                    })
-                    .await;
-                match set {
+                match sqlite.set_max_pages(pages).await {
                     Ok(_) => return,
                     Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(10)).await,
                     Err(e) => panic!("setting max_page_count: {e}"),
@@ -129,10 +126,8 @@ async fn a_full_disk_answers_503_and_work_resumes_when_space_returns() {
             panic!("max_page_count could not be set");
         }
     };
-    let used: i64 = store
-        .read(|c| Ok(c.query_row("PRAGMA page_count", [], |r| r.get(0))?))
-        .await
-        .unwrap();
+    let sqlite = store.as_any().downcast_ref::<SqliteStore>().unwrap();
+    let used: i64 = sqlite.page_count().await.unwrap();
     limit(used + 64).await;
 
     // 64 KiB inputs fill the few free pages quickly.
@@ -163,10 +158,7 @@ async fn a_full_disk_answers_503_and_work_resumes_when_space_returns() {
     for id in &refused {
         assert!(s.status(id).await.is_none(), "{id} was refused but partly stored");
     }
-    let check: String = store
-        .read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
-        .await
-        .unwrap();
+    let check: String = sqlite.integrity_check().await.unwrap();
     assert_eq!(check, "ok");
 
     // Space returns: new requests succeed and every accepted instance completes.

@@ -25,7 +25,7 @@ import { runOrchestrator } from "./orchestration.js";
 import { ActivityContext } from "./activity.js";
 
 export { DurableError } from "./failure.js";
-export { Task, TaskSet } from "./task.js";
+export { Task, TaskSet, clientValue } from "./task.js";
 export { RetryOptions, LockHandle, OrchestrationContext, DurableOrchestrationContext } from "./orchestration.js";
 export { ActivityContext } from "./activity.js";
 

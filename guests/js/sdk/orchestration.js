@@ -3,7 +3,7 @@
 
 import { orch, RealDate, makeLog } from "./runtime.js";
 import { DurableError, fromImportError } from "./failure.js";
-import { Task, TaskSet, whenAll, whenAny } from "./task.js";
+import { Task, TaskSet, whenAll, whenAny, beginRun, unawaitedFailure, clientValue } from "./task.js";
 
 /**
  * How the host retries a failed activity or sub-orchestration (the Durable
@@ -144,14 +144,19 @@ export class DurableOrchestrationContext {
     return orch.newGuid();
   }
 
-  /** The instance input (`null` when none was given). */
+  /**
+   * The instance input (`null` when none was given). A string whose text is
+   * a JSON object, array, number, `true`, `false` or `null` (as Durable
+   * Functions' Python client sends values, encoded twice) is unwrapped;
+   * other strings stay as sent.
+   */
   getInput() {
     return this._input;
   }
 
   /** Schedules activity `name` with `input`. */
   callActivity(name, input) {
-    return new Task(orch.scheduleActivity(String(name), toJson(input, "the activity input"), null), "activity");
+    return activityTask(orch.scheduleActivity(String(name), toJson(input, "the activity input"), null), name);
   }
 
   /**
@@ -172,20 +177,20 @@ export class DurableOrchestrationContext {
     if (o.headers) {
       request.headers = Object.fromEntries(Object.entries(o.headers).map(([k, v]) => [k, String(v)]));
     }
-    return new Task(orch.scheduleActivity(HTTP_ACTIVITY, toJson(request, "the HTTP request"), null), "activity");
+    return activityTask(orch.scheduleActivity(HTTP_ACTIVITY, toJson(request, "the HTTP request"), null), HTTP_ACTIVITY);
   }
 
   /** Schedules activity `name`, retried by the host according to `retryOptions`. */
   callActivityWithRetry(name, retryOptions, input) {
     const policy = retryPolicy(retryOptions);
-    return new Task(orch.scheduleActivity(String(name), toJson(input, "the activity input"), policy), "activity");
+    return activityTask(orch.scheduleActivity(String(name), toJson(input, "the activity input"), policy), name);
   }
 
   /** Starts orchestrator `name` as a child instance (id derived by the host unless given). */
   callSubOrchestrator(name, input, instanceId) {
     const id = instanceId === undefined || instanceId === null ? null : String(instanceId);
     const json = toJson(input, "the sub-orchestration input");
-    return new Task(orch.scheduleSubOrchestration(String(name), json, id, null), "sub-orchestration");
+    return subTask(orch.scheduleSubOrchestration(String(name), json, id, null), name);
   }
 
   /** Like callSubOrchestrator, retried by the host according to `retryOptions`. */
@@ -193,18 +198,23 @@ export class DurableOrchestrationContext {
     const policy = retryPolicy(retryOptions);
     const id = instanceId === undefined || instanceId === null ? null : String(instanceId);
     const json = toJson(input, "the sub-orchestration input");
-    return new Task(orch.scheduleSubOrchestration(String(name), json, id, policy), "sub-orchestration");
+    return subTask(orch.scheduleSubOrchestration(String(name), json, id, policy), name);
   }
 
   /** A durable timer that fires at `fireAt` (a Date or milliseconds since the epoch). */
   createTimer(fireAt) {
-    const ms = fireAt instanceof RealDate ? fireAt.getTime() : Number(fireAt);
-    return new Task(orch.createTimer(millis(ms, "the timer's fire time")), "timer");
+    const ms = millis(fireAt instanceof RealDate ? fireAt.getTime() : Number(fireAt), "the timer's fire time");
+    const at = new RealDate(ms);
+    const when = Number.isNaN(at.getTime()) ? `${ms} ms` : at.toISOString();
+    return new Task(orch.createTimer(ms), "timer", `timer firing at ${when}`);
   }
 
-  /** A task completed by the next external event `name`; its result is the event's payload. */
+  /**
+   * A task completed by the next external event `name`; its result is the
+   * event's payload (decoded with the client-value rule, see `getInput`).
+   */
   waitForExternalEvent(name) {
-    return new Task(orch.waitForEvent(String(name)), "event");
+    return new Task(orch.waitForEvent(String(name)), "event", `event ${JSON.stringify(String(name))}`);
   }
 
   /** Replaces the custom status shown by status queries; `null`/`undefined` clears it. */
@@ -329,6 +339,14 @@ export class OrchestrationContext {
   }
 }
 
+function activityTask(id, name) {
+  return new Task(id, "activity", `activity ${JSON.stringify(String(name))}`);
+}
+
+function subTask(id, name) {
+  return new Task(id, "sub-orchestration", `sub-orchestration ${JSON.stringify(String(name))}`);
+}
+
 function isIterator(value) {
   return value !== null && typeof value === "object" && typeof value.next === "function" && typeof value.throw === "function";
 }
@@ -345,7 +363,17 @@ function resolve(yielded) {
  * functions are driven (each yielded task is awaited and its result sent back in,
  * its failure thrown in).
  */
-export function runOrchestrator(fn, input) {
+export function runOrchestrator(fn, rawInput) {
+  beginRun();
+  const output = drive(fn, clientValue(rawInput));
+  // Only an orchestrator that returned can have forgotten a task; a throw
+  // propagates as it is.
+  const unawaited = unawaitedFailure();
+  if (unawaited) throw unawaited;
+  return output;
+}
+
+function drive(fn, input) {
   const context = new OrchestrationContext(input);
   const returned = fn(context, input);
   if (!isIterator(returned)) return returned;

@@ -56,6 +56,7 @@ from .orchestration import (
     TimerTask,
     WhenAllTask,
     WhenAnyTask,
+    client_value,
 )
 from ._runtime import Functions, activity_context, current_kind
 
@@ -87,6 +88,7 @@ __all__ = [
     "WhenAnyTask",
     "activity",
     "activity_context",
+    "client_value",
     "current_kind",
     "default_app",
     "orchestrator",

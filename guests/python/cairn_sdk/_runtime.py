@@ -52,7 +52,7 @@ from .errors import (
     details_to_json,
     failure_from_exception,
 )
-from .orchestration import OrchestrationContext, drive
+from .orchestration import OrchestrationContext, begin_run, drive, unawaited_failure
 
 __all__ = ["Functions", "activity_context", "current_kind"]
 
@@ -332,6 +332,7 @@ def _call(f, context, input_value):
 
 
 def _run_orchestrator(f, input_json):
+    begin_run()
     context = OrchestrationContext(input_json, generator=f.generator)
     input_value = context.get_input() if f.arity >= 2 else None
     result = _call(f, context, input_value)
@@ -342,6 +343,11 @@ def _run_orchestrator(f, input_json):
                 "function: its context returns results, not tasks"
             )
         result = drive(result)
+    # Only an orchestrator that returned can have forgotten a task; an
+    # exception propagates as it is.
+    unawaited = unawaited_failure()
+    if unawaited is not None:
+        raise unawaited
     if context._continued:
         return None
     return result

@@ -4,8 +4,10 @@
 Two styles, chosen by how the orchestrator is written:
 
 - **Plain code** (a normal function): waiting happens inside the call.
-  ``call_activity``, ``call_activity_with_retry``, ``call_sub_orchestrator``
-  and ``task_all`` return results, ``task_any`` returns the winning task::
+  ``call_activity``, ``call_activity_with_retry``, ``call_sub_orchestrator``,
+  ``wait_for_external_event`` and ``task_all`` return results,
+  ``create_timer`` returns once the timer has fired, ``task_any`` returns
+  the winning task::
 
       def hello(context):
           return [context.call_activity("SayHello", c) for c in ("Tokyo", "London")]
@@ -19,15 +21,29 @@ Two styles, chosen by how the orchestrator is written:
           rest = yield context.task_all([context.call_activity("SayHello", c) for c in ("Seattle", "London")])
           return [first] + rest
 
-In both styles, ``schedule_activity`` and ``schedule_sub_orchestrator``
-return tasks without waiting (to fan out in plain code), ``create_timer``
-and ``wait_for_external_event`` return tasks (usually raced with
-``task_any``), and ``task.get()`` (or ``task.result``) waits for one task.
-Waiting blocks inside the host: the host records every result, parks the
-orchestrator, and resumes (or replays) it when the result exists.
+In both styles, ``schedule_activity``, ``schedule_sub_orchestrator``,
+``schedule_timer`` and ``schedule_external_event`` return tasks without
+waiting (to fan out or race in plain code), and ``task.get()`` (or
+``task.result``) waits for one task. Waiting blocks inside the host: the
+host records every result, parks the orchestrator, and resumes (or replays)
+it when the result exists.
+
+Every task must be awaited (``get()``, ``yield``, ``task_all``,
+``task_any``) or cancelled (``task.cancel()``) before the orchestrator
+returns: an orchestrator that returns while a task it created was never
+awaited fails with ``UnawaitedTask``, naming the task.
+
+An orchestration's input and external event payloads are decoded with the
+rule every Cairn SDK shares (see :func:`client_value`): a JSON string whose
+text is a JSON object, array, number, ``true``, ``false`` or ``null`` (as
+Durable Functions' Python client sends them, encoded twice) becomes that
+value; any other string stays as sent.
 """
 
 import datetime as _dt
+
+import json as _json
+import math
 
 from . import _host
 from ._codec import decode, encode
@@ -41,6 +57,7 @@ from .errors import (
 )
 
 __all__ = [
+    "client_value",
     "OrchestrationContext",
     "DurableOrchestrationContext",
     "RetryOptions",
@@ -57,6 +74,32 @@ HTTP_ACTIVITY = "BuiltIn::HttpActivity"
 
 _UTC = _dt.timezone.utc
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_UTC)
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def client_value(value):
+    """The value an outside client meant: a string whose text is a JSON
+    object, array, number, ``true``, ``false`` or ``null`` is taken to be a
+    double-encoded value (Durable Functions' Python client encodes inputs
+    and event data twice) and is replaced by it; every other value,
+    including a string holding a JSON string, stays as it is.
+
+    ``"Tokyo"`` stays ``"Tokyo"``; ``'{"a": 1}'`` becomes ``{"a": 1}``;
+    ``"true"`` becomes ``True`` and ``"42"`` becomes ``42`` (so a string
+    that must stay ``"42"`` travels inside an object: ``{"id": "42"}``).
+    Applied to an orchestration's input and to external event payloads."""
+    if not isinstance(value, str):
+        return value
+    try:
+        inner = _json.loads(value, parse_constant=_refuse_constant)
+    except ValueError:
+        return value
+    if isinstance(inner, str) or (isinstance(inner, float) and not math.isfinite(inner)):
+        return value
+    return inner
 
 
 def _ms(value, what):
@@ -121,7 +164,8 @@ class Task:
 
     Creating a task never blocks; :meth:`get` (or :attr:`result`, or
     ``yield task`` in a generator orchestrator) waits for its outcome.
-    Dropping a task does not cancel it.
+    A task must be awaited or cancelled before the orchestrator returns
+    (else it fails with ``UnawaitedTask``).
     """
 
     _failure_class = TaskFailedError
@@ -132,6 +176,8 @@ class Task:
         self._done = False
         self._value = None
         self._error = None
+        self._cancelled = False
+        _created(self)
 
     @property
     def id(self):
@@ -147,6 +193,7 @@ class Task:
         """Waits until the task completes; returns its result or raises its
         failure (a :class:`TaskFailedError`). Calling it again returns the
         same outcome."""
+        _observed(self)
         if not self._done:
             try:
                 text = _host.orchestration.await_task(self._id)
@@ -179,6 +226,24 @@ class Task:
         """The failure of a task known to have failed, else ``None``."""
         return self._error
 
+    def cancel(self):
+        """Stops waiting for this task on purpose (Durable Functions' timer
+        cancellation): the orchestrator may then return without awaiting
+        it. The work itself is not stopped: an activity still runs and a
+        timer still fires (harmlessly); their results are dropped."""
+        self._cancelled = True
+        _observed(self)
+
+    @property
+    def is_cancelled(self):
+        """True once :meth:`cancel` was called."""
+        return self._cancelled
+
+    def _describe(self):
+        return f"{self._kind} {self._name!r} (task {self._id})"
+
+    _kind = "task"
+
     def _settle_value(self, text):
         self._done = True
         self._value = decode(text, f"the result of task {self._id}")
@@ -203,6 +268,7 @@ class ActivityTask(Task):
     """A task that runs an activity."""
 
     _failure_class = ActivityFailedError
+    _kind = "activity"
 
 
 class DurableHttpResponse:
@@ -232,27 +298,66 @@ class SubOrchestratorTask(Task):
     """A task that runs a sub-orchestration."""
 
     _failure_class = SubOrchestratorFailedError
+    _kind = "sub-orchestration"
 
 
 class EventTask(Task):
-    """A task completed by an external event; its result is the payload."""
+    """A task completed by an external event; its result is the payload
+    (decoded with :func:`client_value`)."""
+
+    _kind = "event"
+
+    def _settle_value(self, text):
+        super()._settle_value(text)
+        self._value = client_value(self._value)
 
 
 class TimerTask(Task):
-    """A durable timer; its result is ``None``."""
+    """A durable timer; its result is ``None``. :meth:`cancel` it when you
+    stop waiting for it (e.g. after the other task of a race won)."""
+
+    _kind = "timer"
 
     def __init__(self, task_id, fire_at):
-        super().__init__(task_id)
         self.fire_at = fire_at
+        super().__init__(task_id)
 
-    def cancel(self):
-        """Accepted for Durable Functions compatibility, and does nothing:
-        a timer nobody waits for is harmless, and the host drops it when the
-        orchestration completes."""
+    def _describe(self):
+        return f"timer firing at {self.fire_at.isoformat()} (task {self._id})"
 
-    @property
-    def is_cancelled(self):
-        return False
+
+# Tasks the running orchestrator created and has not awaited (or cancelled)
+# yet, by id; reset when an orchestrator starts. A component runs one
+# function at a time.
+_outstanding = {}
+
+
+def _created(task):
+    _outstanding[task._id] = task
+
+
+def _observed(task):
+    _outstanding.pop(task._id, None)
+
+
+def begin_run():
+    """Forgets the tasks of a previous run (called when an orchestrator starts)."""
+    _outstanding.clear()
+
+
+def unawaited_failure():
+    """The ``UnawaitedTask`` failure of an orchestrator that returned while
+    tasks it created were never awaited, or ``None``."""
+    if not _outstanding:
+        return None
+    tasks = [t._describe() for _, t in sorted(_outstanding.items())]
+    _outstanding.clear()
+    return Failure(
+        "UnawaitedTask",
+        f"the orchestrator returned without awaiting {len(tasks)} task(s) it created: "
+        f"{', '.join(tasks)}. Await every task (task.get(), yield task, task_all, or race it "
+        "with task_any), or call task.cancel() to stop waiting for it on purpose",
+    )
 
 
 def _leaf_tasks(tasks, what):
@@ -261,8 +366,9 @@ def _leaf_tasks(tasks, what):
         if not isinstance(t, (Task, _CompositeTask)):
             raise TypeError(
                 f"{what} takes tasks, got {type(t).__name__} {t!r}. In a plain (non-generator) "
-                "orchestrator call_activity waits and returns the result: use "
-                "context.schedule_activity(...) to get a task"
+                "orchestrator call_activity, create_timer and wait_for_external_event wait and "
+                "return the result: use context.schedule_activity(...), schedule_timer(...) or "
+                "schedule_external_event(...) to get a task"
             )
     return tasks
 
@@ -294,6 +400,8 @@ class WhenAllTask(_CompositeTask):
     def get(self):
         if not self._done:
             leaves = [t for t in self._tasks if isinstance(t, Task) and not t._done]
+            for t in leaves:
+                _observed(t)
             if leaves:
                 outcomes = _host.orchestration.await_all([t._id for t in leaves])
                 for t, outcome in zip(leaves, outcomes):
@@ -326,6 +434,8 @@ class WhenAnyTask(_CompositeTask):
                 if not isinstance(t, Task):
                     raise TypeError("task_any takes activity, sub-orchestration, timer and event tasks")
             ids = [t._id for t in self._tasks]
+            for t in self._tasks:
+                _observed(t)
             done = _host.orchestration.await_any(ids)
             winner = self._tasks[ids.index(done)]
             # The winner is complete: reading it does not block.
@@ -417,9 +527,11 @@ class OrchestrationContext(LogMethods):
         return self._generator
 
     def get_input(self):
-        """The instance input, decoded from JSON (``None`` when none was given)."""
+        """The instance input, decoded from JSON (``None`` when none was
+        given), with :func:`client_value`: a double-encoded object, array,
+        number or boolean is unwrapped; strings stay strings."""
         if not self._input_decoded:
-            self._input = decode(self._input_json, "the orchestration input")
+            self._input = client_value(decode(self._input_json, "the orchestration input"))
             self._input_decoded = True
         return self._input
 
@@ -485,9 +597,17 @@ class OrchestrationContext(LogMethods):
         )
 
     def create_timer(self, fire_at):
-        """A durable timer task that fires at ``fire_at`` (a ``datetime``;
-        naive means UTC) or after ``fire_at`` (a ``timedelta``, counted from
-        :attr:`current_utc_datetime`)."""
+        """A durable timer that fires at ``fire_at`` (a ``datetime``; naive
+        means UTC) or after ``fire_at`` (a ``timedelta``, counted from
+        :attr:`current_utc_datetime`). Plain style: waits until it fires
+        (returns ``None``). Generator style: returns its task, to ``yield``
+        or race with ``task_any``."""
+        task = self.schedule_timer(fire_at)
+        return self._wait_unless_generator(task)
+
+    def schedule_timer(self, fire_at):
+        """A durable timer task (see :meth:`create_timer`), without waiting
+        (both styles): to race it with ``task_any`` in plain code."""
         if isinstance(fire_at, _dt.timedelta):
             fire_at = self.current_utc_datetime + fire_at
         if not isinstance(fire_at, _dt.datetime):
@@ -498,9 +618,17 @@ class OrchestrationContext(LogMethods):
         return TimerTask(_host.orchestration.create_timer(ms), fire_at)
 
     def wait_for_external_event(self, name):
-        """A task completed by the next external event called ``name``; its
-        result is the event payload. Events raised before anyone waits are
-        buffered, in arrival order."""
+        """The next external event called ``name``: plain style, waits and
+        returns its payload; generator style, returns its task (to
+        ``yield`` or race with ``task_any``). Events raised before anyone
+        waits are buffered, in arrival order. The payload is decoded with
+        :func:`client_value`."""
+        return self._wait_unless_generator(self.schedule_external_event(name))
+
+    def schedule_external_event(self, name):
+        """A task completed by the next external event called ``name`` (see
+        :meth:`wait_for_external_event`), without waiting (both styles): to
+        race it with ``task_any`` in plain code."""
         return EventTask(_host.orchestration.wait_for_event(name), name)
 
     # ---- waiting ------------------------------------------------------

@@ -133,10 +133,39 @@ def gen_race(context):
 
 @app.orchestrator("PlainRace")
 def plain_race(context):
-    event = context.wait_for_external_event("Approval")
-    timer = context.create_timer(context.current_utc_datetime + datetime.timedelta(seconds=5))
+    event = context.schedule_external_event("Approval")
+    timer = context.schedule_timer(context.current_utc_datetime + datetime.timedelta(seconds=5))
     winner = context.task_any([event, timer])
     return winner is timer
+
+
+@app.orchestrator("PlainTimerAndEvent")
+def plain_timer_and_event(context):
+    fired = context.create_timer(datetime.timedelta(seconds=2))
+    payload = context.wait_for_external_event("Approval")
+    return [fired, payload, context.get_input()]
+
+
+@app.orchestrator("Forgets")
+def forgets(context, what):
+    if what == "timer":
+        context.schedule_timer(datetime.timedelta(seconds=2))
+    elif what == "generator-timer":
+        context.create_timer(datetime.timedelta(seconds=2))
+    elif what == "event":
+        context.schedule_external_event("Approval")
+    elif what == "activity":
+        context.schedule_activity("Square", 3)
+    elif what == "cancelled":
+        context.schedule_timer(datetime.timedelta(seconds=2)).cancel()
+    return "returned"
+
+
+@app.orchestrator("ForgetsInGenerator")
+def forgets_in_generator(context):
+    context.create_timer(datetime.timedelta(seconds=2))
+    yield context.call_activity("Square", 2)
+    return "returned"
 
 
 @app.orchestrator("Uncaught")
@@ -248,6 +277,32 @@ class OrchestratorStyles(Base):
         self.assertEqual(status, "ok")
         self.assertIn("yield tasks", value)
 
+    def test_plain_style_create_timer_and_wait_for_external_event_wait(self):
+        host.events["Approval"] = json.dumps("true")
+        # What Durable Functions' Python client sends: JSON text as a JSON string.
+        status, value = run("PlainTimerAndEvent", '{"timeout_ms": 60000}')
+        self.assertEqual((status, value), ("ok", [None, True, {"timeout_ms": 60000}]))
+        # Both tasks were awaited: the host has their outcomes.
+        self.assertEqual([t[0] for t in host.tasks], ["timer", "event"])
+        self.assertEqual(sorted(host.outcomes), [0, 1])
+
+    def test_a_task_created_and_never_awaited_fails_the_orchestrator(self):
+        for what, kind in [("timer", "timer firing at"), ("event", "event 'Approval'"), ("activity", "activity 'Square'")]:
+            host.reset()
+            status, (error_type, message, _) = run("Forgets", what)
+            self.assertEqual((status, error_type), ("err", "UnawaitedTask"), what)
+            self.assertIn(kind, message)
+            self.assertIn("task 0", message)
+        host.reset()
+        self.assertEqual(run("Forgets", "cancelled"), ("ok", "returned"))
+        host.reset()
+        self.assertEqual(run("Forgets", "nothing"), ("ok", "returned"))
+
+    def test_a_generator_that_never_yields_its_timer_fails(self):
+        status, (error_type, message, _) = run("ForgetsInGenerator")
+        self.assertEqual((status, error_type), ("err", "UnawaitedTask"))
+        self.assertIn("timer firing at", message)
+
     def test_plain_style_task_all_of_values_points_to_schedule_activity(self):
         status, (error_type, message, _) = run("ValuesToTaskAll")
         self.assertEqual((status, error_type), ("err", "TypeError"))
@@ -284,6 +339,34 @@ class Failures(Base):
         outer = Failure("ActivityFailed", "activity failed", inner)
         self.assertEqual(outer.root_cause().error_type, "ValidationError")
         self.assertEqual(Failure("A", "b").root_cause().error_type, "A")
+
+
+class ClientValues(Base):
+    def test_double_encoded_values_are_unwrapped_and_strings_stay_strings(self):
+        cv = cairn_sdk.client_value
+        self.assertEqual(cv('{"timeout_ms": 60000}'), {"timeout_ms": 60000})
+        self.assertEqual(cv("[1, 2]"), [1, 2])
+        self.assertEqual((cv("true"), cv("false"), cv("null"), cv("42"), cv("1.5")), (True, False, None, 42, 1.5))
+        self.assertEqual(cv("Tokyo"), "Tokyo")
+        self.assertEqual(cv('"Tokyo"'), '"Tokyo"')
+        self.assertEqual(cv("NaN"), "NaN")
+        self.assertEqual(cv("1e999"), "1e999", "not a finite number: kept as sent")
+        self.assertEqual(cv(""), "")
+        self.assertEqual(cv({"a": "true"}), {"a": "true"}, "only the top-level value")
+        self.assertIs(cv(True), True)
+
+    def test_orchestration_input_and_event_payloads_are_client_values(self):
+        host.input_json = json.dumps('{"timeout_ms": 5}')
+        self.assertEqual(cairn_sdk.OrchestrationContext(host.input_json).get_input(), {"timeout_ms": 5})
+        host.events["Approval"] = json.dumps("false")
+        ctx = cairn_sdk.OrchestrationContext(generator=True)
+        self.assertIs(ctx.schedule_external_event("Approval").get(), False)
+
+    def test_activity_inputs_and_results_are_taken_as_sent(self):
+        host.activities["Echo"] = lambda text: text
+        ctx = cairn_sdk.OrchestrationContext()
+        self.assertEqual(ctx.call_activity("Echo", "42"), "42")
+        self.assertEqual(run("OneArg", "true"), ("ok", "one true"))
 
 
 class Context(Base):

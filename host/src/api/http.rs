@@ -3,9 +3,9 @@
 //! absolute URLs of the check-status payload.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, TRANSFER_ENCODING};
 use hyper::{Response, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::{Value, json};
@@ -99,6 +99,34 @@ impl HttpError {
             "System.UnauthorizedAccessException",
             "a valid API key is required: pass it as the `code` query parameter, the `x-functions-key` header or `Authorization: Bearer <key>`",
         )
+    }
+
+    /// 403: the request may not be served at all (foreign `Host` or
+    /// `Origin`, a capability grant without an API key).
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "System.UnauthorizedAccessException",
+            detail,
+        )
+    }
+
+    /// 415: a body of a type this route does not take.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            "System.NotSupportedException",
+            detail,
+        )
+    }
+
+    /// 503 with `Retry-After: secs`: a bounded resource is in use.
+    pub fn busy(detail: impl Into<String>, secs: u32) -> Self {
+        let mut e = Self::unavailable(detail);
+        e.retry_after = Some(secs);
+        e
     }
 
     pub fn method_not_allowed(detail: impl Into<String>) -> Self {
@@ -230,31 +258,70 @@ pub fn decode_segment(raw: &str) -> Result<String, HttpError> {
         .map_err(|_| HttpError::bad_request(format!("path segment {raw:?} is not valid percent-encoded UTF-8")))
 }
 
-/// A parsed query string (names compared case-insensitively, first wins).
+/// Query parameters that may be repeated (`allowDir=a&allowDir=b`); any
+/// other name given twice, in any case, is refused (400): with first-wins,
+/// `confirm=TRUE&confirm=false` would mean something else to a proxy, a log
+/// reader or a person than to the server.
+const REPEATABLE: [&str; 3] = ["allowEnv", "allowDir", "allowHttp"];
+
+/// A parsed query string (names compared case-insensitively; only
+/// [`REPEATABLE`] names may appear more than once).
 #[derive(Debug, Default, Clone)]
 pub struct Query {
     pairs: Vec<(String, String)>,
+}
+
+/// Decodes one query name or value (`+` is a space).
+fn decode_query_part(s: &str) -> Option<String> {
+    let s = s.replace('+', " ");
+    percent_decode_str(&s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 impl Query {
     /// Parses `a=1&b=x+y` (`+` is a space, percent escapes decoded).
     ///
     /// # Errors
-    /// 400 when a name or value does not decode to UTF-8.
+    /// 400 when a name or value does not decode to UTF-8, or a name that is
+    /// not [`REPEATABLE`] appears twice.
     pub fn parse(raw: Option<&str>) -> Result<Self, HttpError> {
-        let mut pairs = Vec::new();
+        let mut pairs: Vec<(String, String)> = Vec::new();
         for part in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            let decode = |s: &str| {
-                let s = s.replace('+', " ");
-                percent_decode_str(&s)
-                    .decode_utf8()
-                    .map(std::borrow::Cow::into_owned)
-                    .map_err(|_| HttpError::bad_request("the query string is not valid percent-encoded UTF-8"))
+            let (Some(k), Some(v)) = (decode_query_part(k), decode_query_part(v)) else {
+                return Err(HttpError::bad_request(
+                    "the query string is not valid percent-encoded UTF-8",
+                ));
             };
-            pairs.push((decode(k)?, decode(v)?));
+            if !REPEATABLE.iter().any(|r| r.eq_ignore_ascii_case(&k))
+                && pairs.iter().any(|(seen, _)| seen.eq_ignore_ascii_case(&k))
+            {
+                return Err(HttpError::bad_request(format!(
+                    "query parameter {k} is given more than once; give it once"
+                )));
+            }
+            pairs.push((k, v));
         }
         Ok(Self { pairs })
+    }
+
+    /// Parses what can be parsed, skipping undecodable pairs: only to find
+    /// the API key, so that a malformed query answers 401, not 400, to a
+    /// caller without the key.
+    #[must_use]
+    pub fn parse_lossy(raw: Option<&str>) -> Self {
+        let pairs = raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .filter_map(|part| {
+                let (k, v) = part.split_once('=').unwrap_or((part, ""));
+                Some((decode_query_part(k)?, decode_query_part(v)?))
+            })
+            .collect();
+        Self { pairs }
     }
 
     /// The value of `name`, if present.
@@ -378,32 +445,64 @@ impl Query {
     }
 }
 
+/// The declared `Content-Length`, if any.
+///
+/// # Errors
+/// 400 when it is not a number.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HttpError> {
+    headers
+        .get(CONTENT_LENGTH)
+        .map(|len| {
+            len.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| HttpError::bad_request("Content-Length is not a number"))
+        })
+        .transpose()
+}
+
 /// Reads a request body of at most `cap` bytes without buffering more: a
-/// declared `Content-Length` over the cap is refused before reading.
+/// declared `Content-Length` over the cap is refused before reading, and
+/// the body is read into one buffer of the declared size (no second copy
+/// when the frames are joined).
 ///
 /// # Errors
 /// 413 over the cap; 400 when the body cannot be read.
-pub async fn read_body(headers: &HeaderMap, body: Incoming, cap: usize) -> Result<Bytes, HttpError> {
-    if let Some(len) = headers.get(CONTENT_LENGTH) {
-        let len: u64 = len
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| HttpError::bad_request("Content-Length is not a number"))?;
-        if len > cap as u64 {
-            return Err(HttpError::too_large(format!(
-                "the body is {len} bytes; the limit is {cap} bytes"
-            )));
+pub async fn read_body(headers: &HeaderMap, mut body: Incoming, cap: usize) -> Result<Vec<u8>, HttpError> {
+    let declared = content_length(headers)?;
+    if let Some(len) = declared
+        && len > cap as u64
+    {
+        return Err(HttpError::too_large(format!(
+            "the body is {len} bytes; the limit is {cap} bytes"
+        )));
+    }
+    let too_large = || HttpError::too_large(format!("the body is larger than the limit of {cap} bytes"));
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| usize::try_from(n).unwrap_or(cap)));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| HttpError::bad_request(format!("the request body could not be read: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len().saturating_add(data.len()) > cap {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&data);
         }
     }
-    match Limited::new(body, cap).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(HttpError::too_large(format!(
-            "the body is larger than the limit of {cap} bytes"
-        ))),
-        Err(e) => Err(HttpError::bad_request(format!(
-            "the request body could not be read: {e}"
-        ))),
+    Ok(out)
+}
+
+/// Reads and discards a body of at most `cap` bytes, so that a client
+/// still sending it receives the answer instead of a reset connection.
+/// Gives up (the connection is then closed) past `cap` or on an error.
+pub async fn discard_body(mut body: Incoming, cap: usize) {
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen > cap {
+                return;
+            }
+        }
     }
 }
 
@@ -449,7 +548,7 @@ pub fn check_json_depth(text: &[u8], max: usize) -> Result<(), HttpError> {
 ///
 /// # Errors
 /// 400 when not UTF-8 or nested too deeply (syntax is checked by the hub).
-pub fn json_body(body: &Bytes, max_depth: usize) -> Result<Option<String>, HttpError> {
+pub fn json_body(body: &[u8], max_depth: usize) -> Result<Option<String>, HttpError> {
     let text = std::str::from_utf8(body).map_err(|_| HttpError::bad_request("the body is not UTF-8 text"))?;
     if text.trim().is_empty() {
         return Ok(None);
@@ -458,14 +557,57 @@ pub fn json_body(body: &Bytes, max_depth: usize) -> Result<Option<String>, HttpE
     Ok(Some(text.to_owned()))
 }
 
-/// True when the Content-Type is `application/json` (any parameters, any case).
-#[must_use]
-pub fn is_json_content_type(headers: &HeaderMap) -> bool {
+/// The media type of the `Content-Type` header (no parameters), if any.
+fn media_type(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        .map(str::trim)
+}
+
+/// True when the Content-Type is `application/json` (any parameters, any case).
+#[must_use]
+pub fn is_json_content_type(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|t| t.eq_ignore_ascii_case("application/json"))
+}
+
+/// True when the request carries a body: a `Content-Length` above 0 or a
+/// `Transfer-Encoding` (HTTP/1.1 has no other way to send one).
+#[must_use]
+pub fn has_body(headers: &HeaderMap) -> bool {
+    if headers.contains_key(TRANSFER_ENCODING) {
+        return true;
+    }
+    headers
+        .get(CONTENT_LENGTH)
+        .is_some_and(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) != Some(0))
+}
+
+/// Refuses a body whose `Content-Type` is not one of `allowed` (415). A
+/// request without a body passes whatever it declares: the bodiless POSTs
+/// of Durable Functions clients (terminate, suspend, ...) send none.
+///
+/// Why: a web page can make a browser send a cross-site POST without a CORS
+/// preflight only with `text/plain`, `multipart/form-data` or
+/// `application/x-www-form-urlencoded` bodies; requiring the types below
+/// keeps such requests from reaching a handler.
+///
+/// # Errors
+/// 415 naming the accepted types.
+pub fn check_body_type(headers: &HeaderMap, allowed: &[&str]) -> Result<(), HttpError> {
+    if !has_body(headers) {
+        return Ok(());
+    }
+    let got = media_type(headers);
+    if got.is_some_and(|t| allowed.iter().any(|a| t.eq_ignore_ascii_case(a))) {
+        return Ok(());
+    }
+    Err(HttpError::unsupported_media_type(format!(
+        "a request body must be sent with Content-Type: {} (got {})",
+        allowed.join(" or "),
+        got.map_or_else(|| "none".to_owned(), |t| format!("{t:?}"))
+    )))
 }
 
 /// The URLs of the check-status payload of one instance.

@@ -6,21 +6,32 @@
 //! # Layout
 //! - [`http`]    — request errors and their JSON bodies, query strings, bounded bodies, URLs
 //! - [`auth`]    — the API key (constant-time comparison, redaction)
+//! - `browser`   — requests a web page could make: `Host` and `Origin` checks, CORS
+//! - `slots`     — connection slots: idle connections give way to new ones
 //! - `durable`   — the Durable Functions routes
 //! - `own`       — Cairn's own routes
 //! - [`client`]  — a small HTTP/1.1 client for `cairn --url`
 //!
 //! Limits: request bodies are capped (413, refused from `Content-Length`
 //! before reading and capped while reading), headers must arrive within a
-//! timeout, connections are capped (further ones wait in the listen
-//! backlog), JSON nesting is bounded, and a handler that panics answers 500
-//! without taking the server down.
+//! timeout, connections are capped (at the cap the connection idle longest
+//! is closed for a new one; only when every connection has a request in
+//! flight do new ones wait in the listen backlog), concurrent component
+//! uploads are capped (503 + `Retry-After` beyond), JSON nesting is bounded,
+//! and a handler that panics answers 500 without taking the server down.
+//!
+//! Without an API key (loopback only) the server answers only requests
+//! addressed to a loopback host name, refuses foreign `Origin`s, takes
+//! bodies only of the declared JSON/wasm types (so no web page can reach
+//! it with a CORS-free "simple" request), and refuses capability grants.
 
 pub mod auth;
+mod browser;
 pub mod client;
 mod durable;
 pub mod http;
 mod own;
+mod slots;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::header::HOST;
+use hyper::header::{EXPECT, HOST};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
@@ -40,7 +51,10 @@ use tokio::sync::Semaphore;
 use crate::engine::Engine;
 use crate::hub::Hub;
 use auth::{ApiKey, redact_query};
-use http::{HttpError, Query, Resp, Urls, valid_host};
+use http::{HttpError, Query, Resp, Urls, check_body_type, valid_host};
+use slots::Slots;
+
+pub use browser::is_loopback_host;
 
 /// The base path of the Durable Functions routes.
 pub const BASE_PATH: &str = "/runtime/webhooks/durabletask";
@@ -49,8 +63,13 @@ pub const BASE_PATH: &str = "/runtime/webhooks/durabletask";
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Key every route but `/healthz` requires (default none: only a
-    /// loopback address may then be served).
+    /// loopback address may then be served, only to requests addressed to a
+    /// loopback host name, and capabilities cannot be granted over HTTP).
     pub api_key: Option<String>,
+    /// Origins (`https://app.example`) whose web pages may call the API:
+    /// their requests are served and answered with CORS headers (default
+    /// none: every request with another site's `Origin` answers 403).
+    pub allowed_origins: Vec<String>,
     /// Build URLs from `X-Forwarded-Host` / `X-Forwarded-Proto` (default
     /// false: only behind a proxy that sets them).
     pub trust_forwarded: bool,
@@ -62,8 +81,13 @@ pub struct ApiConfig {
     pub header_read_timeout: Duration,
     /// Time a client has to send the request body (default 30 s).
     pub body_read_timeout: Duration,
-    /// Connections served at once (default 1024).
+    /// Connections served at once (default 1024). At the cap, a new
+    /// connection takes the slot of the connection idle longest.
     pub max_connections: usize,
+    /// Component uploads read and compiled at once (default 2); more answer
+    /// 503 with `Retry-After`. Bounds memory: an upload of the largest
+    /// component holds about three times its size while it compiles.
+    pub max_concurrent_deploys: usize,
     /// Deepest JSON nesting accepted in bodies (default 128).
     pub max_json_depth: usize,
     /// Longest synchronous wait of a start with `timeout` (default 600 s).
@@ -74,12 +98,14 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             api_key: None,
+            allowed_origins: Vec::new(),
             trust_forwarded: false,
             max_body_bytes: 4 << 20,
             max_component_bytes: 64 << 20,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_concurrent_deploys: 2,
             max_json_depth: 128,
             max_wait: Duration::from_secs(600),
         }
@@ -93,7 +119,7 @@ pub enum ApiError {
         "refusing to serve the management API on {0} without an API key: set --api-key or CAIRN_API_KEY, or listen on a loopback address such as 127.0.0.1"
     )]
     KeyRequired(SocketAddr),
-    #[error("the API key must not be empty")]
+    #[error("the API key must not be empty or only whitespace")]
     EmptyKey,
     #[error("invalid API setting: {0}")]
     Config(String),
@@ -108,7 +134,7 @@ pub enum ApiError {
 /// [`ApiError::KeyRequired`], [`ApiError::EmptyKey`].
 pub fn check_listen(addr: SocketAddr, config: &ApiConfig) -> Result<(), ApiError> {
     match config.api_key.as_deref() {
-        Some("") => Err(ApiError::EmptyKey),
+        Some(k) if k.trim().is_empty() => Err(ApiError::EmptyKey),
         None if !addr.ip().is_loopback() => Err(ApiError::KeyRequired(addr)),
         _ => Ok(()),
     }
@@ -120,25 +146,32 @@ pub struct Api {
     engine: Arc<Engine>,
     config: ApiConfig,
     key: Option<ApiKey>,
+    /// Permits of component uploads in progress.
+    deploys: Arc<Semaphore>,
 }
 
 impl Api {
     /// # Errors
     /// [`ApiError::Config`] for unusable settings; [`ApiError::EmptyKey`].
     pub fn new(hub: Hub, engine: Arc<Engine>, config: ApiConfig) -> Result<Arc<Self>, ApiError> {
-        if config.max_connections == 0 || config.max_body_bytes == 0 || config.max_json_depth == 0 {
+        if config.max_connections == 0
+            || config.max_body_bytes == 0
+            || config.max_json_depth == 0
+            || config.max_concurrent_deploys == 0
+        {
             return Err(ApiError::Config(
-                "max_connections, max_body_bytes and max_json_depth must be positive".into(),
+                "max_connections, max_body_bytes, max_json_depth and max_concurrent_deploys must be positive".into(),
             ));
         }
         let key = match config.api_key.as_deref() {
-            Some("") => return Err(ApiError::EmptyKey),
+            Some(k) if k.trim().is_empty() => return Err(ApiError::EmptyKey),
             Some(k) => Some(ApiKey::new(k)),
             None => None,
         };
         Ok(Arc::new(Self {
             hub,
             engine,
+            deploys: Arc::new(Semaphore::new(config.max_concurrent_deploys)),
             config,
             key,
         }))
@@ -149,19 +182,44 @@ impl Api {
         &self.config
     }
 
-    /// Answers one request (never panics the caller: see [`serve`]).
+    /// Answers one request (never panics the caller: see [`serve`]):
+    /// first the checks against requests a web page could make (see
+    /// `browser`), then the route, with CORS headers for an allowed
+    /// cross-origin caller.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, local: SocketAddr) -> Resp {
         let started = Instant::now();
         let method = req.method().clone();
         let logged = format!("{}{}", req.uri().path(), redact_query(req.uri().query()));
-        let resp = match self.route(req, local).await {
-            Ok(r) => r,
-            Err(e) => {
-                if e.status.is_server_error() {
-                    tracing::error!(target: "cairn::api", %method, url = %logged, error = %e.detail, "request failed");
+        let forwarded_host = if self.config.trust_forwarded {
+            req.headers().get("x-forwarded-host").and_then(|v| v.to_str().ok())
+        } else {
+            None
+        };
+        let verdict = browser::check(
+            req.headers(),
+            req.uri(),
+            self.key.is_none(),
+            &self.config.allowed_origins,
+            forwarded_host,
+        );
+        let resp = match verdict {
+            Err(e) => e.into_response(),
+            Ok(v) => match browser::preflight(req.method(), req.headers(), &v) {
+                Some(r) => r,
+                None => {
+                    let mut resp = match self.route(req, local).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            if e.status.is_server_error() {
+                                tracing::error!(target: "cairn::api", %method, url = %logged, error = %e.detail, "request failed");
+                            }
+                            e.into_response()
+                        }
+                    };
+                    browser::add_cors(&mut resp, &v);
+                    resp
                 }
-                e.into_response()
-            }
+            },
         };
         tracing::debug!(
             target: "cairn::api",
@@ -176,7 +234,6 @@ impl Api {
 
     async fn route(&self, req: Request<Incoming>, local: SocketAddr) -> Result<Resp, HttpError> {
         let (parts, body) = req.into_parts();
-        let query = Query::parse(parts.uri.query())?;
         let path = parts.uri.path().to_owned();
         let mut segs: Vec<&str> = path.split('/').skip(1).collect();
         while segs.len() > 1 && segs.last() == Some(&"") {
@@ -186,10 +243,22 @@ impl Api {
         if segs.len() == 1 && is(0, "healthz") {
             return self.healthz(&parts.method).await;
         }
+        // Authentication first: a caller without the key learns nothing
+        // about its request, not even that its query string is malformed.
         if let Some(key) = &self.key
-            && !key.accepts(&query, &parts.headers)
+            && !key.accepts(&Query::parse_lossy(parts.uri.query()), &parts.headers)
         {
             return Err(HttpError::unauthorized());
+        }
+        let query = Query::parse(parts.uri.query())?;
+        let durable = segs.len() >= 3 && is(0, "runtime") && is(1, "webhooks") && is(2, "durabletask");
+        let upload = parts.method == Method::POST && segs.len() == 2 && is(0, "api") && is(1, "components");
+        // Raise-event answers 400 for another type, as Durable Functions does.
+        let raise_event = durable && segs.len() >= 7 && is(segs.len() - 2, "raiseEvent");
+        if upload {
+            check_body_type(&parts.headers, &["application/wasm", "application/octet-stream"])?;
+        } else if !raise_event {
+            check_body_type(&parts.headers, &["application/json"])?;
         }
         let origin = self.origin(&parts, local);
         let ctx = Ctx {
@@ -203,7 +272,7 @@ impl Api {
             query,
             body: Some(body),
         };
-        if segs.len() >= 3 && is(0, "runtime") && is(1, "webhooks") && is(2, "durabletask") {
+        if durable {
             return self.durable(ctx, &segs[3..]).await;
         }
         if is(0, "api") || (segs.len() == 1 && is(0, "metrics")) {
@@ -262,9 +331,9 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// Reads the body, at most `cap` bytes, within the body timeout.
-    pub async fn body(&mut self, cap: usize, timeout: Duration) -> Result<bytes::Bytes, HttpError> {
+    pub async fn body(&mut self, cap: usize, timeout: Duration) -> Result<Vec<u8>, HttpError> {
         let Some(body) = self.body.take() else {
-            return Ok(bytes::Bytes::new());
+            return Ok(Vec::new());
         };
         match tokio::time::timeout(timeout, http::read_body(&self.headers, body, cap)).await {
             Ok(r) => r,
@@ -275,6 +344,19 @@ impl Ctx {
                 kind: "System.TimeoutException",
                 retry_after: None,
             }),
+        }
+    }
+
+    /// Reads and drops the body (at most `cap` bytes, within `timeout`)
+    /// before an early refusal, so a client still sending it reads the
+    /// answer instead of a reset. Not when the client sent `Expect:
+    /// 100-continue`: it waits for the answer before sending the body.
+    pub async fn discard_body(&mut self, cap: usize, timeout: Duration) {
+        if self.headers.contains_key(EXPECT) {
+            return;
+        }
+        if let Some(body) = self.body.take() {
+            let _ = tokio::time::timeout(timeout, http::discard_body(body, cap)).await;
         }
     }
 }
@@ -291,7 +373,7 @@ pub async fn serve(
 ) -> Result<(), ApiError> {
     let local = listener.local_addr()?;
     check_listen(local, &api.config)?;
-    let permits = Arc::new(Semaphore::new(api.config.max_connections));
+    let slots = Slots::new(api.config.max_connections);
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -300,14 +382,6 @@ pub async fn serve(
         .max_headers(100);
     tokio::pin!(shutdown);
     loop {
-        // At the cap, stop accepting: new connections wait in the backlog.
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, _peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
@@ -320,11 +394,21 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // At the cap, the connection idle longest gives way; when every
+        // connection has a request in flight, wait (new ones queue in the
+        // listen backlog meanwhile).
+        let slot = tokio::select! {
+            s = slots.take() => s,
+            () = &mut shutdown => break,
+        };
         let _ = stream.set_nodelay(true);
         let api = api.clone();
+        let marker = slot.marker();
         let service = service_fn(move |req| {
             let api = api.clone();
+            let busy = marker.busy();
             async move {
+                let _busy = busy;
                 // A panicking handler answers 500 instead of killing the connection task.
                 let resp = match tokio::spawn(api.handle(req, local)).await {
                     Ok(r) => r,
@@ -338,8 +422,13 @@ pub async fn serve(
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
+            tokio::select! {
+                _ = conn => {}
+                () = slot.evicted() => {
+                    tracing::debug!(target: "cairn::api", "closed an idle connection to make room for a new one");
+                }
+            }
+            drop(slot);
         });
     }
     drop(listener);

@@ -13,6 +13,15 @@ use super::{Api, Ctx};
 use crate::clock::iso;
 use crate::store::RuntimeStatus;
 
+/// The backend part of a provider's description (`sqlite`, `postgres`):
+/// `/healthz` answers without a key, so it names no path or address.
+fn backend_kind(describe: &str) -> &str {
+    describe.split(':').next().unwrap_or("unknown")
+}
+
+/// `Retry-After` of an upload refused because others are in progress, s.
+const DEPLOY_RETRY_SECS: u32 = 2;
+
 /// The OpenAPI document of every route, served at `/api/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
 
@@ -21,13 +30,11 @@ impl Api {
         if method != Method::GET && method != Method::HEAD {
             return Err(HttpError::method_not_allowed("use GET /healthz"));
         }
-        match self
-            .hub
-            .store
-            .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-            .await
-        {
-            Ok(_) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        match self.hub.store.ping().await {
+            Ok(()) => Ok(json_response(
+                StatusCode::OK,
+                &json!({ "status": "ok", "backend": backend_kind(&self.hub.store.describe()) }),
+            )),
             Err(e) => Err(HttpError::unavailable(format!("the task hub cannot be read: {e}"))),
         }
     }
@@ -42,32 +49,7 @@ impl Api {
                 Bytes::from_static(OPENAPI_YAML.as_bytes()),
             )),
             (Method::GET, 2) if is(1, "components") => self.list_components().await,
-            (Method::POST, 2) if is(1, "components") => {
-                let bytes = ctx
-                    .body(self.config.max_component_bytes, self.config.body_read_timeout)
-                    .await?;
-                if bytes.is_empty() {
-                    return Err(HttpError::bad_request(
-                        "send the component's .wasm bytes as the request body",
-                    ));
-                }
-                let grants = crate::sandbox::Grants::from_specs(
-                    ctx.query.all("allowEnv"),
-                    &ctx.query.all("allowDir"),
-                    ctx.query.all("allowHttp"),
-                )
-                .map_err(HttpError::bad_request)?;
-                let report = self.hub.deploy_with(bytes.to_vec(), grants).await?;
-                let functions: Vec<Value> = report
-                    .functions
-                    .iter()
-                    .map(|(name, kind)| json!({ "name": name, "kind": kind }))
-                    .collect();
-                Ok(json_response(
-                    StatusCode::OK,
-                    &json!({ "hash": report.hash, "size": report.size, "functions": functions }),
-                ))
-            }
+            (Method::POST, 2) if is(1, "components") => self.upload(&mut ctx).await,
             (Method::DELETE, 3) if is(1, "components") => {
                 let hash = decode_segment(segs[2])?;
                 let names = self.hub.remove_component(&hash).await?;
@@ -77,6 +59,7 @@ impl Api {
                 ))
             }
             (Method::DELETE, 2) if is(1, "taskhub") => {
+                // A repeated `confirm` is refused by the query parser.
                 if !ctx.query.bool("confirm", false)? {
                     return Err(HttpError::bad_request(
                         "deleting the task hub removes every instance and component; add confirm=true",
@@ -91,6 +74,59 @@ impl Api {
             ),
             _ => Err(HttpError::not_found(format!("no route /{}", segs.join("/")))),
         }
+    }
+
+    /// `POST /api/components`: deploys the uploaded component.
+    ///
+    /// Capability grants need an API key: without one, anything that can
+    /// reach the loopback port could give a component the host's files.
+    /// At most `max_concurrent_deploys` uploads are read and compiled at
+    /// once (each holds a few times the component's size); more answer 503
+    /// with `Retry-After` before their body is buffered.
+    async fn upload(&self, ctx: &mut Ctx) -> Result<Resp, HttpError> {
+        let granting = ["allowEnv", "allowDir", "allowHttp"]
+            .iter()
+            .any(|k| !ctx.query.all(k).is_empty());
+        if granting && self.key.is_none() {
+            return Err(HttpError::forbidden(
+                "granting capabilities (allowEnv, allowDir, allowHttp) over HTTP needs an API key: start the server with --api-key, or deploy with `cairn deploy --allow-...` on the task hub file",
+            ));
+        }
+        let grants = crate::sandbox::Grants::from_specs(
+            ctx.query.all("allowEnv"),
+            &ctx.query.all("allowDir"),
+            ctx.query.all("allowHttp"),
+        )
+        .map_err(HttpError::bad_request)?;
+        let Ok(_permit) = self.deploys.clone().try_acquire_owned() else {
+            ctx.discard_body(self.config.max_component_bytes, self.config.body_read_timeout)
+                .await;
+            return Err(HttpError::busy(
+                format!(
+                    "{} component uploads are already in progress; retry after {DEPLOY_RETRY_SECS} s",
+                    self.config.max_concurrent_deploys
+                ),
+                DEPLOY_RETRY_SECS,
+            ));
+        };
+        let bytes = ctx
+            .body(self.config.max_component_bytes, self.config.body_read_timeout)
+            .await?;
+        if bytes.is_empty() {
+            return Err(HttpError::bad_request(
+                "send the component's .wasm bytes as the request body",
+            ));
+        }
+        let report = self.hub.deploy_with(bytes, grants).await?;
+        let functions: Vec<Value> = report
+            .functions
+            .iter()
+            .map(|(name, kind)| json!({ "name": name, "kind": kind }))
+            .collect();
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({ "hash": report.hash, "size": report.size, "functions": functions }),
+        ))
     }
 
     /// Deployed functions, each with its versions (newest first).

@@ -128,9 +128,16 @@ pub enum Command {
         /// Largest request body in bytes (component uploads: 64 MiB).
         #[arg(long, default_value_t = 4 << 20)]
         max_body_bytes: usize,
-        /// Connections served at once.
+        /// Connections served at once (at the cap, the one idle longest is closed for a new one).
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// Component uploads read and compiled at once; more answer 503 with Retry-After.
+        #[arg(long, default_value_t = 2)]
+        max_concurrent_deploys: usize,
+        /// Let web pages of this origin (e.g. https://app.example) call the API,
+        /// with CORS headers (repeatable; other origins get 403).
+        #[arg(long = "allow-origin", value_name = "ORIGIN")]
+        allow_origin: Vec<String>,
     },
     /// Deploy components; prints each function's name, kind and version.
     Deploy {
@@ -384,12 +391,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             trust_forwarded_headers,
             max_body_bytes,
             max_connections,
+            max_concurrent_deploys,
+            allow_origin,
         } => {
             let api = ApiConfig {
                 api_key: cli.api_key.clone(),
+                allowed_origins: allow_origin,
                 trust_forwarded: trust_forwarded_headers,
                 max_body_bytes,
                 max_connections,
+                max_concurrent_deploys,
                 ..ApiConfig::default()
             };
             serve(&cli.db, hub, &listen, no_hot_cache, api).await

@@ -43,14 +43,7 @@ impl Remote {
         ok: &[StatusCode],
     ) -> Result<Reply, CliError> {
         let reply = self.client.send(method, path, headers, body).await?;
-        if ok.contains(&reply.status) {
-            Ok(reply)
-        } else {
-            Err(CliError::Remote {
-                status: reply.status.as_u16(),
-                message: reply.error_message(),
-            })
-        }
+        Self::expect(reply, ok)
     }
 
     /// POSTs a management verb (`terminate`, `suspend`, ...) with its reason.
@@ -59,6 +52,38 @@ impl Remote {
             .await?;
         eprintln!("{what} of {id} requested");
         Ok(())
+    }
+
+    /// Uploads a component; while the server is busy with other uploads
+    /// (503 with `Retry-After`), waits as told and tries again, a few times.
+    async fn upload(&self, path: &str, bytes: Vec<u8>) -> Result<Reply, CliError> {
+        const ATTEMPTS: u32 = 10;
+        let headers = [("content-type", "application/wasm")];
+        for _ in 1..ATTEMPTS {
+            let reply = self.client.send(Method::POST, path, &headers, bytes.clone()).await?;
+            let wait = reply
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|_| reply.status == StatusCode::SERVICE_UNAVAILABLE);
+            let Some(secs) = wait else {
+                return Self::expect(reply, &[StatusCode::OK]);
+            };
+            eprintln!("the server is busy with other uploads; retrying in {secs} s…");
+            tokio::time::sleep(Duration::from_secs(secs.clamp(1, 30))).await;
+        }
+        self.call(Method::POST, path, &headers, bytes, &[StatusCode::OK]).await
+    }
+
+    /// `reply` if its status is one of `ok`, else [`CliError::Remote`].
+    fn expect(reply: Reply, ok: &[StatusCode]) -> Result<Reply, CliError> {
+        if ok.contains(&reply.status) {
+            Ok(reply)
+        } else {
+            Err(CliError::Remote {
+                status: reply.status.as_u16(),
+                message: reply.error_message(),
+            })
+        }
     }
 
     async fn post(&self, path: &str) -> Result<Reply, CliError> {
@@ -87,6 +112,15 @@ fn status_filter(
 /// # Errors
 /// Connection errors; the server's error answers.
 pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
+    if cli
+        .api_key
+        .as_deref()
+        .is_some_and(|k| !k.is_empty() && k.trim().is_empty())
+    {
+        return Err(CliError::Usage(
+            "--api-key / CAIRN_API_KEY is only whitespace; give the server's key".into(),
+        ));
+    }
     let r = Remote {
         client: Client::new(url, cli.api_key.clone())?,
     };
@@ -125,15 +159,7 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
                     source,
                 })?;
                 eprintln!("deploying {} ({} bytes)…", f.display(), bytes.len());
-                let reply = r
-                    .call(
-                        Method::POST,
-                        &path,
-                        &[("content-type", "application/wasm")],
-                        bytes,
-                        &[StatusCode::OK],
-                    )
-                    .await?;
+                let reply = r.upload(&path, bytes).await?;
                 let v = reply.json();
                 let hash = v["hash"].as_str().unwrap_or_default();
                 for func in v["functions"].as_array().into_iter().flatten() {

@@ -69,6 +69,11 @@ impl HotCache {
         evicted
     }
 
+    /// Ids of every hot instance.
+    pub fn ids(&self) -> Vec<String> {
+        self.entries.iter().map(|(id, _)| id.clone()).collect()
+    }
+
     pub fn clear(&mut self) {
         self.entries.clear();
         self.memory = 0;

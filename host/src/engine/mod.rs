@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::clock::now_ms;
+use crate::decide;
+pub use crate::decide::failure_json;
 use crate::history::{Event, Failure, Millis, ParentRef};
-use crate::replay::{EpisodeOutput, Finish, Replay};
+use crate::replay::{EpisodeOutput, Replay};
 use crate::sandbox::{ActivityCtx, Loaded, Resume, Sandbox, SandboxError, Session, Yielded};
-use crate::store::{Checkpoint, FunctionKind, InboxMessage, Lease, Outbox, RuntimeStatus, Store, StoreError, WorkItem};
+use crate::store::{Checkpoint, FunctionKind, InboxMessage, Lease, RuntimeStatus, Store, StoreError, WorkItem};
 use hot::{HotCache, HotEntry};
 
 /// Engine settings. Every field has a documented default.
@@ -42,6 +44,15 @@ pub struct EngineConfig {
     pub max_deliveries: u32,
     /// Longest wall time of one episode before the instance fails (default 30 s).
     pub episode_timeout: Duration,
+    /// Lease on an instance this engine runs or keeps hot, ms (default
+    /// 30 s): renewed while held; another engine takes the instance over
+    /// only after it expires.
+    pub instance_lease_ms: u64,
+    /// This engine is the only one on its task hub (default true: the
+    /// SQLite backend's one-host guard proves it). Leases of other owners
+    /// are void at start-up, and no lease is taken before an episode (the
+    /// checkpoint takes it). False on a task hub shared by many hosts.
+    pub exclusive: bool,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +66,8 @@ impl Default for EngineConfig {
             poll_interval: Duration::from_millis(50),
             max_deliveries: 10,
             episode_timeout: Duration::from_secs(30),
+            instance_lease_ms: 30_000,
+            exclusive: true,
         }
     }
 }
@@ -98,6 +111,9 @@ pub struct Engine {
     hot: Mutex<HotCache>,
     activity_slots: Arc<Semaphore>,
     finished: broadcast::Sender<String>,
+    /// Callers of [`Engine::wait_for`], by instance: woken when that
+    /// instance, and only it, finishes.
+    waiters: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<()>>>>,
     versions: Mutex<HashMap<String, (String, Instant)>>,
     grants: Mutex<HashMap<String, (crate::sandbox::Grants, Instant)>>,
     pub metrics: Metrics,
@@ -145,6 +161,7 @@ impl Engine {
             config,
             dispatch: Mutex::default(),
             finished,
+            waiters: Mutex::default(),
             versions: Mutex::default(),
             grants: Mutex::default(),
             metrics: Metrics::default(),
@@ -188,7 +205,14 @@ impl Engine {
         let engine = self.clone();
         let mut notes = self.store.subscribe();
         let task = tokio::spawn(async move {
-            engine.claim_work(true).await;
+            if engine.config.exclusive
+                && let Err(e) = engine.store.reclaim_leases(&engine.owner).await
+            {
+                tracing::warn!(error = %e, "reclaiming leases failed");
+            }
+            engine.claim_work(engine.config.exclusive).await;
+            let renew_every = (engine.config.instance_lease_ms / 3).max(1);
+            let mut renewed_at = now_ms();
             let mut tick = tokio::time::interval(engine.config.poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut ticks: u64 = 0;
@@ -204,14 +228,19 @@ impl Engine {
                             engine.spawn_activity(item.clone());
                         }
                         for id in &n.finished {
+                            engine.wake_waiters(id);
                             let _ = engine.finished.send(id.clone());
                         }
                     }
                     _ = tick.tick() => {
                         ticks += 1;
-                        match engine.store.due_instances(now_ms(), 1024).await {
+                        match engine.store.due_instances(now_ms(), 1024, &engine.owner).await {
                             Ok(ids) => ids.iter().for_each(|id| engine.schedule(id)),
                             Err(e) => tracing::warn!(error = %e, "polling the inbox failed"),
+                        }
+                        if !engine.config.exclusive && now_ms() >= renewed_at + renew_every {
+                            renewed_at = now_ms();
+                            engine.renew_leases().await;
                         }
                         // Retries whose delay passed, and expired leases.
                         if ticks.is_multiple_of(4) {
@@ -235,17 +264,38 @@ impl Engine {
         }
     }
 
-    async fn release_leases(&self) -> Result<(), StoreError> {
-        let owner = self.owner.clone();
-        self.store
-            .write(move |c, _| {
-                c.execute(
-                    "UPDATE work_items SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = ?1",
-                    [owner],
-                )?;
-                Ok(())
-            })
+    /// Renews the leases of the hot instances; those lost to another
+    /// engine stop being hot here.
+    async fn renew_leases(&self) {
+        let ids = self.hot.lock().map(|h| h.ids()).unwrap_or_default();
+        if ids.is_empty() {
+            return;
+        }
+        match self
+            .store
+            .renew_instance_leases(ids, &self.instance_lease(), now_ms())
             .await
+        {
+            Ok(lost) => {
+                if let Ok(mut hot) = self.hot.lock() {
+                    for id in &lost {
+                        hot.remove(id);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "renewing instance leases failed"),
+        }
+    }
+
+    fn instance_lease(&self) -> Lease {
+        Lease {
+            owner: self.owner.clone(),
+            duration_ms: self.config.instance_lease_ms,
+        }
+    }
+
+    async fn release_leases(&self) -> Result<(), StoreError> {
+        self.store.release_leases(self.owner.clone()).await
     }
 
     /// Queues an episode for `id` (coalescing with one in flight).
@@ -333,6 +383,13 @@ impl Engine {
     /// One episode of instance `id`: read, run, checkpoint.
     async fn episode(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
         let now = now_ms();
+        if !self.config.exclusive && !self.store.lease_instance(id, &self.instance_lease(), now).await? {
+            // Another engine runs it; a copy kept here is stale.
+            if let Ok(mut hot) = self.hot.lock() {
+                hot.remove(id);
+            }
+            return Ok(());
+        }
         let hot = if self.config.hot_cache {
             self.hot.lock().ok().and_then(|mut h| h.take(id))
         } else {
@@ -460,8 +517,8 @@ impl Engine {
                         );
                         let finish = replay.finish(Err(f));
                         let out = replay.take_episode(Some(finish));
-                        let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now);
-                        return self.commit(cp, &row.name).await;
+                        let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now).await;
+                        return self.commit(cp, false, &row.name).await;
                     }
                 };
                 let mut session = self.sandbox.start_session(loaded, replay);
@@ -517,8 +574,10 @@ impl Engine {
         }
         let finished = output.finish.is_some();
         let added = output.events.len() as u64;
-        let cp = self.checkpoint_of(row, consumed, output, entry.parent.as_ref(), now);
-        self.commit(cp, &row.name).await?;
+        let cp = self
+            .checkpoint_of(row, consumed, output, entry.parent.as_ref(), now)
+            .await;
+        self.commit(cp, !finished && self.config.hot_cache, &row.name).await?;
         if !finished && self.config.hot_cache {
             entry.history_len = row.history_len + added;
             if let Ok(mut cache) = self.hot.lock() {
@@ -536,9 +595,12 @@ impl Engine {
             .flatten()
     }
 
-    /// Commits the checkpoint of an episode of orchestrator `name`; a
-    /// failed execution is logged once, after its commit.
-    async fn commit(&self, cp: Checkpoint, name: &str) -> Result<(), StoreError> {
+    /// Commits `cp`, a checkpoint of orchestrator `name`; with `keep_lease`
+    /// the instance stays leased to this engine (it stays hot here), else
+    /// its lease is released. A failed execution is logged once, after its
+    /// commit.
+    async fn commit(&self, mut cp: Checkpoint, keep_lease: bool, name: &str) -> Result<(), StoreError> {
+        cp.lease_until = keep_lease.then(|| cp.now.saturating_add(self.config.instance_lease_ms));
         let started = Instant::now();
         // (A failed sub-orchestration whose parent retries it stays Pending.)
         let failed = cp.events.iter().find_map(|(_, e)| match e {
@@ -566,9 +628,9 @@ impl Engine {
         r
     }
 
-    /// Builds the checkpoint of an episode: status, output, and the outbox
-    /// derived from the new events.
-    fn checkpoint_of(
+    /// Builds the checkpoint of an episode with the decision core, after
+    /// resolving the versions it may start (children, continue-as-new).
+    async fn checkpoint_of(
         &self,
         row: &crate::store::InstanceRow,
         consumed: Vec<i64>,
@@ -576,154 +638,25 @@ impl Engine {
         parent: Option<&ParentRef>,
         now: Millis,
     ) -> Checkpoint {
-        let mut outbox = Vec::new();
-        let (status, output) = match &out.finish {
-            None => (RuntimeStatus::Running, None),
-            Some(Finish::Completed(o)) => (RuntimeStatus::Completed, Some(Some(o.clone()))),
-            Some(Finish::Failed(f)) => (RuntimeStatus::Failed, Some(Some(failure_json(f)))),
-            Some(Finish::Terminated(r)) => (
-                RuntimeStatus::Terminated,
-                Some(r.as_ref().map(|r| serde_json::Value::from(r.as_str()).to_string())),
-            ),
-            Some(Finish::ContinuedAsNew { .. }) => (RuntimeStatus::ContinuedAsNew, None),
+        let versions = self.newest_versions(decide::versions_needed(&out, &row.name)).await;
+        let mut ids = crate::ids::random_hex;
+        let mut inputs = decide::Inputs {
+            versions: &versions,
+            new_execution_id: &mut ids,
         };
-        if out.finish.is_none() {
-            for (_, e) in &out.events {
-                match e {
-                    Event::TaskScheduled {
-                        task_id,
-                        name,
-                        input,
-                        retry,
-                    } => outbox.push(Outbox::WorkItem {
-                        task_id: *task_id,
-                        name: name.clone(),
-                        input: input.clone(),
-                        retry: retry.clone(),
-                    }),
-                    Event::TimerCreated { task_id, fire_at } => outbox.push(Outbox::Message {
-                        instance_id: row.instance_id.clone(),
-                        execution_id: Some(row.execution_id.clone()),
-                        visible_at: *fire_at,
-                        event: Event::TimerFired {
-                            task_id: *task_id,
-                            fire_at: *fire_at,
-                        },
-                    }),
-                    Event::SubOrchestrationInstanceCreated {
-                        task_id,
-                        name,
-                        instance_id,
-                        input,
-                        retry,
-                    } => outbox.push(Outbox::StartChild {
-                        instance_id: instance_id.clone(),
-                        name: name.clone(),
-                        input: input.clone(),
-                        parent: ParentRef {
-                            instance_id: row.instance_id.clone(),
-                            execution_id: row.execution_id.clone(),
-                            task_id: *task_id,
-                            retry: retry.clone(),
-                            attempt: 1,
-                            first_scheduled: now,
-                        },
-                    }),
-                    Event::LockRequested { task_id, names } => outbox.push(Outbox::AcquireLocks {
-                        task_id: *task_id,
-                        names: names.clone(),
-                    }),
-                    Event::LockReleased { lock, .. } => outbox.push(Outbox::ReleaseLocks { lock: *lock }),
-                    _ => {}
-                }
+        decide::checkpoint(row, consumed, out, parent, now, &mut inputs)
+    }
+
+    /// The newest deployed version of each orchestrator in `names` (names
+    /// that are not deployed are left out).
+    async fn newest_versions(&self, names: Vec<String>) -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        for name in names {
+            if let Ok(hash) = self.store.resolve_function(&name, FunctionKind::Orchestrator).await {
+                out.insert(name, hash);
             }
         }
-        // A failed child whose parent gave a retry policy runs again (a new
-        // execution with the original input, after the policy's delay); the
-        // parent sees the failed attempt as TaskRetrying.
-        let retry_at = match (&out.finish, parent) {
-            (Some(Finish::Failed(_)), Some(p)) => p.retry.as_ref().and_then(|policy| {
-                policy
-                    .delay_before(p.attempt + 1, p.first_scheduled, now)
-                    .map(|d| now.saturating_add(d))
-            }),
-            _ => None,
-        };
-        let (status, output) = if retry_at.is_some() {
-            (RuntimeStatus::Pending, Some(None))
-        } else {
-            (status, output)
-        };
-        match (&out.finish, retry_at, parent) {
-            (Some(Finish::Failed(failure)), Some(at), Some(p)) => {
-                outbox.push(Outbox::Message {
-                    instance_id: p.instance_id.clone(),
-                    execution_id: Some(p.execution_id.clone()),
-                    visible_at: now,
-                    event: Event::TaskRetrying {
-                        task_id: p.task_id,
-                        attempt: p.attempt,
-                        failure: failure.clone(),
-                        next_attempt_at: at,
-                    },
-                });
-                outbox.push(Outbox::NextExecution {
-                    input: row.input.clone().unwrap_or_else(|| "null".to_owned()),
-                    carried_events: Vec::new(),
-                    parent: Some(ParentRef {
-                        attempt: p.attempt + 1,
-                        ..p.clone()
-                    }),
-                    visible_at: at,
-                });
-            }
-            (Some(Finish::ContinuedAsNew { input, carried_events }), _, _) => outbox.push(Outbox::NextExecution {
-                input: input.clone(),
-                carried_events: carried_events.clone(),
-                parent: parent.cloned(),
-                visible_at: now,
-            }),
-            (Some(finish), _, _) => {
-                if let Some(p) = parent {
-                    let event = match finish {
-                        Finish::Completed(o) => Event::SubOrchestrationInstanceCompleted {
-                            task_id: p.task_id,
-                            result: o.clone(),
-                        },
-                        Finish::Failed(f) => Event::SubOrchestrationInstanceFailed {
-                            task_id: p.task_id,
-                            failure: f.clone(),
-                        },
-                        _ => Event::SubOrchestrationInstanceFailed {
-                            task_id: p.task_id,
-                            failure: Failure::new(
-                                "Terminated",
-                                format!("sub-orchestration {} was terminated", row.instance_id),
-                            ),
-                        },
-                    };
-                    outbox.push(Outbox::Message {
-                        instance_id: p.instance_id.clone(),
-                        execution_id: Some(p.execution_id.clone()),
-                        visible_at: now,
-                        event,
-                    });
-                }
-            }
-            (None, _, _) => {}
-        }
-        Checkpoint {
-            instance_id: row.instance_id.clone(),
-            execution_id: row.execution_id.clone(),
-            expected_history_len: row.history_len,
-            consumed,
-            events: out.events,
-            status,
-            output,
-            custom_status: out.custom_status,
-            outbox,
-            now,
-        }
+        out
     }
 
     async fn terminate(
@@ -747,8 +680,8 @@ impl Engine {
         replay.begin_episode(now, []);
         let finish = replay.terminate(reason);
         let out = replay.take_episode(Some(finish));
-        let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now);
-        self.commit(cp, &row.name).await
+        let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now).await;
+        self.commit(cp, false, &row.name).await
     }
 
     async fn record_suspension(
@@ -761,19 +694,9 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let row = &input.instance;
         let added = messages.len() as u64;
-        let cp = Checkpoint {
-            instance_id: row.instance_id.clone(),
-            execution_id: row.execution_id.clone(),
-            expected_history_len: row.history_len,
-            consumed,
-            events: messages,
-            status: RuntimeStatus::Suspended,
-            output: None,
-            custom_status: None,
-            outbox: Vec::new(),
-            now,
-        };
-        self.commit(cp, &row.name).await?;
+        let cp = decide::suspension(row, consumed, messages, now);
+        let keep = hot.is_some() && input.history.is_none();
+        self.commit(cp, keep, &row.name).await?;
         // The guest did not run: a hot session stays valid, only the
         // position moved.
         if let (Some(mut h), true) = (hot, input.history.is_none())
@@ -802,8 +725,8 @@ impl Engine {
         replay.begin_episode(now, []);
         let finish = replay.finish(Err(failure));
         let out = replay.take_episode(Some(finish));
-        let cp = self.checkpoint_of(&row, consumed, out, parent.as_ref(), now);
-        self.commit(cp, &row.name).await
+        let cp = self.checkpoint_of(&row, consumed, out, parent.as_ref(), now).await;
+        self.commit(cp, false, &row.name).await
     }
 
     fn spawn_activity(self: &Arc<Self>, item: WorkItem) {
@@ -814,31 +737,19 @@ impl Engine {
             };
             engine.metrics.activities.fetch_add(1, Ordering::Relaxed);
             let outcome = if item.attempt > engine.config.max_deliveries {
-                Err(Failure::new(
-                    "PoisonMessage",
-                    format!(
-                        "activity {:?} was delivered {} times without completing (engine.max_deliveries)",
-                        item.name,
-                        item.attempt - 1
-                    ),
-                ))
+                Err(decide::poison(&item))
             } else {
                 engine.execute_activity(&item).await
             };
             let now = now_ms();
-            let retry_at = match (&outcome, &item.retry) {
-                (Err(_), Some(policy)) if item.attempt <= engine.config.max_deliveries => policy
-                    .delay_before(item.attempt + 1, item.first_scheduled, now)
-                    .map(|d| now.saturating_add(d)),
-                _ => None,
-            };
-            if let Err(f) = &outcome {
+            let outcome = decide::activity_outcome(&item, outcome, now, engine.config.max_deliveries);
+            if let Event::TaskFailed { failure: f, .. } | Event::TaskRetrying { failure: f, .. } = &outcome.message {
                 tracing::warn!(
                     instance = %item.instance_id,
                     name = %item.name,
                     task = item.task_id,
                     attempt = item.attempt,
-                    retry = retry_at.is_some(),
+                    retry = outcome.retry_at.is_some(),
                     error_type = %f.error_type,
                     "activity failed: {}",
                     f.message
@@ -853,7 +764,7 @@ impl Engine {
             loop {
                 let commit = engine
                     .store
-                    .complete_work_item(item.clone(), engine.owner.clone(), outcome.clone(), retry_at, now)
+                    .complete_work_item(item.clone(), engine.owner.clone(), outcome.clone(), now)
                     .await;
                 match commit {
                     Ok(_) => break,
@@ -902,12 +813,65 @@ impl Engine {
         self.sandbox.run_activity(&loaded, ctx, &item.input, &grants).await
     }
 
+    fn wake_waiters(&self, id: &str) {
+        let woken = self.waiters.lock().ok().and_then(|mut w| w.remove(id));
+        for tx in woken.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+
+    fn add_waiter(&self, id: &str) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut w) = self.waiters.lock() {
+            let list = w.entry(id.to_owned()).or_default();
+            list.retain(|t| !t.is_closed());
+            list.push(tx);
+        }
+        rx
+    }
+
+    fn drop_waiter(&self, id: &str) {
+        if let Ok(mut w) = self.waiters.lock()
+            && let Some(list) = w.get_mut(id)
+        {
+            list.retain(|t| !t.is_closed());
+            if list.is_empty() {
+                w.remove(id);
+            }
+        }
+    }
+
     /// Waits until `id` is terminal (or `timeout` passes); returns its row.
+    /// The waiter is woken by that instance's own completion (in this
+    /// process or, through the provider's wake-ups, another host): no
+    /// re-reads when other instances finish. A slow poll (every 2 s) covers
+    /// completions no wake-up reports.
     ///
     /// # Errors
     /// Store errors; [`StoreError::InstanceNotFound`].
     pub async fn wait_for(&self, id: &str, timeout: Duration) -> Result<crate::store::InstanceRow, StoreError> {
-        wait_for_instance(&self.store, Some(self.finished.subscribe()), id, timeout).await
+        let deadline = tokio::time::Instant::now() + timeout;
+        let result = async {
+            loop {
+                let mut woken = self.add_waiter(id);
+                let row = self
+                    .store
+                    .get_instance(id)
+                    .await?
+                    .ok_or_else(|| StoreError::InstanceNotFound(id.to_owned()))?;
+                if row.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+                    return Ok(row);
+                }
+                let nap = deadline.min(tokio::time::Instant::now() + Duration::from_secs(2));
+                tokio::select! {
+                    _ = &mut woken => {}
+                    () = tokio::time::sleep_until(nap) => {}
+                }
+            }
+        }
+        .await;
+        self.drop_waiter(id);
+        result
     }
 }
 
@@ -946,15 +910,4 @@ pub async fn wait_for_instance(
             None => nap.await,
         }
     }
-}
-
-/// The JSON stored as the output of a failed instance.
-#[must_use]
-pub fn failure_json(f: &Failure) -> String {
-    serde_json::json!({
-        "ErrorType": f.error_type,
-        "Message": f.message,
-        "Details": f.details,
-    })
-    .to_string()
 }

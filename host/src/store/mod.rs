@@ -1,50 +1,65 @@
-//! The task hub on SQLite: one file, WAL, `synchronous=FULL`.
+//! The task hub behind a provider boundary.
 //!
-//! All writes go through ONE writer thread that batches whatever requests
-//! are waiting into one transaction (group commit): every request runs in
-//! its own SAVEPOINT, so one failing request does not undo the others, and
-//! replies are sent only after the COMMIT is durable. Reads use a small pool
-//! of separate connections (WAL readers never block the writer).
+//! [`Provider`] is everything the engine and the management operations
+//! need from storage: lock and load an episode, commit a checkpoint guarded
+//! by the expected history length, claim and complete activity work,
+//! wake-ups, queries, purge, components, locks. Providers store and load;
+//! they never create history events or make orchestration decisions: those
+//! come from [`crate::decide`], and every event and message a provider
+//! writes arrives in the values it is given ([`Checkpoint`], [`Outbox`],
+//! [`NewExecution`], [`ActivityOutcome`], [`RewindPlan`]).
 //!
-//! This module is the only one that touches rusqlite.
+//! Errors are backend-neutral ([`StoreError`]): whether a failure is worth
+//! retrying is [`StoreError::is_retryable`], whatever the backend.
+//!
+//! Backends: [`sqlite`] (the embedded default, one file = one task hub).
+//! Only the backend modules name their database crate or hold SQL text (a
+//! test, `tests/e2e/layering.rs`, enforces both).
 
-mod admin;
-mod locks;
-mod ops;
-mod schema;
+pub mod sqlite;
 
-use std::any::Any;
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{mpsc, oneshot};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
-pub use locks::LockInfo;
-pub use ops::*;
-pub use schema::SCHEMA_VERSION;
+use crate::history::{Event, Millis, RetryPolicy, TaskId};
 
-/// Most requests one group-commit transaction takes.
-const MAX_BATCH: usize = 512;
+/// A shared handle to the task hub's provider.
+pub type Store = Arc<dyn Provider>;
 
-/// Errors of the store. [`StoreError::is_retryable`] tells callers whether
-/// trying again later can help.
+/// Errors of a provider, the same for every backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("PRAGMA {name}: expected {expected}, SQLite reports {got}")]
-    Pragma {
+    /// The database is busy or locked by another writer: try again.
+    #[error("the task hub is busy: {0}")]
+    Busy(String),
+    /// The database cannot be reached right now (connection lost, server
+    /// restarting): try again.
+    #[error("the task hub is unavailable: {0}")]
+    Unavailable(String),
+    /// The disk or database is full: nothing was committed; try again later.
+    #[error("the task hub is full: {0}")]
+    Full(String),
+    /// Any other backend failure (a bug or a damaged database).
+    #[error("task hub error: {0}")]
+    Backend(String),
+    #[error("{name}: expected {expected}, the database reports {got}")]
+    Setting {
         name: &'static str,
         expected: &'static str,
         got: String,
     },
     #[error("task hub schema version {found} is newer than this cairn supports ({supported}); upgrade cairn")]
     SchemaTooNew { found: i64, supported: i64 },
-    #[error("task hub file is corrupt: {0}")]
+    #[error("task hub is corrupt: {0}")]
     Corrupt(String),
-    #[error("cannot open task hub {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot open task hub {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("no task hub at {0}; create one with `cairn deploy` or `cairn serve`, or pass --db")]
+    Missing(PathBuf),
     #[error("instance {0:?} not found")]
     InstanceNotFound(String),
     #[error("an instance with id {0:?} already exists and is not finished")]
@@ -61,307 +76,564 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored data could not be decoded: {0}")]
     Decode(String),
-    #[error("the store's writer thread has stopped")]
+    #[error("the store's writer has stopped")]
     Closed,
 }
 
 impl StoreError {
     /// Whether the same request may succeed later (busy database, full disk,
-    /// a concurrent writer), as opposed to a permanent refusal.
+    /// a lost connection, a concurrent writer), as opposed to a permanent
+    /// refusal.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Sqlite(e) => matches!(
-                e.sqlite_error_code(),
-                Some(
-                    rusqlite::ErrorCode::DatabaseBusy
-                        | rusqlite::ErrorCode::DatabaseLocked
-                        | rusqlite::ErrorCode::DiskFull
-                )
-            ),
-            Self::Conflict(_) | Self::Closed => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            Self::Busy(_) | Self::Unavailable(_) | Self::Full(_) | Self::Conflict(_) | Self::Closed
+        )
     }
 }
 
-/// What a committed batch changed, for the engine's in-process wake-ups.
+/// What a committed change means for the engines: wake-ups. A provider
+/// publishes them to [`Provider::subscribe`]rs after the commit.
 #[derive(Debug, Default)]
 pub struct Notes {
     /// Instances that got a message visible now.
     pub inbox: Vec<String>,
-    /// Activity work items leased to this process by the batch.
+    /// Activity work items leased to the committing engine by the change.
     pub work: Vec<WorkItem>,
     /// Instances that reached a terminal status.
     pub finished: Vec<String>,
 }
 
 impl Notes {
-    fn is_empty(&self) -> bool {
+    /// True when there is nothing to wake.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
         self.inbox.is_empty() && self.work.is_empty() && self.finished.is_empty()
     }
-}
 
-type JobResult = Result<Box<dyn Any + Send>, StoreError>;
-type JobFn = Box<dyn FnOnce(&Connection, &mut Notes) -> JobResult + Send>;
-
-struct Job {
-    run: JobFn,
-    reply: oneshot::Sender<JobResult>,
-}
-
-/// Handle to a task hub. Cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    path: PathBuf,
-    jobs: mpsc::UnboundedSender<Job>,
-    readers: Mutex<Vec<Connection>>,
-    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Notes>>>>>,
-}
-
-fn open_conn(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| StoreError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
-    schema::configure(&conn)?;
-    Ok(conn)
-}
-
-impl Store {
-    /// Opens (creating if needed) the task hub at `path`, migrates it and
-    /// starts the writer thread.
-    ///
-    /// # Errors
-    /// Open, PRAGMA, corruption and schema-version errors.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut conn = open_conn(path)?;
-        schema::migrate(&mut conn)?;
-        let (jobs, rx) = mpsc::unbounded_channel();
-        let subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Notes>>>>> = Arc::default();
-        let subs = subscribers.clone();
-        std::thread::Builder::new()
-            .name("cairn-store-writer".into())
-            .spawn(move || writer_loop(&conn, rx, &subs))
-            .map_err(|e| StoreError::Decode(format!("cannot start writer thread: {e}")))?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                jobs,
-                readers: Mutex::new(Vec::new()),
-                subscribers,
-            }),
-        })
+    /// Moves `other`'s notes into `self`.
+    pub fn append(&mut self, other: &mut Self) {
+        self.inbox.append(&mut other.inbox);
+        self.work.append(&mut other.work);
+        self.finished.append(&mut other.finished);
     }
+}
 
-    /// Path of the task hub file.
+/// Opens the task hub at `address` (a file path: SQLite), creating it.
+///
+/// # Errors
+/// The backend's open, migration and setting errors.
+pub fn open(address: &Path) -> Result<Store, StoreError> {
+    Ok(Arc::new(sqlite::SqliteStore::open(address)?))
+}
+
+/// Opens an existing task hub; a missing one is [`StoreError::Missing`]
+/// (for verbs that only read).
+///
+/// # Errors
+/// As [`open`], and [`StoreError::Missing`].
+pub fn open_existing(address: &Path) -> Result<Store, StoreError> {
+    if !address.exists() {
+        return Err(StoreError::Missing(address.to_owned()));
+    }
+    open(address)
+}
+
+/// The storage interface of a task hub. See the module documentation.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// Names the backend and the task hub, e.g. `sqlite:/var/lib/cairn.db`.
+    fn describe(&self) -> String;
+
+    /// The backend itself, for its own tools and white-box tests
+    /// (e.g. [`sqlite::SqliteStore`]'s fault injection).
+    fn as_any(&self) -> &dyn std::any::Any;
+
+    /// Receives the [`Notes`] of every change committed through this
+    /// handle from now on.
+    fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<Notes>>;
+
+    /// Checks that the task hub answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // ---- components ---------------------------------------------------
+
+    /// Stores a component and registers its functions as the newest
+    /// versions of their names. Idempotent for the same bytes.
+    async fn deploy_component(
+        &self,
+        hash: String,
+        bytes: Vec<u8>,
+        functions: Vec<(String, FunctionKind)>,
+        grants: String,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+    /// The bytes of a deployed component ([`StoreError::VersionNotFound`]).
+    async fn component_bytes(&self, hash: &str) -> Result<Vec<u8>, StoreError>;
+    /// The capabilities (JSON) granted to a deployed component.
+    async fn component_grants(&self, hash: &str) -> Result<String, StoreError>;
+    /// The newest deployed version (component hash) of a function
+    /// ([`StoreError::FunctionNotFound`]).
+    async fn resolve_function(&self, name: &str, kind: FunctionKind) -> Result<String, StoreError>;
+    /// Whether `hash` is a deployed version of orchestrator `name`.
+    async fn orchestrator_version_exists(&self, name: &str, hash: &str) -> Result<bool, StoreError>;
+    /// Every deployed function version, newest first per name.
+    async fn list_functions(&self) -> Result<Vec<FunctionVersion>, StoreError>;
+    /// Removes a component version no instance that may run again uses.
+    async fn remove_component(&self, hash: &str) -> Result<RemoveComponent, StoreError>;
+    /// Deletes component versions that no instance that may run again
+    /// ([`RuntimeStatus::may_run_again`]) uses and that are not the newest
+    /// version of any of their functions. Returns the pruned hashes.
+    async fn prune_unused_versions(&self) -> Result<Vec<String>, StoreError>;
+    /// Moves unfinished instances of orchestrator `name` among `ids` to
+    /// version `to`, in one transaction; returns how many moved.
+    async fn move_instances_to_version(
+        &self,
+        name: &str,
+        ids: Vec<String>,
+        to: &str,
+        now: Millis,
+    ) -> Result<usize, StoreError>;
+
+    // ---- instances ----------------------------------------------------
+
+    /// Creates an instance in Pending with its `ExecutionStarted` message,
+    /// replacing a terminal one with the same id.
+    /// [`StoreError::InstanceExists`] for an unfinished one.
+    async fn create_instance(&self, new: NewExecution, now: Millis) -> Result<(), StoreError>;
+    /// Delivers a message to an unfinished instance's current execution
+    /// ([`StoreError::InstanceNotFound`], [`StoreError::InstanceFinished`]).
+    async fn send_message(&self, instance_id: &str, event: Event, now: Millis) -> Result<(), StoreError>;
+    /// One instance row.
+    async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceRow>, StoreError>;
+    /// The current execution's history ([`StoreError::InstanceNotFound`]).
+    async fn get_history(&self, instance_id: &str) -> Result<Vec<(Millis, Event)>, StoreError>;
+    /// Instances matching `q`, ordered by creation time then id.
+    async fn list_instances(&self, q: InstanceQuery) -> Result<Vec<InstanceRow>, StoreError>;
+    /// Number of instances per status (statuses without any left out).
+    async fn instance_counts(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError>;
+    /// Purges one instance if it is terminal.
+    async fn purge_instance(&self, instance_id: &str) -> Result<PurgeOne, StoreError>;
+    /// Purges at most `limit` terminal instances created in `[from, to]`
+    /// whose status is in `statuses` (all terminal ones when empty).
+    async fn purge_terminal_batch(
+        &self,
+        from: Millis,
+        to: Millis,
+        statuses: Vec<RuntimeStatus>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+    /// Deletes every instance, message, work item, lock and component.
+    /// Returns the number of instances deleted.
+    async fn delete_all(&self) -> Result<u64, StoreError>;
+    /// Applies a rewind plan: the instance must still be Failed with the
+    /// plan's history length ([`StoreError::Conflict`] otherwise).
+    async fn rewind(&self, plan: RewindPlan) -> Result<(), StoreError>;
+    /// Stores an instance exactly as recorded (its row and current
+    /// execution's history), replacing one with the same id; no message is
+    /// queued. For fixtures (canned histories in tests, the golden corpus)
+    /// and for moving instances between task hubs.
+    async fn import_instance(&self, row: InstanceRow, history: Vec<(Millis, Event)>) -> Result<(), StoreError>;
+    /// Every held or awaited lock, by name.
+    async fn list_locks(&self) -> Result<Vec<LockInfo>, StoreError>;
+    /// Rows of the queues: (inbox messages, work items).
+    async fn queue_depths(&self) -> Result<(u64, u64), StoreError>;
+
+    // ---- the engine ---------------------------------------------------
+
+    /// Instances with a message visible at `now` that can be processed
+    /// (a suspended instance only for resume / terminate) and that no
+    /// other owner than `owner` holds an unexpired lease on.
+    async fn due_instances(&self, now: Millis, limit: u32, owner: &str) -> Result<Vec<String>, StoreError>;
+    /// Takes or renews `lease` on instance `instance_id` until
+    /// `now + lease.duration_ms`: granted when the instance is unleased,
+    /// its lease expired, or `lease.owner` holds it already. `Ok(false)`:
+    /// another owner holds an unexpired lease (or the instance is unknown).
+    async fn lease_instance(&self, instance_id: &str, lease: &Lease, now: Millis) -> Result<bool, StoreError>;
+    /// Renews `lease` on every instance of `ids` it holds; returns the ids
+    /// whose lease it no longer holds (expired and taken, or released).
+    async fn renew_instance_leases(
+        &self,
+        ids: Vec<String>,
+        lease: &Lease,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Ends `owner`'s lease on `instance_id` (nothing when it holds none).
+    async fn release_instance(&self, instance_id: &str, owner: &str) -> Result<(), StoreError>;
+    /// Voids every instance lease not held by `owner`: for the only engine
+    /// of a single-host task hub at start-up, whose guard proves the other
+    /// owners dead (their work items come back through
+    /// [`Provider::claim_work_items`] with `reclaim_all`, attempt + 1).
+    async fn reclaim_leases(&self, owner: &str) -> Result<(), StoreError>;
+    /// Reads what an episode of `instance_id` needs, in one snapshot. The
+    /// history is left out when `hot` (execution id, history length,
+    /// version) matches the stored row. `Ok(None)`: unknown instance.
+    async fn load_episode(
+        &self,
+        instance_id: &str,
+        now: Millis,
+        hot: Option<(String, u64, String)>,
+    ) -> Result<Option<EpisodeInput>, StoreError>;
+    /// Commits an episode: history, outbox, consumed messages and the
+    /// instance row in one transaction ([`StoreError::Conflict`] when the
+    /// stored history length is not the expected one, or when another owner
+    /// than `lease.owner` holds an unexpired lease on the instance). The
+    /// instance lease then belongs to `lease.owner` until `cp.lease_until`,
+    /// or is released (`None`). Work items it creates are leased to
+    /// `lease.owner` for `lease.duration_ms` and announced in its notes.
+    async fn checkpoint(&self, cp: Checkpoint, lease: Lease) -> Result<(), StoreError>;
+    /// Drops inbox messages without an episode (e.g. for a finished instance).
+    async fn discard_messages(&self, ids: Vec<i64>) -> Result<(), StoreError>;
+    /// Leases visible work items that are unleased or whose lease expired
+    /// (with `reclaim_all`, also those leased by another owner: for the
+    /// only engine of a single-host task hub at start-up). A redelivered
+    /// item's attempt is incremented.
+    async fn claim_work_items(
+        &self,
+        lease: Lease,
+        now: Millis,
+        reclaim_all: bool,
+        limit: u32,
+    ) -> Result<Vec<WorkItem>, StoreError>;
+    /// Commits an activity attempt's end: delivers `outcome.message` and
+    /// deletes the item, or keeps it for `outcome.retry_at`. Returns false
+    /// when `owner` no longer holds the lease (nothing is written).
+    async fn complete_work_item(
+        &self,
+        item: WorkItem,
+        owner: String,
+        outcome: ActivityOutcome,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+    /// Releases every lease `owner` holds, instances and work items (a
+    /// clean shutdown).
+    async fn release_leases(&self, owner: String) -> Result<(), StoreError>;
+}
+
+/// Runtime status of an instance, as Durable Functions names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RuntimeStatus {
+    Pending,
+    Running,
+    Completed,
+    ContinuedAsNew,
+    Failed,
+    Canceled,
+    Terminated,
+    Suspended,
+}
+
+impl RuntimeStatus {
+    pub const ALL: [Self; 8] = [
+        Self::Pending,
+        Self::Running,
+        Self::Completed,
+        Self::ContinuedAsNew,
+        Self::Failed,
+        Self::Canceled,
+        Self::Terminated,
+        Self::Suspended,
+    ];
+
     #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Completed => "Completed",
+            Self::ContinuedAsNew => "ContinuedAsNew",
+            Self::Failed => "Failed",
+            Self::Canceled => "Canceled",
+            Self::Terminated => "Terminated",
+            Self::Suspended => "Suspended",
+        }
     }
 
-    /// Receives the [`Notes`] of every committed batch from now on.
+    /// Parses a status name, case-insensitively.
     #[must_use]
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<Notes>> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let Ok(mut subs) = self.inner.subscribers.lock() {
-            subs.push(tx);
-        }
-        rx
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
     }
 
-    /// Runs `f` inside the next group-commit transaction.
+    /// Completed, Failed, Canceled or Terminated: the execution is over and
+    /// takes no more messages (a new start may replace it).
+    #[must_use]
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Canceled | Self::Terminated)
+    }
+
+    /// The statuses of [`Self::is_terminal`].
+    pub const TERMINAL: [Self; 4] = [Self::Completed, Self::Failed, Self::Canceled, Self::Terminated];
+
+    /// Whether the instance can ever run its code again: everything but
+    /// Completed, Canceled and Terminated (a Failed instance can be
+    /// rewound). An instance that may run again keeps its component version
+    /// from being removed or pruned.
+    #[must_use]
+    pub fn may_run_again(self) -> bool {
+        !Self::NEVER_AGAIN.contains(&self)
+    }
+
+    /// The statuses for which [`Self::may_run_again`] is false.
+    pub const NEVER_AGAIN: [Self; 3] = [Self::Completed, Self::Canceled, Self::Terminated];
+}
+
+impl fmt::Display for RuntimeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Kind of a deployed function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FunctionKind {
+    Orchestrator,
+    Activity,
+}
+
+impl FunctionKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Orchestrator => "orchestrator",
+            Self::Activity => "activity",
+        }
+    }
+
+    /// Parses a stored kind.
     ///
     /// # Errors
-    /// Whatever `f` returns, or the commit's error.
-    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection, &mut Notes) -> Result<R, StoreError> + Send + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
-        let run: JobFn = Box::new(move |c, n| f(c, n).map(|r| Box::new(r) as Box<dyn Any + Send>));
-        self.inner
-            .jobs
-            .send(Job { run, reply })
-            .map_err(|_| StoreError::Closed)?;
-        let out = rx.await.map_err(|_| StoreError::Closed)??;
-        out.downcast::<R>()
-            .map(|b| *b)
-            .map_err(|_| StoreError::Decode("writer returned an unexpected type".into()))
-    }
-
-    /// Runs `f` on a read connection (a consistent snapshot when `f` uses a
-    /// transaction) on the blocking pool.
-    ///
-    /// # Errors
-    /// Whatever `f` returns.
-    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
-            let mut conn = match pooled {
-                Some(c) => c,
-                None => open_conn(&inner.path)?,
-            };
-            let out = f(&mut conn);
-            if let Ok(mut p) = inner.readers.lock()
-                && p.len() < 8
-            {
-                p.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
-    }
-}
-
-fn writer_loop(
-    conn: &Connection,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    subs: &Mutex<Vec<mpsc::UnboundedSender<Arc<Notes>>>>,
-) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut notes = Notes::default();
-        let results = run_batch(conn, &mut batch, &mut notes);
-        match results {
-            Ok(replies) => {
-                crate::crash::point("after_commit_before_ack");
-                if !notes.is_empty() {
-                    let notes = Arc::new(notes);
-                    if let Ok(mut s) = subs.lock() {
-                        s.retain(|tx| tx.send(notes.clone()).is_ok());
-                    }
-                }
-                for (reply, result) in replies {
-                    let _ = reply.send(result);
-                }
-            }
-            Err((replies, err)) => {
-                let msg = err.to_string();
-                let retryable = err.is_retryable();
-                for reply in replies {
-                    let e = if retryable {
-                        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-                            Some(msg.clone()),
-                        ))
-                    } else {
-                        StoreError::Decode(format!("commit failed: {msg}"))
-                    };
-                    let _ = reply.send(Err(e));
-                }
-            }
+    /// [`StoreError::Decode`] for an unknown kind.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "orchestrator" => Ok(Self::Orchestrator),
+            "activity" => Ok(Self::Activity),
+            other => Err(StoreError::Decode(format!("unknown function kind {other:?}"))),
         }
     }
 }
 
-type Replies = Vec<(oneshot::Sender<JobResult>, JobResult)>;
-
-/// One group-commit transaction over `batch` (drained).
-fn run_batch(
-    conn: &Connection,
-    batch: &mut Vec<Job>,
-    notes: &mut Notes,
-) -> Result<Replies, (Vec<oneshot::Sender<JobResult>>, StoreError)> {
-    let begin = retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE"));
-    if let Err(e) = begin {
-        return Err((batch.drain(..).map(|j| j.reply).collect(), e.into()));
+impl fmt::Display for FunctionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
-    let mut replies = Vec::with_capacity(batch.len());
-    let mut jobs = batch.drain(..);
-    while let Some(job) = jobs.next() {
-        let result = match conn.execute_batch("SAVEPOINT job") {
-            Err(e) => Err(e.into()),
-            Ok(()) => {
-                let mut job_notes = Notes::default();
-                let r = (job.run)(conn, &mut job_notes);
-                let end = if r.is_ok() {
-                    conn.execute_batch("RELEASE job")
-                } else {
-                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
-                };
-                match (r, end) {
-                    (Ok(v), Ok(())) => {
-                        notes.inbox.append(&mut job_notes.inbox);
-                        notes.work.append(&mut job_notes.work);
-                        notes.finished.append(&mut job_notes.finished);
-                        Ok(v)
-                    }
-                    (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(e.into()),
-                }
-            }
-        };
-        if conn.is_autocommit() {
-            // SQLite rolled the whole transaction back (a full disk, an I/O
-            // error): nothing of this batch is committed, so every request
-            // in it, done or not, gets a retryable error.
-            let err = match result {
-                Err(e) if e.is_retryable() => e,
-                Err(e) => StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-                    Some(format!("the transaction was rolled back: {e}")),
-                )),
-                Ok(_) => StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-                    Some("the transaction was rolled back".into()),
-                )),
-            };
-            let mut senders: Vec<_> = replies.into_iter().map(|(r, _)| r).collect();
-            senders.push(job.reply);
-            senders.extend(jobs.map(|j| j.reply));
-            return Err((senders, err));
-        }
-        replies.push((job.reply, result));
-    }
-    drop(jobs);
-    crate::crash::point("before_commit");
-    if let Err(e) = retry_busy(|| conn.execute_batch("COMMIT")) {
-        let _ = conn.execute_batch("ROLLBACK");
-        return Err((replies.into_iter().map(|(r, _)| r).collect(), e.into()));
-    }
-    Ok(replies)
 }
 
-fn retry_busy(mut f: impl FnMut() -> rusqlite::Result<()>) -> rusqlite::Result<()> {
-    let mut delay = std::time::Duration::from_millis(2);
-    let mut tries = 0;
-    loop {
-        match f() {
-            Err(e)
-                if tries < 60
-                    && matches!(
-                        e.sqlite_error_code(),
-                        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                    ) =>
-            {
-                tries += 1;
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(std::time::Duration::from_millis(200));
-            }
-            other => return other,
-        }
-    }
+/// One row of `instances`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRow {
+    pub instance_id: String,
+    pub execution_id: String,
+    pub name: String,
+    pub version: String,
+    pub status: RuntimeStatus,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub custom_status: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub parent_instance: Option<String>,
+    pub history_len: u64,
+}
+
+/// A message in an instance's inbox.
+#[derive(Debug, Clone)]
+pub struct InboxMessage {
+    pub id: i64,
+    /// The execution it is addressed to; `None` = the current one.
+    pub execution_id: Option<String>,
+    pub timestamp: Millis,
+    pub event: Event,
+}
+
+/// An activity work item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkItem {
+    pub id: i64,
+    pub instance_id: String,
+    pub execution_id: String,
+    pub task_id: TaskId,
+    pub name: String,
+    pub input: String,
+    pub retry: Option<RetryPolicy>,
+    pub attempt: u32,
+    pub first_scheduled: Millis,
+}
+
+/// Everything an episode needs, read in one snapshot.
+#[derive(Debug)]
+pub struct EpisodeInput {
+    pub instance: InstanceRow,
+    pub messages: Vec<InboxMessage>,
+    /// The current execution's history, unless the caller's hot copy is current.
+    pub history: Option<Vec<(Millis, Event)>>,
+}
+
+/// A message for an instance's inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub instance_id: String,
+    /// The execution it is for; `None` = whichever is current.
+    pub execution_id: Option<String>,
+    pub visible_at: Millis,
+    pub event: Event,
+}
+
+/// A new execution of an instance (a start, a child start, continue-as-new,
+/// a child's retry), with its `ExecutionStarted` message as the decision
+/// core built it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewExecution {
+    pub instance_id: String,
+    pub execution_id: String,
+    pub name: String,
+    pub version: String,
+    pub input: String,
+    pub parent_instance: Option<String>,
+    /// The `ExecutionStarted` event, delivered at `visible_at`.
+    pub started: Event,
+    pub visible_at: Millis,
+}
+
+/// Side effects of a checkpoint, committed with it. Built by
+/// [`crate::decide`]; a provider stores them as they are.
+#[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a handful per checkpoint, built and consumed at once; boxing buys nothing"
+)]
+pub enum Outbox {
+    /// An activity work item for this instance.
+    WorkItem {
+        task_id: TaskId,
+        name: String,
+        input: String,
+        retry: Option<RetryPolicy>,
+        /// Attempt number of its first delivery (more than 1 after a rewind).
+        attempt: u32,
+    },
+    /// A message to an instance (a timer to self, a result to the parent).
+    /// Dropped when the addressee is gone or finished.
+    Message(Message),
+    /// Create a child instance; when an unfinished instance with its id
+    /// exists, deliver `refused` (to the parent) instead.
+    StartChild { child: NewExecution, refused: Message },
+    /// Request the locks of a critical section (names sorted); `granted` is
+    /// delivered to this instance when all are held.
+    AcquireLocks {
+        task_id: TaskId,
+        names: Vec<String>,
+        granted: Event,
+    },
+    /// Release the locks of the section entered with task `lock`.
+    ReleaseLocks { lock: TaskId },
+    /// Replace this instance's execution (continue-as-new, a child's retry):
+    /// its history is dropped and `next` becomes current.
+    NextExecution(NewExecution),
+}
+
+/// One episode's state change, committed atomically.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub instance_id: String,
+    pub execution_id: String,
+    /// The history length the episode started from; a different stored
+    /// value means someone else wrote: the checkpoint is refused.
+    pub expected_history_len: u64,
+    pub consumed: Vec<i64>,
+    pub events: Vec<(Millis, Event)>,
+    pub status: RuntimeStatus,
+    /// `Some` when the execution finished (its output or failure JSON).
+    pub output: Option<Option<String>>,
+    pub custom_status: Option<Option<String>>,
+    pub outbox: Vec<Outbox>,
+    pub now: Millis,
+    /// The committing engine keeps the instance's lease until then (it
+    /// keeps the instance hot); `None` releases it.
+    pub lease_until: Option<Millis>,
+}
+
+/// Lease given to activity work items created by a checkpoint.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub duration_ms: u64,
+}
+
+/// Filter of [`Provider::list_instances`].
+#[derive(Debug, Clone, Default)]
+pub struct InstanceQuery {
+    pub created_from: Option<Millis>,
+    pub created_to: Option<Millis>,
+    pub statuses: Vec<RuntimeStatus>,
+    pub id_prefix: Option<String>,
+    pub top: Option<u32>,
+    /// Continue after this instance (order: created_at, instance_id).
+    pub after: Option<(Millis, String)>,
+}
+
+/// A deployed function version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FunctionVersion {
+    pub name: String,
+    pub kind: FunctionKind,
+    pub hash: String,
+    pub deployed_at: Millis,
+}
+
+/// What an activity attempt's end does, decided by [`crate::decide::activity_outcome`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityOutcome {
+    /// Delivered to the instance (`TaskCompleted`, `TaskFailed` or `TaskRetrying`).
+    pub message: Event,
+    /// `Some`: the item stays, with attempt + 1, visible again then.
+    pub retry_at: Option<Millis>,
+}
+
+/// A rewind of a Failed instance, planned by [`crate::decide::rewind`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewindPlan {
+    pub instance_id: String,
+    pub execution_id: String,
+    /// The stored history length the plan was made from (else: conflict).
+    pub expected_history_len: u64,
+    /// The history that replaces the execution's history.
+    pub history: Vec<(Millis, Event)>,
+    /// Work to schedule again (unleased).
+    pub outbox: Vec<Outbox>,
+    /// The `ExecutionRewound` message that makes the instance run.
+    pub message: Message,
+    pub now: Millis,
+}
+
+/// Outcome of purging one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeOne {
+    Purged,
+    NotFound,
+    NotTerminal(RuntimeStatus),
+}
+
+/// Outcome of removing a component version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveComponent {
+    /// Removed; the names of the functions it provided.
+    Removed(Vec<String>),
+    NotFound,
+    /// Instances that may still run are pinned to it.
+    InUse(u64),
+}
+
+/// One lock and its queue, for `cairn locks` and the API.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockInfo {
+    pub name: String,
+    /// Instance holding the lock, with the time it got it.
+    pub holder: Option<(String, Millis)>,
+    /// Instances waiting for it, oldest first.
+    pub waiting: Vec<String>,
 }

@@ -25,6 +25,17 @@
 // - `CheckSite` (a URL): the seed's CheckSiteAvailable in the generator
 //   style: `yield context.df.callHttp({ method: "GET", url })`; returns
 //   `{"status", "content"}` or, when the task fails, `{"error_type"}`.
+// - `Sleeps` `{"ms": t}`: plain style, `context.createTimer` (which waits)
+//   `t` ms from now; returns the deterministic time (ms) before and after,
+//   as `{"before_ms", "after_ms"}` (the same contract as the Rust and Python
+//   `Sleeps`).
+// - `Forgets` `"timer" | "event" | "activity" | "cancelled" | "nothing"`:
+//   creates that task with `context.df`, never awaits it and returns
+//   `"returned"` (the SDK fails it with `UnawaitedTask` unless cancelled).
+//   `ForgetsGenerator`: a generator that creates a timer it never yields.
+// - `JsClientValues` (any input): waits (plain style) for the events `Flag`,
+//   `Amount`, `Order` and `Note` in that order; returns `{"input", "flag",
+//   "amount", "order", "note"}` as the orchestrator saw them.
 // - Activities: `Echo` (returns its input), `Throw` (a throw case:
 //   `{"kind": "TypeError" | "RangeError" | "Custom" | "Durable" | "String" |
 //   "Record", "message": m}`).
@@ -179,6 +190,35 @@ const CheckSite = cairn.orchestrator(function* (context) {
   }
 });
 
+function Sleeps(context, input) {
+  const before = context.currentUtcDateTime.getTime();
+  context.createTimer(before + input.ms);
+  return { before_ms: before, after_ms: context.currentUtcDateTime.getTime() };
+}
+
+function Forgets(context, what) {
+  const later = context.currentUtcDateTime.getTime() + 2000;
+  if (what === "timer") context.df.createTimer(later);
+  else if (what === "event") context.df.waitForExternalEvent("Approval");
+  else if (what === "activity") context.df.callActivity("Echo", 3);
+  else if (what === "cancelled") context.df.createTimer(later).cancel();
+  return "returned";
+}
+
+const ForgetsGenerator = cairn.orchestrator(function* (context) {
+  context.df.createTimer(context.df.currentUtcDateTime.getTime() + 2000);
+  yield context.df.callActivity("Echo", 2);
+  return "returned";
+});
+
+function JsClientValues(context, input) {
+  const flag = context.waitForExternalEvent("Flag");
+  const amount = context.waitForExternalEvent("Amount");
+  const order = context.waitForExternalEvent("Order");
+  const note = context.waitForExternalEvent("Note");
+  return { input, df_input: context.df.getInput(), flag, amount, order, note };
+}
+
 function ConsoleActivity(context, id) {
   console.log("js-activity-marker", id);
   return "logged";
@@ -206,6 +246,10 @@ export const functions = cairn.app({
     ContextApi,
     Child,
     CheckSite,
+    Sleeps,
+    Forgets,
+    ForgetsGenerator,
+    JsClientValues,
   },
   activities: { Echo: (context, input) => input, Throw, ConsoleActivity, ReadClock, ReturnsPromise },
 });

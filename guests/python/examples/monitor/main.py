@@ -48,7 +48,8 @@ def monitor(context, input_):
         context.log_warn(f"job {job_id} still {status} after {polls + 1} polls")
         return {"status": "timed-out"}
 
-    context.create_timer(timedelta(milliseconds=interval_ms)).get()
+    # Plain style: create_timer waits until the timer fires.
+    context.create_timer(timedelta(milliseconds=interval_ms))
     context.continue_as_new(
         {"job_id": job_id, "polls": polls + 1, "interval_ms": interval_ms, "max_polls": max_polls}
     )

@@ -34,6 +34,16 @@ Orchestrators:
 - `CheckSite` (a URL): the seed's CheckSiteAvailable in the generator
   style (`res = yield context.call_http("GET", url)`); returns
   `{"status", "content"}`, or `{"error_type"}` when the task fails.
+- `Sleeps` `{"ms": t}`: plain style, `context.create_timer` (which waits)
+  `t` ms; returns the deterministic time (ms) before and after as
+  `{"before_ms", "after_ms"}` (the contract of the Rust and JS `Sleeps`).
+- `Forgets` `"timer" | "event" | "activity" | "cancelled" | "nothing"`:
+  schedules that task, never awaits it and returns `"returned"` (the SDK
+  fails it with `UnawaitedTask` unless cancelled). `ForgetsGenerator`: a
+  generator that creates a timer it never yields.
+- `PyClientValues` (any input): waits (plain style) for the events `Flag`,
+  `Amount`, `Order` and `Note` in that order; returns `{"input", "flag",
+  "amount", "order", "note", "types"}` as the orchestrator saw them.
 Activities:
 - `Echo`: returns its input.
 - `Fail`, input `{"type": t, "message": m, "details": d}`: raises the
@@ -190,6 +200,51 @@ def all_fails_first(context):
     except ActivityFailedError as e:
         return {"error_type": e.error_type, "others": [tasks[0].result, tasks[2].result]}
     return "not raised"
+
+
+def _ms(moment):
+    return int(moment.timestamp() * 1000)
+
+
+@app.orchestrator("Sleeps")
+def sleeps(context, input_):
+    before = context.current_utc_datetime
+    context.create_timer(datetime.timedelta(milliseconds=input_["ms"]))
+    return {"before_ms": _ms(before), "after_ms": _ms(context.current_utc_datetime)}
+
+
+@app.orchestrator("Forgets")
+def forgets(context, what):
+    later = datetime.timedelta(seconds=2)
+    if what == "timer":
+        context.schedule_timer(later)
+    elif what == "event":
+        context.schedule_external_event("Approval")
+    elif what == "activity":
+        context.schedule_activity("Echo", 3)
+    elif what == "cancelled":
+        context.schedule_timer(later).cancel()
+    return "returned"
+
+
+@app.orchestrator("ForgetsGenerator")
+def forgets_generator(context):
+    context.create_timer(datetime.timedelta(seconds=2))
+    yield context.call_activity("Echo", 2)
+    return "returned"
+
+
+@app.orchestrator("PyClientValues")
+def py_client_values(context, input_):
+    values = {
+        "input": input_,
+        "flag": context.wait_for_external_event("Flag"),
+        "amount": context.wait_for_external_event("Amount"),
+        "order": context.wait_for_external_event("Order"),
+        "note": context.wait_for_external_event("Note"),
+    }
+    values["types"] = {k: type(v).__name__ for k, v in values.items()}
+    return values
 
 
 @app.activity("Echo")

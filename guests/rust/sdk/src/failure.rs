@@ -15,16 +15,21 @@ use crate::__bindings::cairn::durable::types as wit;
 /// carries optional structured data. Error types produced by the host include
 /// `ActivityFailed`, `SubOrchestrationFailed`, `NonDeterminism`, `Timeout`,
 /// `LimitExceeded`, `Trap`, `Panic`, `NotFound`, `InvalidInput`,
-/// `Terminated` and `LockError`.
+/// `Terminated`, `LockError` and `UnawaitedTask`.
+///
+/// It also reads the failure documents of the host's API and history
+/// (`{"ErrorType", "Message", "Details"}`, e.g. a status's
+/// `failureDetails`), whose fields are the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     /// Machine-readable kind of the failure, e.g. `"ValidationError"`.
-    #[serde(alias = "errorType", alias = "error-type")]
+    #[serde(alias = "errorType", alias = "error-type", alias = "ErrorType")]
     pub error_type: String,
     /// Human-readable description.
+    #[serde(alias = "Message")]
     pub message: String,
     /// Optional structured data about the failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "Details", skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
 }
 
@@ -156,6 +161,16 @@ mod tests {
         );
         assert!(outer.root_cause().is("ValidationError"));
         assert_eq!(Failure::new("A", "b").root_cause(), Failure::new("A", "b"));
+    }
+
+    #[test]
+    fn reads_the_hosts_failure_documents() {
+        let doc =
+            json!({"ErrorType": "OutOfStock", "Message": "gone", "Details": {"sku": "sku-42"}});
+        assert_eq!(
+            Failure::deserialize(&doc).unwrap(),
+            Failure::new("OutOfStock", "gone").with_details(json!({"sku": "sku-42"}))
+        );
     }
 
     #[test]

@@ -51,11 +51,30 @@
 //! }
 //! ```
 //!
+//! Every task must be awaited ([`Task::get`], `when_all`, `when_any`) or
+//! [cancelled](Task::cancel) before the orchestrator returns: one that
+//! returns while a task it created was never awaited fails with
+//! `UnawaitedTask`, naming the task. (`Task` is also `#[must_use]`, so the
+//! compiler warns about a task that is dropped at once.)
+//!
 //! An orchestrator is re-executed from the start whenever it resumes, so it
 //! must be deterministic: it takes time and ids from its context
 //! ([`current_utc_datetime`](OrchestrationContext::current_utc_datetime),
 //! [`new_guid`](OrchestrationContext::new_guid)) and leaves I/O, clocks and
 //! randomness to activities.
+//!
+//! ## Inputs from Durable Functions clients
+//!
+//! Durable Functions' Python client JSON-encodes inputs and event data
+//! twice (`{"timeout_ms": 60000}` arrives as the JSON string
+//! `"{\"timeout_ms\": 60000}"`, `True` as `"true"`). An orchestrator's
+//! input and external event payloads are therefore decoded with one rule
+//! (the same in the JavaScript and Python SDKs): when the value is a JSON
+//! string whose text is a JSON object, array, number, `true`, `false` or
+//! `null`, and the declared type accepts that inner value, the function
+//! gets the inner value; otherwise the value as sent. A `String` parameter
+//! always gets the string as sent; `serde_json::Value` gets the inner
+//! value. Activity inputs and task results are decoded as sent.
 //!
 //! A panic ends the function: the message is written to stderr and the
 //! component traps, which the host reports as a failure.
@@ -91,6 +110,7 @@ macro_rules! level_logs {
 pub(crate) use level_logs;
 
 mod activity;
+mod codec;
 mod failure;
 mod http;
 mod orchestration;
@@ -240,7 +260,17 @@ pub mod __private {
         F: FnOnce(&OrchestrationContext, I) -> Result<O, Failure>,
     {
         let ctx = OrchestrationContext::new();
-        finish(decode(input).and_then(|input| f(&ctx, input)))
+        crate::orchestration::begin_run();
+        let outcome = crate::codec::from_client_json(input)
+            .map_err(invalid_input)
+            .and_then(|input| f(&ctx, input));
+        // Only an orchestrator that returned can have forgotten a task; a
+        // failure is reported as it is.
+        let outcome = match (outcome, crate::orchestration::unawaited_failure()) {
+            (Ok(_), Some(unawaited)) => Err(unawaited),
+            (outcome, _) => outcome,
+        };
+        finish(outcome)
     }
 
     pub fn run_activity<I, O, F>(input: &str, f: F) -> Result<String, WitFailure>
@@ -258,9 +288,11 @@ pub mod __private {
     }
 
     fn decode<I: DeserializeOwned>(input: &str) -> Result<I, Failure> {
-        serde_json::from_str(input).map_err(|e| {
-            Failure::invalid_input(format!("the input does not have the expected type: {e}"))
-        })
+        serde_json::from_str(input).map_err(invalid_input)
+    }
+
+    fn invalid_input(e: serde_json::Error) -> Failure {
+        Failure::invalid_input(format!("the input does not have the expected type: {e}"))
     }
 
     fn finish<O: Serialize>(outcome: Result<O, Failure>) -> Result<String, WitFailure> {

@@ -1,6 +1,8 @@
 //! The orchestrator's view of the world: everything it does goes through
 //! [`OrchestrationContext`], so that it replays identically.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::__bindings::cairn::durable::orchestration as host;
 use crate::__bindings::cairn::durable::types as wit;
+use crate::codec::from_client_json;
 use crate::{Failure, LogLevel, to_json};
 
 /// Identifies a task within one execution of an orchestration.
@@ -83,20 +86,73 @@ impl RetryOptions {
     }
 }
 
+// Tasks this execution of the orchestrator created and has not awaited
+// yet, with a description for the `UnawaitedTask` failure. A guest runs one
+// function at a time on one thread.
+thread_local! {
+    static OUTSTANDING: RefCell<BTreeMap<TaskId, String>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+fn created(id: TaskId, what: String) {
+    OUTSTANDING.with(|o| o.borrow_mut().insert(id, what));
+}
+
+fn observed(id: TaskId) {
+    OUTSTANDING.with(|o| o.borrow_mut().remove(&id));
+}
+
+/// Forgets the tasks of a previous run (called when an orchestrator starts).
+pub(crate) fn begin_run() {
+    OUTSTANDING.with(|o| o.borrow_mut().clear());
+}
+
+/// The `UnawaitedTask` failure of an orchestrator that returned while tasks
+/// it created were never awaited, if it did.
+pub(crate) fn unawaited_failure() -> Option<Failure> {
+    let outstanding = OUTSTANDING.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    if outstanding.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = outstanding.into_values().collect();
+    Some(Failure::new(
+        "UnawaitedTask",
+        format!(
+            "the orchestrator returned without awaiting {} task(s) it created: {}. \
+             Await every task (`task.get()`, `when_all`, or race it with `when_any`), \
+             or call `task.cancel()` to stop waiting for it on purpose",
+            list.len(),
+            list.join(", ")
+        ),
+    ))
+}
+
 /// A scheduled piece of durable work whose result is an `O`.
 ///
 /// Creating a task never blocks; [`get`](Task::get) waits for its result.
 /// A task is just an id: it is `Copy`, and dropping it does not cancel it.
-#[must_use = "dropping a task does not cancel it, but its result is only seen by awaiting it"]
+///
+/// Every task must be awaited (by [`get`](Task::get),
+/// [`when_all`](OrchestrationContext::when_all) or
+/// [`when_any`](OrchestrationContext::when_any)) or explicitly
+/// [`cancel`](Task::cancel)led before the orchestrator returns: an
+/// orchestrator that returns while a task it created was never awaited
+/// fails with `UnawaitedTask`, naming the task (a timer that was never
+/// waited for did not delay anything, and an event nobody waited for was
+/// not received).
+#[must_use = "a task must be awaited (`get`, `when_all`, `when_any`) or cancelled, or the orchestrator fails with UnawaitedTask"]
 pub struct Task<O> {
     id: TaskId,
+    /// The result is a value from an outside client (an event payload).
+    from_client: bool,
     _result: PhantomData<fn() -> O>,
 }
 
 impl<O> Task<O> {
-    fn new(id: TaskId) -> Self {
+    fn new(id: TaskId, what: String) -> Self {
+        created(id, format!("{what} (task {id})"));
         Task {
             id,
+            from_client: false,
             _result: PhantomData,
         }
     }
@@ -104,6 +160,14 @@ impl<O> Task<O> {
     /// The id the host gave this task.
     pub fn id(&self) -> TaskId {
         self.id
+    }
+
+    /// Stops waiting for this task on purpose (Durable Functions' timer
+    /// cancellation): the orchestrator may then return without awaiting it.
+    /// The work itself is not stopped: an activity still runs, a timer still
+    /// fires (harmlessly); their results are dropped.
+    pub fn cancel(self) {
+        observed(self.id);
     }
 }
 
@@ -114,8 +178,9 @@ impl<O: DeserializeOwned> Task<O> {
     /// A result that does not deserialize into `O` is a
     /// `SerializationError` failure.
     pub fn get(&self) -> Result<O, Failure> {
+        observed(self.id);
         let json = host::await_task(self.id)?;
-        decode_result(self.id, &json)
+        decode_result(self.id, &json, self.from_client)
     }
 }
 
@@ -216,9 +281,11 @@ impl OrchestrationContext {
         host::function_name()
     }
 
-    /// The instance input, deserialized (`InvalidInput` if it does not fit `T`).
+    /// The instance input, deserialized (`InvalidInput` if it does not fit
+    /// `T`). A double-encoded input (as Durable Functions' Python client
+    /// sends) is unwrapped when `T` is not a string: see the crate docs.
     pub fn input<T: DeserializeOwned>(&self) -> Result<T, Failure> {
-        Ok(serde_json::from_str(&host::input())?)
+        Ok(from_client_json(&host::input())?)
     }
 
     /// Deterministic "now": the time the current episode started.
@@ -241,7 +308,10 @@ impl OrchestrationContext {
     where
         I: Serialize + ?Sized,
     {
-        Task::new(host::schedule_activity(name, &to_json(input), None))
+        Task::new(
+            host::schedule_activity(name, &to_json(input), None),
+            format!("activity {name:?}"),
+        )
     }
 
     /// Schedules activity `name`, retried by the host according to `retry`.
@@ -254,11 +324,10 @@ impl OrchestrationContext {
     where
         I: Serialize + ?Sized,
     {
-        Task::new(host::schedule_activity(
-            name,
-            &to_json(input),
-            Some(retry.to_wit()),
-        ))
+        Task::new(
+            host::schedule_activity(name, &to_json(input), Some(retry.to_wit())),
+            format!("activity {name:?}"),
+        )
     }
 
     /// Runs activity `name` and waits for its result.
@@ -315,12 +384,10 @@ impl OrchestrationContext {
     where
         I: Serialize + ?Sized,
     {
-        Task::new(host::schedule_sub_orchestration(
-            name,
-            &to_json(input),
-            instance_id,
-            None,
-        ))
+        Task::new(
+            host::schedule_sub_orchestration(name, &to_json(input), instance_id, None),
+            format!("sub-orchestration {name:?}"),
+        )
     }
 
     /// Like [`schedule_sub_orchestrator`](Self::schedule_sub_orchestrator),
@@ -335,12 +402,15 @@ impl OrchestrationContext {
     where
         I: Serialize + ?Sized,
     {
-        Task::new(host::schedule_sub_orchestration(
-            name,
-            &to_json(input),
-            instance_id,
-            Some(retry.to_wit()),
-        ))
+        Task::new(
+            host::schedule_sub_orchestration(
+                name,
+                &to_json(input),
+                instance_id,
+                Some(retry.to_wit()),
+            ),
+            format!("sub-orchestration {name:?}"),
+        )
     }
 
     /// Runs orchestrator `name` as a child instance and waits for its output.
@@ -358,24 +428,36 @@ impl OrchestrationContext {
             .get()
     }
 
-    /// A durable timer that fires at `fire_at`.
+    /// A durable timer task that fires at `fire_at`. Creating it does not
+    /// wait: `ctx.create_timer(at).get()?` does (or race it with
+    /// [`when_any`](Self::when_any)).
     pub fn create_timer(&self, fire_at: SystemTime) -> Task<()> {
         let ms = fire_at.duration_since(UNIX_EPOCH).map(millis).unwrap_or(0);
-        Task::new(host::create_timer(ms))
+        Self::timer(ms)
     }
 
-    /// A durable timer that fires `delay` after
-    /// [`current_utc_datetime`](Self::current_utc_datetime).
+    /// A durable timer task that fires `delay` after
+    /// [`current_utc_datetime`](Self::current_utc_datetime). Creating it
+    /// does not wait: `.get()?` does.
     pub fn create_timer_after(&self, delay: Duration) -> Task<()> {
-        Task::new(host::create_timer(
-            host::current_time().saturating_add(millis(delay)),
-        ))
+        Self::timer(host::current_time().saturating_add(millis(delay)))
+    }
+
+    fn timer(fire_at_ms: u64) -> Task<()> {
+        Task::new(
+            host::create_timer(fire_at_ms),
+            format!("timer firing at {fire_at_ms} ms"),
+        )
     }
 
     /// A task completed by the next external event called `name`; its
-    /// result is the event payload.
+    /// result is the event payload (a double-encoded payload, as Durable
+    /// Functions' Python client sends, is unwrapped when `O` is not a
+    /// string: see the crate docs).
     pub fn wait_for_event<O>(&self, name: &str) -> Task<O> {
-        Task::new(host::wait_for_event(name))
+        let mut task = Task::new(host::wait_for_event(name), format!("event {name:?}"));
+        task.from_client = true;
+        task
     }
 
     /// Waits for every task; their results in the order given, or the first
@@ -390,11 +472,12 @@ impl OrchestrationContext {
         tasks: &[Task<O>],
     ) -> Vec<Result<O, Failure>> {
         let ids: Vec<TaskId> = tasks.iter().map(Task::id).collect();
+        ids.iter().copied().for_each(observed);
         host::await_all(&ids)
             .into_iter()
-            .zip(ids)
-            .map(|(outcome, id)| match outcome {
-                Ok(json) => decode_result(id, &json),
+            .zip(tasks)
+            .map(|(outcome, task)| match outcome {
+                Ok(json) => decode_result(task.id, &json, task.from_client),
                 Err(failure) => Err(failure.into()),
             })
             .collect()
@@ -420,6 +503,7 @@ impl OrchestrationContext {
     pub fn when_any<T: AnyTask>(&self, tasks: &[T]) -> usize {
         assert!(!tasks.is_empty(), "when_any needs at least one task");
         let ids: Vec<TaskId> = tasks.iter().map(AnyTask::task_id).collect();
+        ids.iter().copied().for_each(observed);
         let done = host::await_any(&ids);
         ids.iter()
             .position(|id| *id == done)
@@ -463,8 +547,17 @@ impl OrchestrationContext {
     crate::level_logs!();
 }
 
-fn decode_result<O: DeserializeOwned>(id: TaskId, json: &str) -> Result<O, Failure> {
-    serde_json::from_str(json).map_err(|e| {
+fn decode_result<O: DeserializeOwned>(
+    id: TaskId,
+    json: &str,
+    from_client: bool,
+) -> Result<O, Failure> {
+    let decoded = if from_client {
+        from_client_json(json)
+    } else {
+        serde_json::from_str(json)
+    };
+    decoded.map_err(|e| {
         Failure::new(
             "SerializationError",
             format!("the result of task {id} does not have the expected type: {e}"),

@@ -4,6 +4,8 @@
 //! - `CatchesActivityError` calls `AlwaysFails` and returns what it caught as
 //!   `{"caught_type", "caught_message", "caught_details"}`;
 //! - `CallsMissingActivity` calls `NoSuchActivity` and returns its failure;
+//! - `UncaughtDetails` calls `OutOfStock` without catching: fails with
+//!   `OutOfStock: sku-42 is out of stock` and the details `{"sku": "sku-42"}`;
 //! - `RetriesActivity` with `{"succeed_on_attempt": k, "max_attempts": m}`
 //!   calls `FlakyUntil` with a retry policy of `m` attempts; `FlakyUntil`
 //!   fails with `Flaky` before attempt `k`, then returns
@@ -21,9 +23,11 @@ cairn_sdk::register! {
         "CatchesActivityError" => catches_activity_error,
         "CallsMissingActivity" => calls_missing_activity,
         "RetriesActivity" => retries_activity,
+        "UncaughtDetails" => uncaught_details,
     },
     activities: {
         "AlwaysFails" => always_fails,
+        "OutOfStock" => out_of_stock,
         "FlakyUntil" => flaky_until,
     },
 }
@@ -102,4 +106,12 @@ fn flaky_until(ctx: &ActivityContext, input: Value) -> Result<Value, Failure> {
         "instance_id": ctx.instance_id(),
         "function_name": ctx.function_name(),
     }))
+}
+
+fn uncaught_details(ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+    ctx.call_activity("OutOfStock", &Value::Null)
+}
+
+fn out_of_stock(_ctx: &ActivityContext, _input: Value) -> Result<Value, Failure> {
+    Err(Failure::new("OutOfStock", "sku-42 is out of stock").with_details(json!({"sku": "sku-42"})))
 }

@@ -24,6 +24,14 @@
 //!   calls `Double` with `value` (default 21) and releases the locks; returns
 //!   the double, or fails when `Double` does (`value` too large) while still
 //!   holding the locks.
+//! - `Forgets` `"timer" | "event" | "activity" | "cancelled" | "nothing"`:
+//!   creates that task, never awaits it and returns `"returned"` (the SDK
+//!   fails it with `UnawaitedTask`, except when the task was cancelled).
+//! - `TypedEvents` (any input): waits for the events `Flag` (a `bool`),
+//!   `Amount` (a `u64`), `Order` (`{"sku": String}`) and `Note` (a
+//!   `String`), in that order, and returns them as `{"flag", "amount",
+//!   "order", "note"}` (the values a Durable Functions client meant: see the
+//!   SDK's rule for double-encoded values).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +53,8 @@ cairn_sdk::register! {
         "FailingChild" => failing_child,
         "CallsActivity" => calls_activity,
         "CallsHttp" => calls_http,
+        "Forgets" => forgets,
+        "TypedEvents" => typed_events,
     },
     activities: { "Double" => double },
 }
@@ -182,4 +192,34 @@ fn calls_http(ctx: &OrchestrationContext, request: DurableHttpRequest) -> Result
         Ok(response) => Ok(json!({ "ok": response })),
         Err(f) => Ok(json!({ "error_type": f.error_type, "message": f.message })),
     }
+}
+
+fn forgets(ctx: &OrchestrationContext, what: String) -> Result<&'static str, Failure> {
+    match what.as_str() {
+        "timer" => {
+            let _timer = ctx.create_timer_after(Duration::from_secs(2));
+        }
+        "event" => {
+            let _event: Task<Value> = ctx.wait_for_event("Approval");
+        }
+        "activity" => {
+            let _double: Task<i64> = ctx.schedule_activity("Double", &3);
+        }
+        "cancelled" => ctx.create_timer_after(Duration::from_secs(2)).cancel(),
+        _ => {}
+    }
+    Ok("returned")
+}
+
+#[derive(Deserialize, serde::Serialize)]
+struct Order {
+    sku: String,
+}
+
+fn typed_events(ctx: &OrchestrationContext, _input: Value) -> Result<Value, Failure> {
+    let flag: bool = ctx.wait_for_event("Flag").get()?;
+    let amount: u64 = ctx.wait_for_event("Amount").get()?;
+    let order: Order = ctx.wait_for_event("Order").get()?;
+    let note: String = ctx.wait_for_event("Note").get()?;
+    Ok(json!({ "flag": flag, "amount": amount, "order": order, "note": note }))
 }

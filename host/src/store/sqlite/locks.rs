@@ -9,8 +9,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::ops::insert_message;
-use super::{Notes, StoreError};
 use crate::history::{Event, Millis, TaskId};
+use crate::store::{LockInfo, Notes, StoreError};
 
 struct Request {
     id: i64,
@@ -20,12 +20,14 @@ struct Request {
     names: Vec<String>,
     acquired: usize,
     granted: bool,
+    /// The message that grants the request (built by the decision core).
+    grant: Option<String>,
 }
 
 fn load(c: &Connection, id: i64) -> Result<Option<Request>, StoreError> {
     let row = c
         .prepare_cached(
-            "SELECT id, instance_id, execution_id, task_id, names, acquired, granted FROM lock_requests WHERE id = ?1",
+            "SELECT id, instance_id, execution_id, task_id, names, acquired, granted, grant_event FROM lock_requests WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok((
@@ -36,26 +38,32 @@ fn load(c: &Connection, id: i64) -> Result<Option<Request>, StoreError> {
                 r.get::<_, String>(4)?,
                 r.get::<_, i64>(5)?,
                 r.get::<_, bool>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })
         .optional()?;
-    row.map(|(id, instance_id, execution_id, task_id, names, acquired, granted)| {
-        let names: Vec<String> =
-            serde_json::from_str(&names).map_err(|e| StoreError::Decode(format!("lock request {id}: {e}")))?;
-        Ok(Request {
-            id,
-            instance_id,
-            execution_id,
-            task_id,
-            names,
-            acquired: usize::try_from(acquired).unwrap_or(0),
-            granted,
-        })
-    })
+    row.map(
+        |(id, instance_id, execution_id, task_id, names, acquired, granted, grant)| {
+            let names: Vec<String> =
+                serde_json::from_str(&names).map_err(|e| StoreError::Decode(format!("lock request {id}: {e}")))?;
+            Ok(Request {
+                id,
+                instance_id,
+                execution_id,
+                task_id,
+                names,
+                acquired: usize::try_from(acquired).unwrap_or(0),
+                granted,
+                grant,
+            })
+        },
+    )
     .transpose()
 }
 
-/// Records a lock request and acquires what is free.
+/// Records a lock request and acquires what is free; `grant` is delivered
+/// when all its locks are held.
+#[expect(clippy::too_many_arguments, reason = "one row of lock_requests")]
 pub(super) fn request(
     c: &Connection,
     notes: &mut Notes,
@@ -63,15 +71,19 @@ pub(super) fn request(
     execution_id: &str,
     task_id: TaskId,
     names: &[String],
+    grant: &Event,
     now: Millis,
 ) -> Result<(), StoreError> {
     let text = serde_json::to_string(names).map_err(|e| StoreError::Decode(e.to_string()))?;
     let id: Option<i64> = c
         .prepare_cached(
-            "INSERT INTO lock_requests (instance_id, execution_id, task_id, names, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO lock_requests (instance_id, execution_id, task_id, names, created_at, grant_event) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT DO NOTHING RETURNING id",
         )?
-        .query_row(params![instance_id, execution_id, task_id, text, now as i64], |r| r.get(0))
+        .query_row(
+            params![instance_id, execution_id, task_id, text, now as i64, grant.encode()],
+            |r| r.get(0),
+        )
         .optional()?;
     match id {
         Some(id) => advance(c, notes, id, now),
@@ -103,7 +115,14 @@ fn advance(c: &Connection, notes: &mut Notes, id: i64, now: Millis) -> Result<()
     c.prepare_cached("UPDATE lock_requests SET acquired = ?2, granted = ?3 WHERE id = ?1")?
         .execute(params![req.id, req.acquired as i64, all])?;
     if all && !req.granted {
-        let event = Event::LockGranted { task_id: req.task_id };
+        // Requests stored before schema 4 carry no grant message: theirs is
+        // the decision core's lock grant for the task.
+        let event = match &req.grant {
+            Some(text) => {
+                Event::decode(text).map_err(|e| StoreError::Decode(format!("lock request {}: {e}", req.id)))?
+            }
+            None => crate::decide::lock_granted(req.task_id),
+        };
         insert_message(c, notes, &req.instance_id, Some(&req.execution_id), now, now, &event)?;
     }
     Ok(())
@@ -165,17 +184,7 @@ pub(super) fn release_all(c: &Connection, notes: &mut Notes, instance_id: &str, 
     release(c, notes, instance_id, None, now)
 }
 
-/// One lock and its queue, for `cairn locks` and the API.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct LockInfo {
-    pub name: String,
-    /// Instance holding the lock, with the time it got it.
-    pub holder: Option<(String, Millis)>,
-    /// Instances waiting for it, oldest first.
-    pub waiting: Vec<String>,
-}
-
-impl super::Store {
+impl super::SqliteStore {
     /// Every held or awaited lock, by name.
     ///
     /// # Errors

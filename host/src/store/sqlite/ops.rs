@@ -1,122 +1,14 @@
 //! Typed operations on the task hub. Every write here runs inside the
 //! writer's group-commit transaction (see the parent module).
 
-use std::fmt;
-
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::{Deserialize, Serialize};
 
-use super::{Notes, Store, StoreError};
-use crate::history::{Event, Failure, Millis, ParentRef, RetryPolicy, TaskId};
-
-/// Runtime status of an instance, as Durable Functions names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum RuntimeStatus {
-    Pending,
-    Running,
-    Completed,
-    ContinuedAsNew,
-    Failed,
-    Canceled,
-    Terminated,
-    Suspended,
-}
-
-impl RuntimeStatus {
-    pub const ALL: [Self; 8] = [
-        Self::Pending,
-        Self::Running,
-        Self::Completed,
-        Self::ContinuedAsNew,
-        Self::Failed,
-        Self::Canceled,
-        Self::Terminated,
-        Self::Suspended,
-    ];
-
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Running => "Running",
-            Self::Completed => "Completed",
-            Self::ContinuedAsNew => "ContinuedAsNew",
-            Self::Failed => "Failed",
-            Self::Canceled => "Canceled",
-            Self::Terminated => "Terminated",
-            Self::Suspended => "Suspended",
-        }
-    }
-
-    /// Parses a status name, case-insensitively.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
-    }
-
-    /// Completed, Failed, Canceled or Terminated: nothing more will happen.
-    #[must_use]
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Canceled | Self::Terminated)
-    }
-}
-
-impl fmt::Display for RuntimeStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Kind of a deployed function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FunctionKind {
-    Orchestrator,
-    Activity,
-}
-
-impl FunctionKind {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Orchestrator => "orchestrator",
-            Self::Activity => "activity",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "orchestrator" => Ok(Self::Orchestrator),
-            "activity" => Ok(Self::Activity),
-            other => Err(StoreError::Decode(format!("unknown function kind {other:?}"))),
-        }
-    }
-}
-
-impl fmt::Display for FunctionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One row of `instances`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InstanceRow {
-    pub instance_id: String,
-    pub execution_id: String,
-    pub name: String,
-    pub version: String,
-    pub status: RuntimeStatus,
-    pub input: Option<String>,
-    pub output: Option<String>,
-    pub custom_status: Option<String>,
-    pub created_at: Millis,
-    pub updated_at: Millis,
-    pub parent_instance: Option<String>,
-    pub history_len: u64,
-}
+use super::SqliteStore;
+use crate::history::{Event, Millis};
+use crate::store::{
+    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InboxMessage, InstanceQuery, InstanceRow,
+    Lease, Message, NewExecution, Notes, Outbox, RewindPlan, RuntimeStatus, StoreError, WorkItem,
+};
 
 const INSTANCE_COLS: &str = "instance_id, execution_id, name, version, status, input, output, custom_status, created_at, updated_at, parent_instance, history_len";
 
@@ -138,30 +30,6 @@ fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
     })
 }
 
-/// A message in an instance's inbox.
-#[derive(Debug, Clone)]
-pub struct InboxMessage {
-    pub id: i64,
-    /// The execution it is addressed to; `None` = the current one.
-    pub execution_id: Option<String>,
-    pub timestamp: Millis,
-    pub event: Event,
-}
-
-/// An activity work item.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkItem {
-    pub id: i64,
-    pub instance_id: String,
-    pub execution_id: String,
-    pub task_id: TaskId,
-    pub name: String,
-    pub input: String,
-    pub retry: Option<RetryPolicy>,
-    pub attempt: u32,
-    pub first_scheduled: Millis,
-}
-
 const WORK_COLS: &str = "id, instance_id, execution_id, task_id, name, input, retry, attempt, first_scheduled";
 
 fn work_from_row(r: &Row<'_>) -> rusqlite::Result<WorkItem> {
@@ -177,110 +45,6 @@ fn work_from_row(r: &Row<'_>) -> rusqlite::Result<WorkItem> {
         attempt: r.get(7)?,
         first_scheduled: r.get::<_, i64>(8)? as u64,
     })
-}
-
-/// Everything an episode needs, read in one snapshot.
-#[derive(Debug)]
-pub struct EpisodeInput {
-    pub instance: InstanceRow,
-    pub messages: Vec<InboxMessage>,
-    /// The current execution's history, unless the caller's hot copy is current.
-    pub history: Option<Vec<(Millis, Event)>>,
-}
-
-/// Side effects of a checkpoint, committed with it.
-#[derive(Debug, Clone)]
-pub enum Outbox {
-    /// An activity work item for this instance.
-    WorkItem {
-        task_id: TaskId,
-        name: String,
-        input: String,
-        retry: Option<RetryPolicy>,
-    },
-    /// A message to an instance (a timer to self, a result to the parent).
-    Message {
-        instance_id: String,
-        execution_id: Option<String>,
-        visible_at: Millis,
-        event: Event,
-    },
-    /// Start a child orchestration.
-    StartChild {
-        instance_id: String,
-        name: String,
-        input: String,
-        parent: ParentRef,
-    },
-    /// Request the locks of a critical section (names sorted).
-    AcquireLocks { task_id: TaskId, names: Vec<String> },
-    /// Release the locks of the section entered with task `lock`.
-    ReleaseLocks { lock: TaskId },
-    /// Start the next execution of this instance (continue-as-new).
-    NextExecution {
-        input: String,
-        carried_events: Vec<(String, String)>,
-        parent: Option<ParentRef>,
-        /// When the next execution starts (later for a retry's delay).
-        visible_at: Millis,
-    },
-}
-
-/// One episode's state change, committed atomically.
-#[derive(Debug, Clone)]
-pub struct Checkpoint {
-    pub instance_id: String,
-    pub execution_id: String,
-    /// The history length the episode started from; a different stored
-    /// value means someone else wrote: the checkpoint is refused.
-    pub expected_history_len: u64,
-    pub consumed: Vec<i64>,
-    pub events: Vec<(Millis, Event)>,
-    pub status: RuntimeStatus,
-    /// `Some` when the execution finished (its output or failure JSON).
-    pub output: Option<Option<String>>,
-    pub custom_status: Option<Option<String>>,
-    pub outbox: Vec<Outbox>,
-    pub now: Millis,
-}
-
-/// Lease given to activity work items created by a checkpoint.
-#[derive(Debug, Clone)]
-pub struct Lease {
-    pub owner: String,
-    pub duration_ms: u64,
-}
-
-/// Filter of [`Store::list_instances`].
-#[derive(Debug, Clone, Default)]
-pub struct InstanceQuery {
-    pub created_from: Option<Millis>,
-    pub created_to: Option<Millis>,
-    pub statuses: Vec<RuntimeStatus>,
-    pub id_prefix: Option<String>,
-    pub top: Option<u32>,
-    /// Continue after this instance (order: created_at, instance_id).
-    pub after: Option<(Millis, String)>,
-}
-
-/// A deployed function version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FunctionVersion {
-    pub name: String,
-    pub kind: FunctionKind,
-    pub hash: String,
-    pub deployed_at: Millis,
-}
-
-/// A request to start an instance.
-#[derive(Debug, Clone)]
-pub struct StartRequest {
-    pub instance_id: String,
-    pub name: String,
-    pub input: String,
-    /// Pin to this component hash instead of the newest version.
-    pub version: Option<String>,
-    pub now: Millis,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -356,52 +120,47 @@ fn delete_instance_rows(c: &Connection, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The statuses `list` as an SQL list of literals: `'Completed','Failed'`.
+pub(super) fn status_list(statuses: &[RuntimeStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Creates (or re-creates a finished) instance and its ExecutionStarted message.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one internal call shape shared by start, child start and restart"
-)]
-fn insert_start(
-    c: &Connection,
-    notes: &mut Notes,
-    instance_id: &str,
-    name: &str,
-    version: &str,
-    input: &str,
-    parent: Option<ParentRef>,
-    now: Millis,
-) -> Result<(), StoreError> {
-    match status_of(c, instance_id)? {
-        Some(s) if !s.is_terminal() => return Err(StoreError::InstanceExists(instance_id.to_owned())),
-        Some(_) => delete_instance_rows(c, instance_id)?,
+fn insert_start(c: &Connection, notes: &mut Notes, new: &NewExecution, now: Millis) -> Result<(), StoreError> {
+    match status_of(c, &new.instance_id)? {
+        Some(s) if !s.is_terminal() => return Err(StoreError::InstanceExists(new.instance_id.clone())),
+        Some(_) => delete_instance_rows(c, &new.instance_id)?,
         None => {}
     }
-    let execution_id = crate::ids::random_hex();
     c.prepare_cached(
         "INSERT INTO instances (instance_id, execution_id, name, version, status, input, created_at, updated_at, parent_instance, history_len)
          VALUES (?1, ?2, ?3, ?4, 'Pending', ?5, ?6, ?6, ?7, 0)",
     )?
     .execute(params![
-        instance_id,
-        execution_id,
-        name,
-        version,
-        input,
+        new.instance_id,
+        new.execution_id,
+        new.name,
+        new.version,
+        new.input,
         to_i64(now),
-        parent.as_ref().map(|p| p.instance_id.as_str())
+        new.parent_instance
     ])?;
-    let started = Event::ExecutionStarted {
-        name: name.to_owned(),
-        input: input.to_owned(),
-        execution_id: execution_id.clone(),
-        version: version.to_owned(),
-        parent,
-        carried_events: Vec::new(),
-    };
-    insert_message(c, notes, instance_id, Some(&execution_id), now, now, &started)
+    insert_message(
+        c,
+        notes,
+        &new.instance_id,
+        Some(&new.execution_id),
+        new.visible_at,
+        now,
+        &new.started,
+    )
 }
 
-impl Store {
+impl SqliteStore {
     // ---- components ----------------------------------------------------
 
     /// Stores a component and registers its functions as the newest
@@ -512,36 +271,48 @@ impl Store {
     /// Creates an instance in Pending with its ExecutionStarted message.
     ///
     /// # Errors
-    /// [`StoreError::InstanceExists`] for an unfinished instance with that
-    /// id; [`StoreError::FunctionNotFound`] / [`StoreError::VersionNotFound`].
-    pub async fn start_instance(&self, req: StartRequest) -> Result<(), StoreError> {
-        self.write(move |c, notes| {
-            let version = match req.version {
-                Some(v) => {
-                    if !version_exists(c, &req.name, &v)? {
-                        return Err(StoreError::VersionNotFound(v));
-                    }
-                    v
-                }
-                None => newest_version(c, &req.name, FunctionKind::Orchestrator)?.ok_or_else(|| {
-                    StoreError::FunctionNotFound {
-                        kind: FunctionKind::Orchestrator,
-                        name: req.name.clone(),
-                    }
-                })?,
-            };
-            insert_start(
-                c,
-                notes,
-                &req.instance_id,
-                &req.name,
-                &version,
-                &req.input,
-                None,
-                req.now,
-            )
+    /// [`StoreError::InstanceExists`] for an unfinished instance with that id.
+    pub async fn create_instance(&self, new: NewExecution, now: Millis) -> Result<(), StoreError> {
+        self.write(move |c, notes| insert_start(c, notes, &new, now)).await
+    }
+
+    /// Stores an instance as recorded, replacing one with the same id.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn import_instance(&self, row: InstanceRow, history: Vec<(Millis, Event)>) -> Result<(), StoreError> {
+        self.write(move |c, _| {
+            delete_instance_rows(c, &row.instance_id)?;
+            c.prepare_cached(
+                "INSERT INTO instances (instance_id, execution_id, name, version, status, input, output, custom_status, created_at, updated_at, parent_instance, history_len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                row.instance_id,
+                row.execution_id,
+                row.name,
+                row.version,
+                row.status.as_str(),
+                row.input,
+                row.output,
+                row.custom_status,
+                to_i64(row.created_at),
+                to_i64(row.updated_at),
+                row.parent_instance,
+                history.len() as i64
+            ])?;
+            insert_history(c, &row.instance_id, &row.execution_id, 0, &history)
         })
         .await
+    }
+
+    /// Whether `hash` is a deployed version of orchestrator `name`.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn orchestrator_version_exists(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
+        let (name, hash) = (name.to_owned(), hash.to_owned());
+        self.read(move |c| version_exists(c, &name, &hash)).await
     }
 
     /// Sends a message to a running instance (event, terminate, suspend, resume).
@@ -648,16 +419,100 @@ impl Store {
     ///
     /// # Errors
     /// SQLite errors.
-    pub async fn due_instances(&self, now: Millis, limit: u32) -> Result<Vec<String>, StoreError> {
+    pub async fn due_instances(&self, now: Millis, limit: u32, owner: &str) -> Result<Vec<String>, StoreError> {
+        let owner = owner.to_owned();
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
                  WHERE m.visible_at <= ?1
                    AND (i.status != 'Suspended' OR m.kind IN ('ExecutionResumed', 'ExecutionTerminated'))
+                   AND (i.lease_owner IS NULL OR i.lease_owner = ?3 OR i.lease_expires <= ?1)
                  LIMIT ?2",
             )?;
-            let rows = st.query_map(params![to_i64(now), limit], |r| r.get(0))?;
+            let rows = st.query_map(params![to_i64(now), limit, owner], |r| r.get(0))?;
             Ok(rows.collect::<Result<Vec<String>, _>>()?)
+        })
+        .await
+    }
+
+    /// Takes or renews a lease on one instance.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn lease_instance(&self, instance_id: &str, lease: &Lease, now: Millis) -> Result<bool, StoreError> {
+        let (id, lease) = (instance_id.to_owned(), lease.clone());
+        self.write(move |c, _| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE instances SET lease_owner = ?2, lease_expires = ?3
+                      WHERE instance_id = ?1 AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_expires <= ?4)",
+                )?
+                .execute(params![
+                    id,
+                    lease.owner,
+                    to_i64(now.saturating_add(lease.duration_ms)),
+                    to_i64(now)
+                ])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Renews the leases `lease.owner` holds among `ids`; returns the lost ones.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn renew_instance_leases(
+        &self,
+        ids: Vec<String>,
+        lease: &Lease,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let lease = lease.clone();
+        self.write(move |c, _| {
+            let mut st = c.prepare_cached(
+                "UPDATE instances SET lease_expires = ?3 WHERE instance_id = ?1 AND lease_owner = ?2",
+            )?;
+            let mut lost = Vec::new();
+            for id in ids {
+                let n = st.execute(params![id, lease.owner, to_i64(now.saturating_add(lease.duration_ms))])?;
+                if n == 0 {
+                    lost.push(id);
+                }
+            }
+            Ok(lost)
+        })
+        .await
+    }
+
+    /// Ends `owner`'s lease on one instance.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn release_instance(&self, instance_id: &str, owner: &str) -> Result<(), StoreError> {
+        let (id, owner) = (instance_id.to_owned(), owner.to_owned());
+        self.write(move |c, _| {
+            c.prepare_cached(
+                "UPDATE instances SET lease_owner = NULL, lease_expires = NULL WHERE instance_id = ?1 AND lease_owner = ?2",
+            )?
+            .execute(params![id, owner])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Voids every instance lease not held by `owner`.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn reclaim_leases(&self, owner: &str) -> Result<(), StoreError> {
+        let owner = owner.to_owned();
+        self.write(move |c, _| {
+            c.prepare_cached(
+                "UPDATE instances SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner IS NOT NULL AND lease_owner != ?1",
+            )?
+            .execute([&owner])?;
+            Ok(())
         })
         .await
     }
@@ -785,10 +640,10 @@ impl Store {
         .await
     }
 
-    /// Commits an activity's outcome: deletes the work item and delivers the
-    /// result to the instance, or (with `retry_at`) schedules the next attempt.
-    /// Returns false when the lease was lost (the result is dropped: the
-    /// item's new owner delivers it).
+    /// Commits an activity attempt's end: delivers the outcome's message
+    /// and deletes the item, or keeps it for the retry. Returns false when
+    /// the lease was lost (nothing is written: the item's new owner
+    /// delivers it).
     ///
     /// # Errors
     /// SQLite errors.
@@ -796,68 +651,62 @@ impl Store {
         &self,
         item: WorkItem,
         owner: String,
-        outcome: Result<String, Failure>,
-        retry_at: Option<Millis>,
+        outcome: ActivityOutcome,
         now: Millis,
     ) -> Result<bool, StoreError> {
         self.write(move |c, notes| {
-            let (event, kept) = match (outcome, retry_at) {
-                (Err(failure), Some(at)) => {
-                    let n = c
-                        .prepare_cached(
-                            "UPDATE work_items SET attempt = attempt + 1, visible_at = ?3, lease_owner = NULL, lease_expires = NULL
-                              WHERE id = ?1 AND lease_owner = ?2",
-                        )?
-                        .execute(params![item.id, owner, to_i64(at)])?;
-                    let e = Event::TaskRetrying {
-                        task_id: item.task_id,
-                        attempt: item.attempt,
-                        failure,
-                        next_attempt_at: at,
-                    };
-                    (e, n)
-                }
-                (outcome, _) => {
-                    let n = c
-                        .prepare_cached("DELETE FROM work_items WHERE id = ?1 AND lease_owner = ?2")?
-                        .execute(params![item.id, owner])?;
-                    let e = match outcome {
-                        Ok(result) => Event::TaskCompleted {
-                            task_id: item.task_id,
-                            result,
-                        },
-                        Err(failure) => Event::TaskFailed {
-                            task_id: item.task_id,
-                            failure,
-                        },
-                    };
-                    (e, n)
-                }
+            let kept = match outcome.retry_at {
+                Some(at) => c
+                    .prepare_cached(
+                        "UPDATE work_items SET attempt = attempt + 1, visible_at = ?3, lease_owner = NULL, lease_expires = NULL
+                          WHERE id = ?1 AND lease_owner = ?2",
+                    )?
+                    .execute(params![item.id, owner, to_i64(at)])?,
+                None => c
+                    .prepare_cached("DELETE FROM work_items WHERE id = ?1 AND lease_owner = ?2")?
+                    .execute(params![item.id, owner])?,
             };
             if kept == 0 {
                 return Ok(false);
             }
-            insert_message(c, notes, &item.instance_id, Some(&item.execution_id), now, now, &event)?;
+            insert_message(
+                c,
+                notes,
+                &item.instance_id,
+                Some(&item.execution_id),
+                now,
+                now,
+                &outcome.message,
+            )?;
             Ok(true)
         })
         .await
     }
 
-    /// Rewinds a Failed instance: removes its failure and the failed task
-    /// results from history, reschedules every task without a result, and
-    /// queues an `ExecutionRewound` message so it runs again from its last
-    /// good state.
+    /// Releases every work item lease `owner` holds.
     ///
     /// # Errors
-    /// [`StoreError::InstanceNotFound`]; [`StoreError::NotFailed`].
-    pub async fn rewind_instance(
-        &self,
-        instance_id: &str,
-        reason: Option<String>,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        let id = instance_id.to_owned();
+    /// SQLite errors.
+    pub async fn release_leases(&self, owner: String) -> Result<(), StoreError> {
+        self.write(move |c, _| {
+            c.prepare_cached("UPDATE work_items SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = ?1")?
+                .execute([&owner])?;
+            c.prepare_cached("UPDATE instances SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner = ?1")?
+                .execute([&owner])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies a rewind plan to a Failed instance: its history is replaced,
+    /// the plan's work scheduled (unleased) and its message queued.
+    ///
+    /// # Errors
+    /// [`StoreError::InstanceNotFound`]; [`StoreError::NotFailed`];
+    /// [`StoreError::Conflict`] when the history changed since the plan.
+    pub async fn rewind(&self, plan: RewindPlan) -> Result<(), StoreError> {
         self.write(move |c, notes| {
+            let id = plan.instance_id.clone();
             let row = c
                 .prepare_cached(&format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = ?1"))?
                 .query_row([&id], instance_from_row)
@@ -866,107 +715,46 @@ impl Store {
             if row.status != RuntimeStatus::Failed {
                 return Err(StoreError::NotFailed { id, status: row.status });
             }
-            let history = load_history(c, &id, &row.execution_id)?;
-            let kept: Vec<&(Millis, Event)> = history
-                .iter()
-                .filter(|(_, e)| {
-                    !matches!(
-                        e,
-                        Event::TaskFailed { .. } | Event::SubOrchestrationInstanceFailed { .. } | Event::ExecutionCompleted { .. }
-                    )
-                })
-                .collect();
+            if row.execution_id != plan.execution_id || row.history_len != plan.expected_history_len {
+                return Err(StoreError::Conflict(id));
+            }
             c.prepare_cached("DELETE FROM history WHERE instance_id = ?1 AND execution_id = ?2")?
                 .execute(params![id, row.execution_id])?;
-            let mut insert = c.prepare_cached(
-                "INSERT INTO history (instance_id, execution_id, seq, event_type, timestamp, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for (seq, (ts, e)) in kept.iter().enumerate() {
-                insert.execute(params![id, row.execution_id, seq as i64, e.type_name(), to_i64(*ts), e.encode()])?;
-            }
-            let done: std::collections::HashSet<TaskId> = kept
-                .iter()
-                .filter_map(|(_, e)| match e {
-                    Event::TaskCompleted { task_id, .. }
-                    | Event::TimerFired { task_id, .. }
-                    | Event::SubOrchestrationInstanceCompleted { task_id, .. } => Some(*task_id),
-                    _ => None,
-                })
-                .collect();
+            insert_history(c, &id, &row.execution_id, 0, &plan.history)?;
+            // A Failed execution has no pending work; what the plan
+            // schedules replaces anything left.
+            c.prepare_cached("DELETE FROM work_items WHERE instance_id = ?1")?
+                .execute([&id])?;
             let cp = Checkpoint {
                 instance_id: id.clone(),
                 execution_id: row.execution_id.clone(),
-                expected_history_len: kept.len() as u64,
+                expected_history_len: plan.history.len() as u64,
                 consumed: Vec::new(),
                 events: Vec::new(),
                 status: RuntimeStatus::Running,
                 output: Some(None),
                 custom_status: None,
                 outbox: Vec::new(),
-                now,
+                now: plan.now,
+                lease_until: None,
             };
-            let lease = Lease {
-                owner: String::new(),
-                duration_ms: 0,
-            };
-            for (_, e) in &kept {
-                let item = match e {
-                    Event::TaskScheduled { task_id, name, input, retry } if !done.contains(task_id) => Outbox::WorkItem {
-                        task_id: *task_id,
-                        name: name.clone(),
-                        input: input.clone(),
-                        retry: retry.clone(),
-                    },
-                    Event::TimerCreated { task_id, fire_at } if !done.contains(task_id) => Outbox::Message {
-                        instance_id: id.clone(),
-                        execution_id: Some(row.execution_id.clone()),
-                        visible_at: *fire_at,
-                        event: Event::TimerFired { task_id: *task_id, fire_at: *fire_at },
-                    },
-                    Event::SubOrchestrationInstanceCreated { task_id, name, instance_id, input, .. }
-                        if !done.contains(task_id) =>
-                    {
-                        Outbox::StartChild {
-                            instance_id: instance_id.clone(),
-                            name: name.clone(),
-                            input: input.clone(),
-                            parent: ParentRef {
-                                instance_id: id.clone(),
-                                execution_id: row.execution_id.clone(),
-                                task_id: *task_id,
-                                retry: None,
-                                attempt: 1,
-                                first_scheduled: now,
-                            },
-                        }
-                    }
-                    _ => continue,
-                };
-                if matches!(item, Outbox::WorkItem { .. }) {
-                    // Unleased: any engine's claim loop picks it up.
-                    c.prepare_cached("DELETE FROM work_items WHERE instance_id = ?1 AND execution_id = ?2 AND task_id = ?3")?
-                        .execute(params![id, row.execution_id, item_task(&item)])?;
-                }
-                apply_outbox(c, notes, &cp, &lease, &item)?;
-                if let Outbox::WorkItem { task_id, .. } = &item {
-                    // Attempts keep counting across a rewind.
-                    let earlier = history
-                        .iter()
-                        .filter(|(_, e)| matches!(e, Event::TaskRetrying { task_id: t, .. } | Event::TaskFailed { task_id: t, .. } if t == task_id))
-                        .count();
-                    c.prepare_cached("UPDATE work_items SET attempt = ?4 WHERE instance_id = ?1 AND execution_id = ?2 AND task_id = ?3")?
-                        .execute(params![id, row.execution_id, task_id, earlier as i64 + 1])?;
-                }
+            for item in &plan.outbox {
+                apply_outbox(c, notes, &cp, None, item)?;
             }
             c.prepare_cached(
                 "UPDATE instances SET status = 'Running', output = NULL, history_len = ?2, updated_at = ?3 WHERE instance_id = ?1",
             )?
-            .execute(params![id, kept.len() as i64, to_i64(now)])?;
-            // Rescheduled work is unleased: the engines' claim loop takes it.
-            c.prepare_cached("UPDATE work_items SET lease_owner = NULL, lease_expires = NULL WHERE instance_id = ?1 AND lease_owner = ''")?
-                .execute([&id])?;
-            notes.work.clear();
-            insert_message(c, notes, &id, Some(&row.execution_id), now, now, &Event::ExecutionRewound { reason })
+            .execute(params![id, plan.history.len() as i64, to_i64(plan.now)])?;
+            let m = &plan.message;
+            insert_message(
+                c,
+                notes,
+                &m.instance_id,
+                m.execution_id.as_deref(),
+                m.visible_at,
+                plan.now,
+                &m.event,
+            )
         })
         .await
     }
@@ -988,10 +776,11 @@ impl Store {
             if !version_exists(c, &name, &to)? {
                 return Err(StoreError::VersionNotFound(to));
             }
-            let mut st = c.prepare_cached(
+            let mut st = c.prepare_cached(&format!(
                 "UPDATE instances SET version = ?3, updated_at = ?4
-                  WHERE instance_id = ?1 AND name = ?2 AND status NOT IN ('Completed','Failed','Canceled','Terminated')",
-            )?;
+                  WHERE instance_id = ?1 AND name = ?2 AND status NOT IN ({})",
+                status_list(&RuntimeStatus::TERMINAL)
+            ))?;
             let mut moved = 0;
             for id in &ids {
                 moved += st.execute(params![id, name, to, to_i64(now)])?;
@@ -1010,11 +799,12 @@ impl Store {
     pub async fn prune_unused_versions(&self) -> Result<Vec<String>, StoreError> {
         self.write(|c, _| {
             let hashes: Vec<String> = {
-                let mut st = c.prepare(
+                let never = status_list(&RuntimeStatus::NEVER_AGAIN);
+                let mut st = c.prepare(&format!(
                     "SELECT hash FROM components WHERE
-                       hash NOT IN (SELECT version FROM instances WHERE status NOT IN ('Completed','Failed','Canceled','Terminated'))
-                       AND hash NOT IN (SELECT f.hash FROM functions f WHERE f.seq = (SELECT MAX(g.seq) FROM functions g WHERE g.name = f.name))",
-                )?;
+                       hash NOT IN (SELECT version FROM instances WHERE status NOT IN ({never}))
+                       AND hash NOT IN (SELECT f.hash FROM functions f WHERE f.seq = (SELECT MAX(g.seq) FROM functions g WHERE g.name = f.name))"
+                ))?;
                 let rows = st.query_map([], |r| r.get(0))?;
                 rows.collect::<Result<_, _>>()?
             };
@@ -1041,13 +831,6 @@ impl Store {
     }
 }
 
-fn item_task(item: &Outbox) -> TaskId {
-    match item {
-        Outbox::WorkItem { task_id, .. } => *task_id,
-        _ => 0,
-    }
-}
-
 fn load_history(c: &Connection, id: &str, exec: &str) -> Result<Vec<(Millis, Event)>, StoreError> {
     let mut st = c.prepare_cached(
         "SELECT seq, timestamp, data FROM history WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY seq",
@@ -1064,30 +847,54 @@ fn load_history(c: &Connection, id: &str, exec: &str) -> Result<Vec<(Millis, Eve
     Ok(out)
 }
 
+/// Appends `events` to an execution's history from position `from`.
+fn insert_history(
+    c: &Connection,
+    id: &str,
+    exec: &str,
+    from: u64,
+    events: &[(Millis, Event)],
+) -> Result<(), StoreError> {
+    let mut st = c.prepare_cached(
+        "INSERT INTO history (instance_id, execution_id, seq, event_type, timestamp, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (i, (ts, event)) in events.iter().enumerate() {
+        st.execute(params![
+            id,
+            exec,
+            to_i64(from + i as u64),
+            event.type_name(),
+            to_i64(*ts),
+            event.encode()
+        ])?;
+    }
+    Ok(())
+}
+
 fn apply_checkpoint(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &Lease) -> Result<(), StoreError> {
-    let stored: Option<(String, i64)> = c
-        .prepare_cached("SELECT execution_id, history_len FROM instances WHERE instance_id = ?1")?
-        .query_row([&cp.instance_id], |r| Ok((r.get(0)?, r.get(1)?)))
+    type Stored = (String, i64, Option<String>, Option<i64>);
+    let stored: Option<Stored> = c
+        .prepare_cached(
+            "SELECT execution_id, history_len, lease_owner, lease_expires FROM instances WHERE instance_id = ?1",
+        )?
+        .query_row([&cp.instance_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
     match stored {
-        Some((exec, len)) if exec == cp.execution_id && len as u64 == cp.expected_history_len => {}
+        Some((exec, len, holder, expires))
+            if exec == cp.execution_id
+                && len as u64 == cp.expected_history_len
+                && (holder.is_none()
+                    || holder.as_deref() == Some(lease.owner.as_str())
+                    || expires.is_none_or(|e| e <= to_i64(cp.now))) => {}
         _ => return Err(StoreError::Conflict(cp.instance_id.clone())),
     }
-    {
-        let mut st = c.prepare_cached(
-            "INSERT INTO history (instance_id, execution_id, seq, event_type, timestamp, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for (i, (ts, event)) in cp.events.iter().enumerate() {
-            st.execute(params![
-                cp.instance_id,
-                cp.execution_id,
-                to_i64(cp.expected_history_len + i as u64),
-                event.type_name(),
-                to_i64(*ts),
-                event.encode()
-            ])?;
-        }
-    }
+    insert_history(
+        c,
+        &cp.instance_id,
+        &cp.execution_id,
+        cp.expected_history_len,
+        &cp.events,
+    )?;
     {
         let mut st = c.prepare_cached("DELETE FROM inbox WHERE id = ?1")?;
         for id in &cp.consumed {
@@ -1115,6 +922,13 @@ fn apply_checkpoint(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &
         // Locks never outlive their holder's execution.
         super::locks::release_all(c, notes, &cp.instance_id, cp.now)?;
     }
+    let until = cp.lease_until.filter(|_| !cp.status.is_terminal());
+    c.prepare_cached("UPDATE instances SET lease_owner = ?2, lease_expires = ?3 WHERE instance_id = ?1")?
+        .execute(params![
+            cp.instance_id,
+            until.map(|_| lease.owner.as_str()),
+            until.map(to_i64)
+        ])?;
     if cp.status.is_terminal() {
         notes.finished.push(cp.instance_id.clone());
         // Pending work of a finished execution is moot.
@@ -1122,16 +936,34 @@ fn apply_checkpoint(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &
             .execute([&cp.instance_id])?;
     }
     for item in &cp.outbox {
-        apply_outbox(c, notes, cp, lease, item)?;
+        apply_outbox(c, notes, cp, Some(lease), item)?;
     }
     Ok(())
 }
 
+/// Delivers a message unless its addressee is gone or finished.
+fn deliver(c: &Connection, notes: &mut Notes, m: &Message, now: Millis) -> Result<(), StoreError> {
+    if status_of(c, &m.instance_id)?.is_some_and(|s| !s.is_terminal()) {
+        insert_message(
+            c,
+            notes,
+            &m.instance_id,
+            m.execution_id.as_deref(),
+            m.visible_at,
+            now,
+            &m.event,
+        )?;
+    }
+    Ok(())
+}
+
+/// Stores one outbox item. Work items are leased to `lease` (unleased
+/// without one).
 fn apply_outbox(
     c: &Connection,
     notes: &mut Notes,
     cp: &Checkpoint,
-    lease: &Lease,
+    lease: Option<&Lease>,
     item: &Outbox,
 ) -> Result<(), StoreError> {
     match item {
@@ -1140,11 +972,12 @@ fn apply_outbox(
             name,
             input,
             retry,
+            attempt,
         } => {
             let retry_text = retry.as_ref().and_then(|r| serde_json::to_string(r).ok());
             let mut st = c.prepare_cached(&format!(
                 "INSERT INTO work_items (instance_id, execution_id, task_id, name, input, retry, attempt, first_scheduled, visible_at, lease_owner, lease_expires)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7, ?8, ?9)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?10, ?7, ?7, ?8, ?9)
                  ON CONFLICT DO NOTHING RETURNING {WORK_COLS}"
             ))?;
             let rows = st.query_map(
@@ -1156,134 +989,65 @@ fn apply_outbox(
                     input,
                     retry_text,
                     to_i64(cp.now),
-                    lease.owner,
-                    to_i64(cp.now.saturating_add(lease.duration_ms))
+                    lease.map(|l| l.owner.as_str()),
+                    lease.map(|l| to_i64(cp.now.saturating_add(l.duration_ms))),
+                    attempt,
                 ],
                 work_from_row,
             )?;
             for row in rows {
-                notes.work.push(row?);
-            }
-        }
-        Outbox::Message {
-            instance_id,
-            execution_id,
-            visible_at,
-            event,
-        } => {
-            // A parent that is gone (purged) simply does not get the result.
-            if status_of(c, instance_id)?.is_some_and(|s| !s.is_terminal()) {
-                insert_message(
-                    c,
-                    notes,
-                    instance_id,
-                    execution_id.as_deref(),
-                    *visible_at,
-                    cp.now,
-                    event,
-                )?;
-            }
-        }
-        Outbox::StartChild {
-            instance_id,
-            name,
-            input,
-            parent,
-        } => {
-            let refuse = |failure: Failure, notes: &mut Notes| {
-                let event = Event::SubOrchestrationInstanceFailed {
-                    task_id: parent.task_id,
-                    failure,
-                };
-                insert_message(
-                    c,
-                    notes,
-                    &parent.instance_id,
-                    Some(&parent.execution_id),
-                    cp.now,
-                    cp.now,
-                    &event,
-                )
-            };
-            match newest_version(c, name, FunctionKind::Orchestrator)? {
-                None => refuse(
-                    Failure::new("NotFound", format!("no orchestrator named {name:?} is deployed")),
-                    notes,
-                )?,
-                Some(version) => {
-                    c.execute_batch("SAVEPOINT child")?;
-                    match insert_start(
-                        c,
-                        notes,
-                        instance_id,
-                        name,
-                        &version,
-                        input,
-                        Some(parent.clone()),
-                        cp.now,
-                    ) {
-                        Ok(()) => c.execute_batch("RELEASE child")?,
-                        Err(StoreError::InstanceExists(id)) => {
-                            c.execute_batch("ROLLBACK TO child; RELEASE child")?;
-                            refuse(
-                                Failure::new(
-                                    "InstanceExists",
-                                    format!("sub-orchestration instance {id:?} already exists and is not finished"),
-                                ),
-                                notes,
-                            )?;
-                        }
-                        Err(e) => return Err(e),
-                    }
+                let row = row?;
+                if lease.is_some() {
+                    notes.work.push(row);
                 }
             }
         }
-        Outbox::AcquireLocks { task_id, names } => {
-            super::locks::request(c, notes, &cp.instance_id, &cp.execution_id, *task_id, names, cp.now)?;
+        Outbox::Message(m) => deliver(c, notes, m, cp.now)?,
+        Outbox::StartChild { child, refused } => {
+            c.execute_batch("SAVEPOINT child")?;
+            match insert_start(c, notes, child, cp.now) {
+                Ok(()) => c.execute_batch("RELEASE child")?,
+                Err(StoreError::InstanceExists(_)) => {
+                    c.execute_batch("ROLLBACK TO child; RELEASE child")?;
+                    deliver(c, notes, refused, cp.now)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Outbox::AcquireLocks {
+            task_id,
+            names,
+            granted,
+        } => {
+            super::locks::request(
+                c,
+                notes,
+                &cp.instance_id,
+                &cp.execution_id,
+                *task_id,
+                names,
+                granted,
+                cp.now,
+            )?;
         }
         Outbox::ReleaseLocks { lock } => {
             super::locks::release(c, notes, &cp.instance_id, Some(*lock), cp.now)?;
         }
-        Outbox::NextExecution {
-            input,
-            carried_events,
-            parent,
-            visible_at,
-        } => {
-            let name: String = c.query_row(
-                "SELECT name FROM instances WHERE instance_id = ?1",
-                [&cp.instance_id],
-                |r| r.get(0),
-            )?;
-            // continue-as-new moves to the newest version of the orchestrator.
-            let version =
-                newest_version(c, &name, FunctionKind::Orchestrator)?.ok_or(StoreError::FunctionNotFound {
-                    kind: FunctionKind::Orchestrator,
-                    name: name.clone(),
-                })?;
-            let execution_id = crate::ids::random_hex();
+        Outbox::NextExecution(next) => {
             c.prepare_cached("DELETE FROM history WHERE instance_id = ?1")?
-                .execute([&cp.instance_id])?;
+                .execute([&next.instance_id])?;
             c.prepare_cached(
                 "UPDATE instances SET execution_id = ?2, version = ?3, input = ?4, history_len = 0, output = NULL WHERE instance_id = ?1",
             )?
-            .execute(params![cp.instance_id, execution_id, version, input])?;
-            let started = Event::ExecutionStarted {
-                name,
-                input: input.clone(),
-                execution_id: execution_id.clone(),
-                version,
-                parent: parent.clone(),
-                carried_events: carried_events.clone(),
-            };
+            .execute(params![next.instance_id, next.execution_id, next.version, next.input])?;
             insert_message(
                 c,
                 notes,
-                &cp.instance_id,
-                Some(&execution_id),
-                *visible_at,
+                &next.instance_id,
+                Some(&next.execution_id),
+                next.visible_at,
                 cp.now,
-                &started,
+                &next.started,
             )?;
         }
     }

@@ -5,17 +5,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{RuntimeStatus, Store, StoreError};
-use crate::admin::{PurgeOne, RemoveComponent};
+use super::SqliteStore;
+use super::ops::status_list;
 use crate::history::Millis;
-
-/// Statuses whose instances may be purged.
-const TERMINAL: [RuntimeStatus; 4] = [
-    RuntimeStatus::Completed,
-    RuntimeStatus::Failed,
-    RuntimeStatus::Canceled,
-    RuntimeStatus::Terminated,
-];
+use crate::store::{PurgeOne, RemoveComponent, RuntimeStatus, StoreError};
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -34,7 +27,7 @@ fn delete_rows(c: &Connection, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// Purges one instance if it is terminal.
     ///
     /// # Errors
@@ -74,7 +67,7 @@ impl Store {
         statuses: Vec<RuntimeStatus>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        let wanted: Vec<RuntimeStatus> = TERMINAL
+        let wanted: Vec<RuntimeStatus> = RuntimeStatus::TERMINAL
             .into_iter()
             .filter(|s| statuses.is_empty() || statuses.contains(s))
             .collect();
@@ -159,9 +152,10 @@ impl Store {
             // Completed, Terminated and Canceled instances never run again;
             // a Failed one may be rewound on its version.
             let used: i64 = c
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM instances WHERE version = ?1 AND status NOT IN ('Completed', 'Terminated', 'Canceled')",
-                )?
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM instances WHERE version = ?1 AND status NOT IN ({})",
+                    status_list(&RuntimeStatus::NEVER_AGAIN)
+                ))?
                 .query_row([&hash], |r| r.get(0))?;
             if used > 0 {
                 return Ok(RemoveComponent::InUse(u64::try_from(used).unwrap_or(0)));

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// Numbered migrations; index + 1 is the schema version (`PRAGMA user_version`).
 /// Append only: a released migration is never edited.
@@ -103,6 +103,15 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE components ADD COLUMN grants TEXT NOT NULL DEFAULT '{}';
     ",
+    // 4: the message that grants a lock request, built by the decision core.
+    r"
+    ALTER TABLE lock_requests ADD COLUMN grant_event TEXT;
+    ",
+    // 5: per-instance leases: the engine that runs an instance's episodes.
+    r"
+    ALTER TABLE instances ADD COLUMN lease_owner TEXT;
+    ALTER TABLE instances ADD COLUMN lease_expires INTEGER;
+    ",
 ];
 
 /// Current schema version of this build.
@@ -125,7 +134,7 @@ const PRAGMAS: &[(&str, &str, &str)] = &[
 /// Applies and verifies the PRAGMAs of [`PRAGMAS`].
 ///
 /// # Errors
-/// [`StoreError::Pragma`] when SQLite did not take a setting.
+/// [`StoreError::Setting`] when SQLite did not take a setting.
 pub fn configure(conn: &Connection) -> Result<(), StoreError> {
     for (name, value, expected) in PRAGMAS {
         conn.execute_batch(&format!("PRAGMA {name} = {value};"))?;
@@ -137,7 +146,7 @@ pub fn configure(conn: &Connection) -> Result<(), StoreError> {
             })
         })?;
         if got != *expected {
-            return Err(StoreError::Pragma { name, expected, got });
+            return Err(StoreError::Setting { name, expected, got });
         }
     }
     Ok(())
