@@ -113,10 +113,12 @@ async fn setup(args: &BenchArgs, hello: &PathBuf, fanout: &PathBuf) -> Result<Se
             },
         )
         .map_err(|e| CliError::Usage(e.to_string()))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|source| CliError::Io {
-            path: PathBuf::from("127.0.0.1:0"),
-            source,
-        })?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|source| CliError::Io {
+                path: PathBuf::from("127.0.0.1:0"),
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| CliError::Io {
             path: PathBuf::from("127.0.0.1:0"),
             source,
@@ -290,7 +292,7 @@ async fn measure(mode: &str, n: u32, clients: Option<u32>, target: &Target) -> R
         "seq" => {
             // Burst: one task per instance, all released at once. Closed
             // loop: K tasks, each starting its share one after another.
-            let (tasks, share_of): (u32, Box<dyn Fn(u32) -> u32>) = match clients {
+            let (tasks, share_of): (u32, Box<dyn Fn(u32) -> u32 + Send + Sync>) = match clients {
                 Some(k) => {
                     let k = k.clamp(1, n);
                     (k, Box::new(move |c| n / k + u32::from(c < n % k)))
