@@ -113,10 +113,12 @@ async fn setup(args: &BenchArgs, hello: &PathBuf, fanout: &PathBuf) -> Result<Se
             },
         )
         .map_err(|e| CliError::Usage(e.to_string()))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|source| CliError::Io {
-            path: PathBuf::from("127.0.0.1:0"),
-            source,
-        })?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|source| CliError::Io {
+                path: PathBuf::from("127.0.0.1:0"),
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| CliError::Io {
             path: PathBuf::from("127.0.0.1:0"),
             source,

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::clock::now_ms;
 use crate::history::Event;
@@ -121,12 +122,38 @@ impl Hub {
         // The bytes move to the compile thread and back: no copy of a
         // component that may be tens of MiB.
         let (loaded, bytes) = self.load_owned(&hash, bytes).await?;
-        let functions = self.sandbox.inspect(&loaded).await?;
-        if functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
-            self.sandbox.check_orchestrator_imports(&loaded)?;
+        let deployed = self.deploy_loaded(&hash, &loaded, bytes, grants).await;
+        if deployed.is_err() && !self.is_deployed(&hash).await {
+            // Refused: nothing of it stays behind (its compiled code in the
+            // cache directory included).
+            self.sandbox.forget(&hash);
         }
-        self.sandbox.check_grants(&loaded, &grants)?;
-        self.sandbox.check_linkable(&loaded)?;
+        deployed
+    }
+
+    /// Whether component `hash` is stored (a store error counts as yes:
+    /// its compiled code is then kept).
+    async fn is_deployed(&self, hash: &str) -> bool {
+        !matches!(
+            self.store.component_grants(hash).await,
+            Err(StoreError::VersionNotFound(_))
+        )
+    }
+
+    async fn deploy_loaded(
+        &self,
+        hash: &str,
+        loaded: &Loaded,
+        bytes: Vec<u8>,
+        grants: Grants,
+    ) -> Result<DeployReport, HubError> {
+        let hash = hash.to_owned();
+        let functions = self.sandbox.inspect(loaded).await?;
+        if functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
+            self.sandbox.check_orchestrator_imports(loaded)?;
+        }
+        self.sandbox.check_grants(loaded, &grants)?;
+        self.sandbox.check_linkable(loaded)?;
         if (!grants.env.is_empty() || !grants.dirs.is_empty())
             && functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator)
         {
@@ -163,16 +190,22 @@ impl Hub {
         let sandbox = self.sandbox.clone();
         let h = hash.to_owned();
         let limit = self.sandbox.limits().max_compile_time;
-        // The compile thread cannot be interrupted; the caller stops waiting.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let flag = abandoned.clone();
+        // The compile thread cannot be interrupted; the caller stops
+        // waiting, and what the thread compiles afterwards is dropped.
         let (loaded, bytes) = tokio::time::timeout(
             limit,
             tokio::task::spawn_blocking(move || {
-                let loaded = sandbox.load(&h, &bytes);
+                let loaded = sandbox.load_unless_abandoned(&h, &bytes, &flag);
                 (loaded, bytes)
             }),
         )
         .await
-        .map_err(|_| HubError::CompileTimeout(limit.as_secs()))?
+        .map_err(|_| {
+            abandoned.store(true, Ordering::SeqCst);
+            HubError::CompileTimeout(limit.as_secs())
+        })?
         .map_err(|e| HubError::Internal(e.to_string()))?;
         Ok((loaded?, bytes))
     }

@@ -90,7 +90,11 @@ pub fn status_json(row: &InstanceRow, history: Option<&[(Millis, Event)]>, opts:
         failure = Some(failure_with_json_details(output));
         output = Value::String(message);
     }
-    m.insert("output".into(), if opts.show_output { output } else { Value::Null });
+    // Without `show_output` the field is left out: `"output": null` would
+    // read as "the instance returned null".
+    if opts.show_output {
+        m.insert("output".into(), output);
+    }
     if let Some(failure) = failure
         && opts.show_output
     {

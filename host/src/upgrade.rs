@@ -1,7 +1,15 @@
 //! Safe upgrades: replay the history of every unfinished instance of an
 //! orchestrator against a candidate component before moving them to it;
 //! and replay verification of finished instances (their recorded history,
-//! replayed from the start, must reproduce the same actions and outcome).
+//! replayed from the start, must reproduce the same actions, with the same
+//! inputs, and the same outcome).
+//!
+//! Both are stricter than the engine, which replays an instance as long as
+//! every action has the same kind and name (a changed input is tolerated:
+//! the recorded result is returned, as in Durable Functions). A changed
+//! input is reported here ([`Verdict::InputChanged`], or a divergence of
+//! type [`INPUT_CHANGED`] for `replay`) because the code no longer does what
+//! the history says it did.
 
 use std::time::Duration;
 
@@ -11,7 +19,7 @@ use crate::hub::{Hub, HubError};
 use std::sync::Arc;
 
 use crate::history::{Event, Millis};
-use crate::replay::{EpisodeOutput, Finish, Replay};
+use crate::replay::{EpisodeOutput, Finish, InputChange, Replay};
 use crate::sandbox::{Loaded, Yielded, content_hash};
 use crate::store::{InstanceQuery, RuntimeStatus};
 
@@ -24,8 +32,26 @@ const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Verdict {
     /// Its whole history replays against the candidate.
     ReplaysCleanly,
+    /// Every recorded action is scheduled again under the same name, but at
+    /// least one with a different input (the first is named). Such an
+    /// instance would carry on with results computed for the old inputs, so
+    /// an upgrade moves it only when asked to (`--allow-input-changes`).
+    InputChanged { message: String },
     /// The first divergence (or failure) the candidate hit.
     Diverges { error_type: String, message: String },
+}
+
+/// Error type of the divergence `cairn replay` reports for a changed input.
+pub const INPUT_CHANGED: &str = "InputChanged";
+
+/// What [`check`] does besides reporting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpgradeOptions {
+    /// Deploy the candidate and move the instances that replay cleanly to it.
+    pub apply: bool,
+    /// With `apply`, also move the instances whose only difference is a
+    /// changed input ([`Verdict::InputChanged`]).
+    pub allow_input_changes: bool,
 }
 
 /// One line of an upgrade-check report.
@@ -55,13 +81,14 @@ fn diverges(f: Failure) -> Verdict {
 }
 
 /// Replays every unfinished instance of orchestrator `name` against the
-/// candidate component `bytes`. With `apply`, the candidate is deployed and
-/// the instances that replay cleanly move to it in one transaction; the
-/// others keep their version.
+/// candidate component `bytes`. With `options.apply`, the candidate is
+/// deployed and the instances that replay cleanly (and, with
+/// `options.allow_input_changes`, those whose inputs changed) move to it in
+/// one transaction; the others keep their version.
 ///
 /// # Errors
 /// Invalid component; store errors.
-pub async fn check(hub: &Hub, name: &str, bytes: Vec<u8>, apply: bool) -> Result<UpgradeReport, HubError> {
+pub async fn check(hub: &Hub, name: &str, bytes: Vec<u8>, options: UpgradeOptions) -> Result<UpgradeReport, HubError> {
     let candidate = content_hash(&bytes);
     let loaded = hub.load(&candidate, &bytes).await?;
     let exported = hub.sandbox.inspect(&loaded).await?;
@@ -90,10 +117,15 @@ pub async fn check(hub: &Hub, name: &str, bytes: Vec<u8>, apply: bool) -> Result
             Verdict::ReplaysCleanly
         } else {
             match replay_from_start(hub, &loaded, &row.instance_id, &history, now_ms()).await {
-                Ok(None) => Verdict::ReplaysCleanly,
-                Ok(Some(out)) => match out.finish {
+                Ok(out) => match out.finish {
+                    None => match out.input_change {
+                        Some(change) => Verdict::InputChanged {
+                            message: change.message(),
+                        },
+                        None => Verdict::ReplaysCleanly,
+                    },
                     Some(Finish::Failed(f)) => diverges(f),
-                    _ => diverges(Failure::new(
+                    Some(_) => diverges(Failure::new(
                         "NonDeterminism",
                         "the candidate finishes where the recorded run is still waiting",
                     )),
@@ -108,11 +140,16 @@ pub async fn check(hub: &Hub, name: &str, bytes: Vec<u8>, apply: bool) -> Result
         });
     }
     let mut moved = 0;
-    if apply {
+    if options.apply {
         hub.deploy(bytes).await?;
+        let movable = |v: &Verdict| match v {
+            Verdict::ReplaysCleanly => true,
+            Verdict::InputChanged { .. } => options.allow_input_changes,
+            Verdict::Diverges { .. } => false,
+        };
         let ids = instances
             .iter()
-            .filter(|i| i.verdict == Verdict::ReplaysCleanly && i.from_version != candidate)
+            .filter(|i| movable(&i.verdict) && i.from_version != candidate)
             .map(|i| i.instance_id.clone())
             .collect();
         moved = hub
@@ -129,21 +166,20 @@ pub async fn check(hub: &Hub, name: &str, bytes: Vec<u8>, apply: bool) -> Result
 }
 
 /// Runs `loaded` from the start against `history` (one cold replay of every
-/// recorded episode). `None` when the guest blocks; the episode it produced
-/// when it finishes.
+/// recorded episode) until the guest blocks (`finish` unset) or finishes.
 async fn replay_from_start(
     hub: &Hub,
     loaded: &Arc<Loaded>,
     instance_id: &str,
     history: &[(Millis, Event)],
     now: Millis,
-) -> Result<Option<EpisodeOutput>, Failure> {
+) -> Result<EpisodeOutput, Failure> {
     let mut replay = Replay::from_history(instance_id, history);
     replay.begin_episode(now, []);
     let mut session = hub.sandbox.start_session(loaded.clone(), replay);
     match tokio::time::timeout(REPLAY_TIMEOUT, session.yielded.recv()).await {
-        Ok(Some(Yielded::Blocked { .. })) => Ok(None),
-        Ok(Some(Yielded::Finished(out))) => Ok(Some(out)),
+        Ok(Some(Yielded::Blocked { output, .. })) => Ok(output),
+        Ok(Some(Yielded::Finished(out))) => Ok(out),
         Ok(None) | Err(_) => Err(Failure::new("Timeout", "replay did not finish in 30 s")),
     }
 }
@@ -213,14 +249,14 @@ pub async fn replay_finished(
     hub.sandbox.check_orchestrator_imports(&loaded)?;
     let (verdict, replayed) = match replay_from_start(hub, &loaded, id.as_str(), &history, ended_at).await {
         Err(f) => (diverges(f), None),
-        Ok(None) => (
+        Ok(out) if out.finish.is_none() => (
             diverges(Failure::new(
                 "NonDeterminism",
                 "the replay waits for more work where the recorded run finished",
             )),
             None,
         ),
-        Ok(Some(out)) => {
+        Ok(out) => {
             let new_action = out.events.iter().find(|(_, e)| {
                 !matches!(
                     e,
@@ -234,6 +270,11 @@ pub async fn replay_finished(
                 .map(|(_, e)| e.clone());
             let verdict = match (&out.finish, new_action) {
                 (Some(Finish::Failed(f)), _) if f.error_type == crate::replay::NON_DETERMINISM => diverges(f.clone()),
+                // Same actions, other inputs: not what the recorded run did.
+                _ if out.input_change.is_some() => Verdict::Diverges {
+                    error_type: INPUT_CHANGED.to_owned(),
+                    message: out.input_change.as_ref().map(InputChange::message).unwrap_or_default(),
+                },
                 (_, Some((_, e))) => diverges(Failure::new(
                     "NonDeterminism",
                     format!(

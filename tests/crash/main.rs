@@ -366,6 +366,25 @@ fn cli_upgrade_check_prune_and_locks() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verdict"], "diverges", "{report}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("differs"));
+    // Same actions, a changed input (cities reordered): also a divergence.
+    let reordered = repo_root().join("target/guests/rust/hello-cities-reordered.wasm");
+    let out = cairn(&db, &["replay", "done", "--component", reordered.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "diverges", "{report}");
+    assert_eq!(report["error_type"], "InputChanged", "{report}");
+    // Moving instances whose inputs changed needs --apply too.
+    let out = cairn(
+        &db,
+        &[
+            "upgrade-check",
+            "HelloCities",
+            reordered.to_str().unwrap(),
+            "--allow-input-changes",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--apply"));
     let out = cairn(&db, &["replay", "nobody"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no instance"));
@@ -521,6 +540,66 @@ fn guest_output_goes_to_the_host_log_once_however_long_and_despite_replays() {
     assert_eq!(count("1999 -----"), 1, "the activity's last stdout line");
     let tail: String = text.lines().rev().take(5).collect::<Vec<_>>().join("\n");
     assert!(text.contains("stream=\"stderr\""), "stderr is logged too:\n{tail}");
+}
+
+/// A failed orchestration and a failed activity each leave one WARN line in
+/// the `serve` log at the default level, with the instance id, the function
+/// name and the failure; `status` shows the output only with --show-output.
+#[test]
+fn failures_are_logged_once_at_the_default_level_and_status_omits_the_output_unless_asked() {
+    let dir = TempDir::new("failure-log");
+    let db = dir.0.join("hub.db");
+    let log = dir.0.join("serve.log");
+    deploy(&db, "failing");
+    deploy(&db, "hello-cities");
+    let mut child = serve_logged(&db, &log, &[], &[]);
+    start(&db, "ReturnsError", "fails-1", "null");
+    start(&db, "CatchesActivityError", "catches-1", "null");
+    start(&db, "HelloCities", "ok-1", "null");
+    for id in ["fails-1", "catches-1", "ok-1"] {
+        wait_until(
+            || matches!(status(&db, id)["runtimeStatus"].as_str(), Some("Completed" | "Failed")),
+            id,
+        );
+    }
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let lines = |needle: &str| -> Vec<String> {
+        text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    };
+    wait_until(
+        || !lines("orchestration failed").is_empty(),
+        "the orchestration's WARN line",
+    );
+    wait_until(|| !lines("activity failed").is_empty(), "the activity's WARN line");
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let failed = lines("orchestration failed");
+    assert_eq!(failed.len(), 1, "one line per failed orchestration:\n{}", text());
+    for needle in ["WARN", "fails-1", "ReturnsError", "MyError", "custom failure"] {
+        assert!(failed[0].contains(needle), "{needle}: {}", failed[0]);
+    }
+    let activity = lines("activity failed");
+    assert_eq!(activity.len(), 1, "one line per failed activity:\n{}", text());
+    for needle in ["WARN", "catches-1", "AlwaysFails"] {
+        assert!(activity[0].contains(needle), "{needle}: {}", activity[0]);
+    }
+    assert!(lines("ok-1").is_empty(), "{}", text());
+
+    // `status` without --show-output leaves the output out (not `null`).
+    let out = cairn(&db, &["status", "ok-1"]);
+    assert!(out.status.success());
+    let plain: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plain["runtimeStatus"], "Completed", "{plain}");
+    assert!(plain.get("output").is_none(), "{plain}");
+    assert_eq!(
+        status(&db, "ok-1")["output"],
+        serde_json::json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"])
+    );
 }
 
 /// RELIABILITY.md test 1: a mixed workload (sequences, fan-outs, instances

@@ -59,6 +59,37 @@ async fn durable_timer_fires_and_advances_deterministic_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_fired_is_stamped_when_the_timer_fired_not_when_it_was_created() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("features").await;
+        assert_completed(&t.run("Sleeps", r#"{"ms":400}"#, "stamp").await);
+        let h = t.history("stamp").await;
+        let (created, fire_at) = h
+            .iter()
+            .find_map(|(ts, e)| match e {
+                Event::TimerCreated { fire_at, .. } => Some((*ts, *fire_at)),
+                _ => None,
+            })
+            .unwrap();
+        let at = h
+            .iter()
+            .position(|(_, e)| matches!(e, Event::TimerFired { .. }))
+            .unwrap();
+        let fired = h[at].0;
+        assert_eq!(fire_at, created + 400, "{h:?}");
+        assert!(
+            fired >= fire_at,
+            "TimerFired at {fired}, before its fire-at {fire_at}: {h:?}"
+        );
+        // It is delivered to the episode that follows (which is not earlier).
+        assert!(matches!(h[at + 1].1, Event::OrchestratorStarted), "{h:?}");
+        assert!(h[at + 1].0 >= fired, "{h:?}");
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_event_races_a_timeout_both_ways() {
     for hot in [true, false] {
         let t = TestHub::new(hot).await;

@@ -186,3 +186,143 @@ async fn python_failures_cross_typed() {
         t.stop().await;
     }
 }
+
+/// `socket` (and what is built on it) in a sandboxed Python component
+/// fails with a `NetworkAccessError` that says the sandbox forbids network
+/// access and what to use instead, in an orchestrator and in an activity
+/// (unguarded, it failed with `LookupError: unknown encoding: idna`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_network_access_fails_saying_the_sandbox_forbids_it() {
+    let t = TestHub::new(true).await;
+    deploy_py(&t, "checks").await;
+    for call in ["socket", "socket.getaddrinfo"] {
+        let row = t
+            .run("CallForbidden", &format!("\"{call}\""), &format!("net-{call}"))
+            .await;
+        assert_failed_with(&row, "NetworkAccessError", "forbids network access in an orchestrator");
+        assert_failed_with(&row, "NetworkAccessError", "context.call_http");
+        assert_failed_with(&row, "NetworkAccessError", "--allow-http");
+
+        let row = t
+            .run(
+                "CallForbiddenInActivity",
+                &format!("\"{call}\""),
+                &format!("act-net-{call}"),
+            )
+            .await;
+        assert_completed(&row);
+        let out = output(&row);
+        assert_eq!(out["error_type"], json!("NetworkAccessError"), "{out}");
+        let message = out["message"].as_str().unwrap_or_default();
+        for needle in ["forbids network access", "context.call_http", "--allow-http"] {
+            assert!(message.contains(needle), "{message}");
+        }
+    }
+    t.stop().await;
+}
+
+/// The orchestrator CPU limit counts the guest's own CPU time, not the
+/// time it waits for a core: 200 Python orchestrations started at once on 2
+/// cores, next to two busy neighbours that hold a worker thread for 100 ms
+/// at a time (as a compile or any other long step would), all complete,
+/// with the hot cache and in forced replay, under the default 2 s limit and
+/// under a 250 ms limit (below the wall time of an episode under that load,
+/// far above its CPU time), while an infinite loop among them still fails
+/// at the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_python_orchestrations_never_hit_the_cpu_limit() {
+    let tight = cairn::sandbox::Limits {
+        orchestrator_cpu: std::time::Duration::from_millis(250),
+        ..cairn::sandbox::Limits::default()
+    };
+    assert_eq!(
+        cairn::sandbox::Limits::default().orchestrator_cpu,
+        std::time::Duration::from_secs(2)
+    );
+    for (hot, limits) in [
+        (true, cairn::sandbox::Limits::default()),
+        (false, cairn::sandbox::Limits::default()),
+        (true, tight),
+    ] {
+        concurrent_python_orchestrations(hot, limits).await;
+    }
+}
+
+async fn concurrent_python_orchestrations(hot: bool, limits: cairn::sandbox::Limits) {
+    const N: usize = 200;
+    let limit = limits.orchestrator_cpu.as_millis() as u64;
+    let mut t = TestHub::with_limits(hot, cairn::engine::EngineConfig::default(), limits, false).await;
+    deploy_py(&t, "hello-cities").await;
+    t.deploy("sandbox-abuse").await;
+    let looping = t.start("InfiniteLoop", "null", "loop").await;
+    let ids: Vec<String> = (0..N).map(|i| format!("py-{i}")).collect();
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let neighbours: Vec<_> = (0..2)
+        .map(|_| {
+            let busy = busy.clone();
+            tokio::spawn(async move {
+                while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                    let until = std::time::Instant::now() + std::time::Duration::from_millis(100);
+                    while std::time::Instant::now() < until {
+                        std::hint::black_box(0u64);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    t.running = Some(t.engine.run());
+    // As `cairn bench --mode seq`: 16 clients start their share one after
+    // another while the engine runs.
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..16 {
+        let hub = t.hub.clone();
+        let share: Vec<String> = ids.iter().skip(c).step_by(16).cloned().collect();
+        clients.spawn(async move {
+            for id in share {
+                hub.start("HelloCities", None, Some(&id), None).await.unwrap();
+            }
+        });
+    }
+    while let Some(r) = clients.join_next().await {
+        r.unwrap();
+    }
+    let mut failed = Vec::new();
+    for id in &ids {
+        let row = t.wait(id).await;
+        if row.status == RuntimeStatus::Completed {
+            assert_eq!(output(&row), json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"]));
+        } else {
+            failed.push(format!("{id}: {:?} {:?}", row.status, row.output));
+        }
+    }
+    let elapsed = started.elapsed();
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    for n in neighbours {
+        n.await.unwrap();
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {N} failed (hot={hot}, limit {limit} ms): {failed:#?}",
+        failed.len()
+    );
+    let row = t.wait(&looping).await;
+    assert_eq!(row.status, RuntimeStatus::Failed, "{row:?}");
+    let out = output(&row);
+    assert_eq!(out["ErrorType"], json!("Timeout"), "{out}");
+    // "…ran for more than N ms of CPU time…; the limit is L ms": stopped
+    // within a few epoch ticks of the limit, however loaded the host was.
+    let message = out["Message"].as_str().unwrap();
+    let used: u64 = message
+        .split("more than ")
+        .nth(1)
+        .and_then(|m| m.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!((limit..limit + 200).contains(&used), "{message}");
+    eprintln!(
+        "{N} concurrent Python HelloCities orchestrations (hot={hot}, limit {limit} ms) completed in {elapsed:?}"
+    );
+    t.stop().await;
+}

@@ -4,6 +4,13 @@ use serde_json::json;
 
 use crate::common::*;
 use cairn::store::RuntimeStatus;
+use cairn::upgrade::{UpgradeOptions, Verdict};
+
+/// `upgrade-check --apply`.
+const APPLY: UpgradeOptions = UpgradeOptions {
+    apply: true,
+    allow_input_changes: false,
+};
 
 /// Rewrites a completed HelloCities instance so that it is mid-flight
 /// (history up to the second TaskScheduled, a pending result in its inbox)
@@ -122,7 +129,7 @@ async fn upgrade_check_reports_divergence_and_moves_compatible_instances() {
             }
         }
 
-        let report = cairn::upgrade::check(&t.hub, "HelloCities", guest("hello-cities-v2"), true)
+        let report = cairn::upgrade::check(&t.hub, "HelloCities", guest("hello-cities-v2"), APPLY)
             .await
             .unwrap();
         assert_eq!(report.instances.len(), 3);
@@ -140,7 +147,7 @@ async fn upgrade_check_reports_divergence_and_moves_compatible_instances() {
             }
         }
 
-        let report = cairn::upgrade::check(&t.hub, "HelloCities", guest("hello-cities-v3"), true)
+        let report = cairn::upgrade::check(&t.hub, "HelloCities", guest("hello-cities-v3"), APPLY)
             .await
             .unwrap();
         assert!(
@@ -208,7 +215,7 @@ async fn upgrade_check_with_reordered_activities_moves_only_the_instances_before
 
         // v2 calls StepC before StepB: only instances that have not called
         // StepB yet replay cleanly.
-        let report = cairn::upgrade::check(&t.hub, "Pipeline", guest("pipeline-v2"), true)
+        let report = cairn::upgrade::check(&t.hub, "Pipeline", guest("pipeline-v2"), APPLY)
             .await
             .unwrap();
         assert_eq!(report.instances.len(), 4, "{report:?}");
@@ -243,6 +250,123 @@ async fn upgrade_check_with_reordered_activities_moves_only_the_instances_before
             assert_eq!(output(&row), json!(["A", "B", "C"]), "{row:?}");
             assert_eq!(row.version, v1);
         }
+        t.stop().await;
+    }
+}
+
+/// Waits until `id` is Running (its first episode is committed).
+async fn wait_running(t: &TestHub, id: &str) {
+    for _ in 0..1000 {
+        if t.hub.store.get_instance(id).await.unwrap().unwrap().status == RuntimeStatus::Running {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{id} never ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reports_a_changed_activity_input_as_a_divergence() {
+    let t = TestHub::new(true).await;
+    t.deploy("hello-cities").await;
+    let row = t.run("HelloCities", "null", "cities").await;
+    assert_completed(&row);
+    // Its own version reproduces it exactly.
+    let report = cairn::upgrade::replay_finished(&t.hub, "cities", None).await.unwrap();
+    assert!(report.is_identical(), "{report:?}");
+    // Same activity names, cities reordered: not what the recorded run did.
+    let report = cairn::upgrade::replay_finished(&t.hub, "cities", Some(guest("hello-cities-reordered")))
+        .await
+        .unwrap();
+    assert!(!report.is_identical(), "{report:?}");
+    match &report.verdict {
+        Verdict::Diverges { error_type, message } => {
+            assert_eq!(error_type, "InputChanged", "{message}");
+            for needle in ["input changed", "task 0", "\"SayHello\"", "\"Tokyo\"", "\"Seattle\""] {
+                assert!(
+                    message.contains(needle),
+                    "names the task, the action and both inputs: {message}"
+                );
+            }
+        }
+        other => panic!("a changed input is a divergence: {other:?}"),
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_check_reports_changed_inputs_and_moves_them_only_when_allowed() {
+    for hot in [true, false] {
+        // Activities never run: the instances stay parked at task 0
+        // (SayHello "Tokyo" scheduled).
+        let stuck = cairn::engine::EngineConfig {
+            activity_concurrency: 0,
+            ..Default::default()
+        };
+        let mut t = TestHub::with(hot, stuck, true).await;
+        let v1 = t.deploy("hello-cities").await;
+        let ids = ["in-0", "in-1"];
+        for id in ids {
+            t.start("HelloCities", "null", id).await;
+        }
+        for id in ids {
+            wait_running(&t, id).await;
+        }
+        let reordered = guest("hello-cities-reordered");
+
+        let report = cairn::upgrade::check(&t.hub, "HelloCities", reordered.clone(), APPLY)
+            .await
+            .unwrap();
+        assert_eq!(report.instances.len(), 2, "{report:?}");
+        assert_eq!(report.moved, 0, "changed inputs are not moved by default: {report:?}");
+        for i in &report.instances {
+            match &i.verdict {
+                Verdict::InputChanged { message } => {
+                    for needle in ["task 0", "\"SayHello\"", "\"Tokyo\"", "\"Seattle\""] {
+                        assert!(message.contains(needle), "{message}");
+                    }
+                }
+                other => panic!("{}: the input changed: {other:?}", i.instance_id),
+            }
+        }
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["instances"][0]["verdict"], json!("input-changed"), "{json}");
+        for id in ids {
+            assert_eq!(t.hub.store.get_instance(id).await.unwrap().unwrap().version, v1);
+        }
+
+        let allow = UpgradeOptions {
+            apply: true,
+            allow_input_changes: true,
+        };
+        let report = cairn::upgrade::check(&t.hub, "HelloCities", reordered, allow)
+            .await
+            .unwrap();
+        assert_eq!(report.moved, 2, "{report:?}");
+
+        // Moved, they carry on with the result recorded for the old input
+        // (task 0 ran SayHello "Tokyo"), which is what the report warned of.
+        t.halt().await;
+        let engine = cairn::engine::Engine::new(
+            t.hub.store.clone(),
+            t.hub.sandbox.clone(),
+            cairn::engine::EngineConfig {
+                hot_cache: hot,
+                poll_interval: std::time::Duration::from_millis(10),
+                ..Default::default()
+            },
+        );
+        let running = engine.run();
+        for id in ids {
+            let row = engine.wait_for(id, std::time::Duration::from_secs(30)).await.unwrap();
+            assert_eq!(row.version, report.candidate);
+            assert_eq!(
+                output(&row),
+                json!(["Hello Tokyo!", "Hello Tokyo!", "Hello London!"]),
+                "hot={hot}"
+            );
+        }
+        running.shutdown(&engine, std::time::Duration::from_secs(2)).await;
         t.stop().await;
     }
 }

@@ -132,6 +132,42 @@ async fn runaway_guests_fail_their_instance_while_others_complete() {
     }
 }
 
+/// `std::thread::sleep` in an orchestrator waits on its virtual clock, which
+/// stands still: it fails the instance at once, pointing at durable timers,
+/// instead of blocking real time on every run and replay. Activities, whose
+/// clocks are real, may sleep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_sleep_in_an_orchestrator_fails_at_once_and_names_durable_timers() {
+    for hot in [true, false] {
+        let t = TestHub::new(hot).await;
+        t.deploy("sandbox-abuse").await;
+        let started = std::time::Instant::now();
+        let out = failure_of(&t, "BlockingSleep", r#"{"ms":5000}"#, "sleeper").await;
+        let elapsed = started.elapsed();
+        assert_eq!(out["ErrorType"], json!(cairn::sandbox::BLOCKING_WAIT), "{out}");
+        let message = out["Message"].as_str().unwrap();
+        for needle in ["blocking wait of 5000 ms", "durable timer", "create_timer"] {
+            assert!(message.contains(needle), "{message}");
+        }
+        assert!(elapsed < Duration::from_secs(5), "failed without sleeping: {elapsed:?}");
+        assert_eq!(
+            t.types("sleeper")
+                .await
+                .iter()
+                .filter(|e| **e == "ExecutionCompleted")
+                .count(),
+            1
+        );
+
+        let row = t
+            .run("BlockingSleep", r#"{"ms":20,"in_activity":true}"#, "activity-sleeper")
+            .await;
+        assert_completed(&row);
+        assert_eq!(output(&row), json!(20));
+        t.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_inputs_are_refused_before_they_are_stored() {
     let t = TestHub::with_limits(true, EngineConfig::default(), tight_limits(), true).await;
@@ -551,4 +587,61 @@ async fn oversized_and_slow_to_compile_components_are_refused_at_deploy() {
         .to_string();
     assert!(err.contains("limits.compile_time"), "{err}");
     assert!(hub.store.list_functions().await.unwrap().is_empty(), "nothing stored");
+}
+
+/// Compiled components (`*.cwasm`) in a compiled-code cache directory.
+fn compiled_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".cwasm"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A deploy that is refused leaves nothing behind: no component in the
+/// store and no compiled code in `<db>.compiled/`; a refused re-deploy of
+/// a deployed component keeps the deployed one's compiled code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_deploy_leaves_no_compiled_code_behind() {
+    let dir = TempDir::new("refused-deploy");
+    let db = dir.0.join("hub.db");
+    let cache = cairn::sandbox::default_cache_dir(&db);
+    let hub = cairn::hub::Hub::open(&db).unwrap();
+    let err = hub.deploy(guest("forbidden-net")).await.unwrap_err().to_string();
+    assert!(err.contains("wasi:sockets/"), "{err}");
+    assert_eq!(
+        compiled_files(&cache),
+        Vec::<String>::new(),
+        "refused: nothing compiled is kept"
+    );
+
+    let hash = hub.deploy(guest("hello-cities")).await.unwrap().hash;
+    let kept = compiled_files(&cache);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].starts_with(&hash), "{kept:?}");
+    // Environment grants are refused for an orchestrator component, but the
+    // same bytes are deployed: their compiled code stays.
+    let grants = cairn::sandbox::Grants {
+        env: vec!["HOME".into()],
+        ..Default::default()
+    };
+    let err = hub
+        .deploy_with(guest("hello-cities"), grants)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exports orchestrators"), "{err}");
+    assert_eq!(compiled_files(&cache), kept);
+    assert_completed(&{
+        let engine = cairn::engine::Engine::new(hub.store.clone(), hub.sandbox.clone(), EngineConfig::default());
+        let running = engine.run();
+        let id = hub.start("HelloCities", None, Some("after"), None).await.unwrap();
+        let row = engine.wait_for(id.as_str(), Duration::from_secs(30)).await.unwrap();
+        running.shutdown(&engine, Duration::from_secs(2)).await;
+        row
+    });
 }

@@ -40,6 +40,7 @@ from .app import Activity, App, DFApp, Orchestrator, default_app
 from .errors import (
     ActivityFailedError,
     Failure,
+    NetworkAccessError,
     NonDeterministicCallError,
     SubOrchestratorFailedError,
     TaskFailedError,
@@ -73,6 +74,7 @@ __all__ = [
     "Functions",
     "LockGuard",
     "LogLevel",
+    "NetworkAccessError",
     "NonDeterministicCallError",
     "Orchestrator",
     "OrchestrationContext",

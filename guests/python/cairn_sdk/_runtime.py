@@ -16,7 +16,12 @@ function runs the SDK:
   so ``random.random()`` is replay-stable in orchestrators;
 - refuses to import modules that were not imported when the component was
   built (the bundled standard library is only reachable at build time)
-  with a ``ModuleNotFoundError`` that says so.
+  with a ``ModuleNotFoundError`` that says so;
+- makes ``socket`` connections and host-name lookups (and so
+  ``http.client`` and ``urllib``) raise :class:`NetworkAccessError`, which
+  says that the sandbox forbids network access and to use durable HTTP
+  (``context.call_http``) instead. Unguarded, they fail with a puzzling
+  ``LookupError: unknown encoding: idna``.
 
 Calls that do not go through a module attribute the SDK can replace (for
 example ``datetime.datetime.now()``, or ``from time import time`` bound at
@@ -28,6 +33,7 @@ import io
 import linecache
 import os
 import random
+import socket
 import sys
 import time
 import uuid
@@ -40,6 +46,7 @@ from ._levels import to_wit
 from .activity import ActivityContext
 from .app import ACTIVITY, ORCHESTRATOR, lookup, registered
 from .errors import (
+    NetworkAccessError,
     NonDeterministicCallError,
     WasiUnavailableError,
     details_to_json,
@@ -180,6 +187,32 @@ def _refuse_files(what):
     return refused
 
 
+_DURABLE_HTTP = (
+    "send HTTP requests from the orchestrator with durable HTTP, "
+    "`context.call_http(method, uri, content, headers)` (the host sends the request and records the "
+    "response; grant the hosts at deploy with `cairn deploy --allow-http HOST`)"
+)
+
+
+def _refuse_network(what):
+    def refused(*args, **kwargs):
+        if _kind == ORCHESTRATOR:
+            where = "an orchestrator"
+            instead = f"{_DURABLE_HTTP}, or do the I/O in an activity"
+        else:
+            where = "a Python component (built without WASI)"
+            instead = (
+                f"{_DURABLE_HTTP}, or call an activity written in a language with WASI HTTP "
+                "(e.g. Rust) deployed with `cairn deploy --allow-http HOST`"
+            )
+        raise NetworkAccessError(
+            f"{what}: the Cairn sandbox forbids network access in {where}; {instead}"
+        )
+
+    refused.__name__ = what.split("(")[0].rsplit(".", 1)[-1]
+    return refused
+
+
 _random_seed = random.seed
 
 
@@ -220,6 +253,15 @@ def _install_guards():
                  "remove", "unlink", "rename", "replace", "rmdir", "chdir", "access"):
         if hasattr(os, name):
             setattr(os, name, _refuse_files(f"os.{name}()"))
+
+    # Every connection and name lookup goes through these (`http.client`
+    # and `urllib` through `socket.create_connection`).
+    for name in ("create_connection", "create_server", "getaddrinfo", "gethostbyname",
+                 "gethostbyname_ex", "gethostbyaddr", "getnameinfo", "getfqdn"):
+        if hasattr(socket, name):
+            setattr(socket, name, _refuse_network(f"socket.{name}()"))
+    for name in ("connect", "connect_ex", "bind", "sendto"):
+        setattr(socket.socket, name, _refuse_network(f"socket.socket.{name}()"))
 
     # Formatting a warning or a traceback reads source lines from files.
     linecache.updatecache = lambda *args, **kwargs: []

@@ -118,6 +118,16 @@ class WasiUnavailableError(Failure):
         super().__init__("WasiUnavailableError", message)
 
 
+class NetworkAccessError(WasiUnavailableError):
+    """A function opened a network connection or resolved a host name
+    (``socket``, and what is built on it: ``http.client``, ``urllib``).
+    The sandbox forbids network access; the message says what to use
+    instead (durable HTTP from the orchestrator)."""
+
+    def __init__(self, message):
+        Failure.__init__(self, "NetworkAccessError", message)
+
+
 def failure_from_exception(exc):
     """The failure a raised exception stands for."""
     if isinstance(exc, Failure):

@@ -174,6 +174,7 @@ pub enum Command {
         id: String,
         #[arg(long)]
         show_input: bool,
+        /// Include the output (without it the `output` field is left out).
         #[arg(long)]
         show_output: bool,
         #[arg(long)]
@@ -266,17 +267,23 @@ pub enum Command {
         yes: bool,
     },
     /// Replay every unfinished instance of NAME against a candidate
-    /// component and report per instance whether it replays cleanly.
+    /// component and report per instance whether it replays cleanly, its
+    /// inputs changed (same actions, other inputs), or it diverges.
     UpgradeCheck {
         name: String,
         component: PathBuf,
-        /// Deploy the candidate and move the compatible instances to it.
+        /// Deploy the candidate and move the instances that replay cleanly to it.
         #[arg(long)]
         apply: bool,
+        /// With --apply, also move instances whose only difference is a
+        /// changed activity, sub-orchestration or timer input (they carry on
+        /// with the results recorded for the old inputs).
+        #[arg(long, requires = "apply")]
+        allow_input_changes: bool,
     },
     /// Replay a finished instance's recorded history from the start against
     /// its own version (or COMPONENT): prints what it reproduced; exits
-    /// non-zero unless every action and the outcome are identical.
+    /// non-zero unless every action, its input and the outcome are identical.
     Replay {
         id: String,
         /// Replay against this component instead (test new code on old histories).
@@ -578,13 +585,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::UpgradeCheck { name, component, apply } => {
+        Command::UpgradeCheck {
+            name,
+            component,
+            apply,
+            allow_input_changes,
+        } => {
             let bytes = std::fs::read(&component).map_err(|source| CliError::Io {
                 path: component.clone(),
                 source,
             })?;
             eprintln!("replaying unfinished {name} instances against {}…", component.display());
-            let report = crate::upgrade::check(&hub, &name, bytes, apply).await?;
+            let options = crate::upgrade::UpgradeOptions {
+                apply,
+                allow_input_changes,
+            };
+            let report = crate::upgrade::check(&hub, &name, bytes, options).await?;
             print_json(&serde_json::to_value(&report).unwrap_or_default());
             Ok(())
         }

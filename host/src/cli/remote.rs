@@ -220,7 +220,7 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
         Command::Status {
             id,
             show_input,
-            show_output: _,
+            show_output,
             show_history,
         } => {
             let path = format!(
@@ -233,7 +233,12 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
                 ])
             );
             let reply = r.call(Method::GET, &path, &[], Vec::new(), SUCCESS).await?;
-            print_json(&reply.json());
+            let mut status = reply.json();
+            // As locally: the output only with --show-output.
+            if !show_output && let Some(m) = status.as_object_mut() {
+                m.remove("output");
+            }
+            print_json(&status);
             Ok(())
         }
         Command::History { id } | Command::GetHistory { id } => {

@@ -78,6 +78,7 @@ fn episode(events: Vec<Event>, finish: Option<Finish>) -> EpisodeOutput {
         events: events.into_iter().map(|e| (NOW, e)).collect(),
         custom_status: None,
         finish,
+        ..EpisodeOutput::default()
     }
 }
 

@@ -518,7 +518,7 @@ impl Engine {
                         let finish = replay.finish(Err(f));
                         let out = replay.take_episode(Some(finish));
                         let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now).await;
-                        return self.commit(cp, false).await;
+                        return self.commit(cp, false, &row.name).await;
                     }
                 };
                 let mut session = self.sandbox.start_session(loaded, replay);
@@ -577,7 +577,7 @@ impl Engine {
         let cp = self
             .checkpoint_of(row, consumed, output, entry.parent.as_ref(), now)
             .await;
-        self.commit(cp, !finished && self.config.hot_cache).await?;
+        self.commit(cp, !finished && self.config.hot_cache, &row.name).await?;
         if !finished && self.config.hot_cache {
             entry.history_len = row.history_len + added;
             if let Ok(mut cache) = self.hot.lock() {
@@ -595,17 +595,36 @@ impl Engine {
             .flatten()
     }
 
-    /// Commits `cp`; with `keep_lease` the instance stays leased to this
-    /// engine (it stays hot here), else its lease is released.
-    async fn commit(&self, mut cp: Checkpoint, keep_lease: bool) -> Result<(), StoreError> {
+    /// Commits `cp`, a checkpoint of orchestrator `name`; with `keep_lease`
+    /// the instance stays leased to this engine (it stays hot here), else
+    /// its lease is released. A failed execution is logged once, after its
+    /// commit.
+    async fn commit(&self, mut cp: Checkpoint, keep_lease: bool, name: &str) -> Result<(), StoreError> {
         cp.lease_until = keep_lease.then(|| cp.now.saturating_add(self.config.instance_lease_ms));
         let started = Instant::now();
+        // (A failed sub-orchestration whose parent retries it stays Pending.)
+        let failed = cp.events.iter().find_map(|(_, e)| match e {
+            Event::ExecutionCompleted { failure: Some(f), .. } => {
+                Some((cp.instance_id.clone(), f.clone(), cp.status != RuntimeStatus::Failed))
+            }
+            _ => None,
+        });
         let r = self.store.checkpoint(cp, self.lease()).await;
         self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.metrics.checkpoint_micros.fetch_add(
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        if let (Ok(()), Some((instance, f, retry))) = (&r, failed) {
+            tracing::warn!(
+                %instance,
+                name,
+                retry,
+                error_type = %f.error_type,
+                "orchestration failed: {}",
+                f.message
+            );
+        }
         r
     }
 
@@ -662,7 +681,7 @@ impl Engine {
         let finish = replay.terminate(reason);
         let out = replay.take_episode(Some(finish));
         let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now).await;
-        self.commit(cp, false).await
+        self.commit(cp, false, &row.name).await
     }
 
     async fn record_suspension(
@@ -677,7 +696,7 @@ impl Engine {
         let added = messages.len() as u64;
         let cp = decide::suspension(row, consumed, messages, now);
         let keep = hot.is_some() && input.history.is_none();
-        self.commit(cp, keep).await?;
+        self.commit(cp, keep, &row.name).await?;
         // The guest did not run: a hot session stays valid, only the
         // position moved.
         if let (Some(mut h), true) = (hot, input.history.is_none())
@@ -707,7 +726,7 @@ impl Engine {
         let finish = replay.finish(Err(failure));
         let out = replay.take_episode(Some(finish));
         let cp = self.checkpoint_of(&row, consumed, out, parent.as_ref(), now).await;
-        self.commit(cp, false).await
+        self.commit(cp, false, &row.name).await
     }
 
     fn spawn_activity(self: &Arc<Self>, item: WorkItem) {
@@ -724,6 +743,18 @@ impl Engine {
             };
             let now = now_ms();
             let outcome = decide::activity_outcome(&item, outcome, now, engine.config.max_deliveries);
+            if let Event::TaskFailed { failure: f, .. } | Event::TaskRetrying { failure: f, .. } = &outcome.message {
+                tracing::warn!(
+                    instance = %item.instance_id,
+                    name = %item.name,
+                    task = item.task_id,
+                    attempt = item.attempt,
+                    retry = outcome.retry_at.is_some(),
+                    error_type = %f.error_type,
+                    "activity failed: {}",
+                    f.message
+                );
+            }
             crate::crash::point("activity_done_before_result_commit");
             // A busy or full database is retried here (the result is not
             // lost to a 6-minute lease); anything else leaves the item to

@@ -39,7 +39,74 @@ pub enum ActionKind {
 struct Recorded {
     kind: ActionKind,
     name: String,
+    /// What a recorded action was given (an activity's or
+    /// sub-orchestration's JSON input, a timer's fire-at time), kept only
+    /// until the re-run matches it: actions of the live run and locks keep
+    /// `None`, so a hot instance holds no copies of its inputs.
+    input: Option<String>,
     matched: bool,
+}
+
+/// A recorded action that a re-run scheduled again under the same name but
+/// with a different input (an activity or sub-orchestration input, a timer's
+/// fire-at time).
+///
+/// The engine tolerates such a change, as Durable Functions does (the
+/// recorded result is what the guest gets back), but it means the code no
+/// longer does what the history says it did: `cairn replay` reports it as a
+/// divergence and `cairn upgrade-check` as "input changed".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputChange {
+    pub task_id: TaskId,
+    /// The action, described as in non-determinism messages (`activity "SayHello"`).
+    pub action: String,
+    /// The input in history.
+    pub recorded: String,
+    /// The input the code gives now.
+    pub replayed: String,
+}
+
+impl InputChange {
+    /// One line naming the task, the action and both inputs.
+    #[must_use]
+    pub fn message(&self) -> String {
+        format!(
+            "input changed: at task {} the history has {} with input {} but the orchestrator now gives it {}",
+            self.task_id,
+            self.action,
+            clip(&self.recorded),
+            clip(&self.replayed)
+        )
+    }
+}
+
+/// Longest input quoted in a message, bytes.
+const MAX_QUOTED_INPUT: usize = 200;
+
+fn clip(text: &str) -> String {
+    if text.len() <= MAX_QUOTED_INPUT {
+        return text.to_owned();
+    }
+    let mut end = MAX_QUOTED_INPUT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+/// Equal as JSON values (so `{"a":1,"b":2}` equals `{"b": 2, "a": 1}`),
+/// or as text when either side is not JSON.
+fn same_input(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
 }
 
 fn describe(kind: ActionKind, name: &str) -> String {
@@ -100,6 +167,9 @@ pub struct EpisodeOutput {
     pub custom_status: Option<Option<String>>,
     /// Set when the execution ended in this episode.
     pub finish: Option<Finish>,
+    /// The first recorded action re-scheduled with another input so far
+    /// (see [`InputChange`]; replay checks report it, the engine ignores it).
+    pub input_change: Option<InputChange>,
 }
 
 /// Replay state of one execution. See the module docs.
@@ -128,6 +198,8 @@ pub struct Replay {
     custom_status: Option<Option<String>>,
     continue_as_new: Option<(String, bool)>,
     fatal: Option<Failure>,
+    /// The first recorded action re-scheduled with another input.
+    input_change: Option<InputChange>,
     finished: bool,
 }
 
@@ -203,6 +275,13 @@ impl Replay {
         self.fatal.as_ref()
     }
 
+    /// The first recorded action this run scheduled again with a different
+    /// input, if any (not fatal: see [`InputChange`]).
+    #[must_use]
+    pub fn input_change(&self) -> Option<&InputChange> {
+        self.input_change.as_ref()
+    }
+
     fn live(&self) -> usize {
         self.episode_times.len().saturating_sub(1)
     }
@@ -230,13 +309,21 @@ impl Replay {
                 }
             }
             Event::OrchestratorStarted => self.episode_times.push(ts),
-            Event::TaskScheduled { task_id, name, .. } => self.record(*task_id, ActionKind::Activity, name),
-            Event::SubOrchestrationInstanceCreated { task_id, name, .. } => {
-                self.record(*task_id, ActionKind::SubOrchestration, name);
+            Event::TaskScheduled {
+                task_id, name, input, ..
+            } => self.record(*task_id, ActionKind::Activity, name, Some(input)),
+            Event::SubOrchestrationInstanceCreated {
+                task_id, name, input, ..
+            } => {
+                self.record(*task_id, ActionKind::SubOrchestration, name, Some(input));
             }
-            Event::TimerCreated { task_id, .. } => self.record(*task_id, ActionKind::Timer, ""),
-            Event::LockRequested { task_id, names } => self.record(*task_id, ActionKind::Lock, &names.join(",")),
-            Event::LockReleased { task_id, .. } => self.record(*task_id, ActionKind::Unlock, ""),
+            Event::TimerCreated { task_id, fire_at } => {
+                self.record(*task_id, ActionKind::Timer, "", Some(&fire_at.to_string()));
+            }
+            Event::LockRequested { task_id, names } => {
+                self.record(*task_id, ActionKind::Lock, &names.join(","), None);
+            }
+            Event::LockReleased { task_id, .. } => self.record(*task_id, ActionKind::Unlock, "", None),
             Event::LockGranted { task_id } => self.complete(*task_id, Ok("null".to_owned()), episode),
             Event::TaskCompleted { task_id, result } | Event::SubOrchestrationInstanceCompleted { task_id, result } => {
                 self.complete(*task_id, Ok(result.clone()), episode);
@@ -256,12 +343,13 @@ impl Replay {
         }
     }
 
-    fn record(&mut self, task_id: TaskId, kind: ActionKind, name: &str) {
+    fn record(&mut self, task_id: TaskId, kind: ActionKind, name: &str, input: Option<&str>) {
         self.actions.insert(
             task_id,
             Recorded {
                 kind,
                 name: name.to_owned(),
+                input: input.map(str::to_owned),
                 matched: true,
             },
         );
@@ -326,8 +414,16 @@ impl Replay {
 
     /// Starts an episode at time `now` with the given messages (already
     /// filtered with [`Replay::accepts`]; filtered again here for safety).
+    ///
+    /// A `TimerFired` message is stamped with its delivery time (`now`, and
+    /// never before its fire-at time), not with the time the timer was
+    /// created: history shows when the timer fired.
     pub fn begin_episode(&mut self, now: Millis, messages: impl IntoIterator<Item = (Millis, Event)>) {
         for (ts, event) in messages {
+            let ts = match &event {
+                Event::TimerFired { fire_at, .. } => now.max(*fire_at).max(ts),
+                _ => ts,
+            };
             if self.accepts(&event) {
                 self.apply(ts, &event);
                 self.pending.push((ts, event));
@@ -385,7 +481,15 @@ impl Replay {
 
     /// Matches a new durable action against history; `Ok(true)` when it is
     /// new (must be appended), `Ok(false)` when history already has it.
-    fn match_action(&mut self, task_id: TaskId, kind: ActionKind, name: &str) -> Result<bool, Failure> {
+    /// Kind and name must match; a different input is noted (see
+    /// [`InputChange`]), not fatal.
+    fn match_action(
+        &mut self,
+        task_id: TaskId,
+        kind: ActionKind,
+        name: &str,
+        input: Option<&str>,
+    ) -> Result<bool, Failure> {
         if let Some(fatal) = &self.fatal {
             return Err(fatal.clone());
         }
@@ -393,6 +497,17 @@ impl Replay {
             Some(rec) if rec.kind == kind && rec.name == name && !rec.matched => {
                 rec.matched = true;
                 self.unmatched -= 1;
+                if let (Some(recorded), Some(replayed)) = (rec.input.take(), input)
+                    && self.input_change.is_none()
+                    && !same_input(&recorded, replayed)
+                {
+                    self.input_change = Some(InputChange {
+                        task_id,
+                        action: describe(kind, name),
+                        recorded,
+                        replayed: replayed.to_owned(),
+                    });
+                }
                 Ok(false)
             }
             Some(rec) => {
@@ -417,7 +532,7 @@ impl Replay {
                 Err(self.nondeterminism(msg))
             }
             None => {
-                self.record(task_id, kind, name);
+                self.record(task_id, kind, name, None);
                 Ok(true)
             }
         }
@@ -440,7 +555,7 @@ impl Replay {
         retry: Option<RetryPolicy>,
     ) -> Result<TaskId, Failure> {
         let task_id = self.next_task_id();
-        if self.match_action(task_id, ActionKind::Activity, name)? {
+        if self.match_action(task_id, ActionKind::Activity, name, Some(input))? {
             let now = self.now();
             self.pending.push((
                 now,
@@ -468,7 +583,7 @@ impl Replay {
         retry: Option<RetryPolicy>,
     ) -> Result<TaskId, Failure> {
         let task_id = self.next_task_id();
-        if self.match_action(task_id, ActionKind::SubOrchestration, name)? {
+        if self.match_action(task_id, ActionKind::SubOrchestration, name, Some(input))? {
             let now = self.now();
             let child = instance_id.map_or_else(|| format!("{}:{task_id}", self.instance_id), str::to_owned);
             self.pending.push((
@@ -491,7 +606,7 @@ impl Replay {
     /// A `NonDeterminism` failure when history disagrees.
     pub fn create_timer(&mut self, fire_at: Millis) -> Result<TaskId, Failure> {
         let task_id = self.next_task_id();
-        if self.match_action(task_id, ActionKind::Timer, "")? {
+        if self.match_action(task_id, ActionKind::Timer, "", Some(&fire_at.to_string()))? {
             let now = self.now();
             self.pending.push((now, Event::TimerCreated { task_id, fire_at }));
         }
@@ -504,7 +619,7 @@ impl Replay {
     /// A `NonDeterminism` failure when history disagrees.
     pub fn request_lock(&mut self, names: &[String]) -> Result<TaskId, Failure> {
         let task_id = self.next_task_id();
-        if self.match_action(task_id, ActionKind::Lock, &names.join(","))? {
+        if self.match_action(task_id, ActionKind::Lock, &names.join(","), None)? {
             let now = self.now();
             self.pending.push((
                 now,
@@ -523,7 +638,7 @@ impl Replay {
     /// A `NonDeterminism` failure when history disagrees.
     pub fn release_lock(&mut self, lock: TaskId) -> Result<(), Failure> {
         let task_id = self.next_task_id();
-        if self.match_action(task_id, ActionKind::Unlock, "")? {
+        if self.match_action(task_id, ActionKind::Unlock, "", None)? {
             let now = self.now();
             self.pending.push((now, Event::LockReleased { task_id, lock }));
         }
@@ -752,6 +867,7 @@ impl Replay {
             events,
             custom_status: self.custom_status.take(),
             finish,
+            input_change: self.input_change.clone(),
         }
     }
 }

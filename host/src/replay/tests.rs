@@ -312,3 +312,122 @@ fn continue_as_new_carries_unprocessed_events_when_asked() {
         ]
     );
 }
+
+fn sched_with(task_id: TaskId, name: &str, input: &str) -> Event {
+    Event::TaskScheduled {
+        task_id,
+        name: name.into(),
+        input: input.into(),
+        retry: None,
+    }
+}
+
+#[test]
+fn a_changed_activity_input_is_noted_but_not_fatal() {
+    let history = vec![
+        (1, started("HelloCities")),
+        (2, Event::OrchestratorStarted),
+        (2, sched_with(0, "SayHello", "\"Tokyo\"")),
+        (2, Event::OrchestratorCompleted),
+        (3, done(0, "\"Hello Tokyo!\"")),
+        (4, Event::OrchestratorStarted),
+        (4, sched_with(1, "SayHello", "{\"city\":\"Seattle\",\"n\":1}")),
+        (4, Event::OrchestratorCompleted),
+    ];
+    // Same inputs (an object with its keys in another order is the same
+    // JSON value): nothing noted.
+    let mut r = Replay::from_history("i", &history);
+    r.begin_episode(5, []);
+    let t0 = r.schedule_activity("SayHello", "\"Tokyo\"", None).unwrap();
+    assert_eq!(r.await_task(t0).unwrap(), Wait::Ready(Ok("\"Hello Tokyo!\"".into())));
+    r.schedule_activity("SayHello", "{ \"n\": 1, \"city\": \"Seattle\" }", None)
+        .unwrap();
+    r.check_blocked().unwrap();
+    assert_eq!(r.input_change(), None);
+
+    // Cities reordered: the recorded result is still returned (the engine
+    // tolerates it), and the first change is described.
+    let mut r = Replay::from_history("i", &history);
+    r.begin_episode(5, []);
+    let t0 = r.schedule_activity("SayHello", "\"Seattle\"", None).unwrap();
+    assert_eq!(r.await_task(t0).unwrap(), Wait::Ready(Ok("\"Hello Tokyo!\"".into())));
+    r.schedule_activity("SayHello", "\"Tokyo\"", None).unwrap();
+    r.check_blocked().unwrap();
+    assert_eq!(r.fatal(), None);
+    let change = r.input_change().unwrap();
+    assert_eq!(change.task_id, 0);
+    assert_eq!(change.recorded, "\"Tokyo\"");
+    assert_eq!(change.replayed, "\"Seattle\"");
+    let msg = change.message();
+    for needle in ["task 0", "activity \"SayHello\"", "\"Tokyo\"", "\"Seattle\""] {
+        assert!(msg.contains(needle), "{msg}");
+    }
+}
+
+#[test]
+fn changed_timer_and_sub_orchestration_inputs_are_noted() {
+    let history = vec![
+        (1, started("Parent")),
+        (2, Event::OrchestratorStarted),
+        (
+            2,
+            Event::TimerCreated {
+                task_id: 0,
+                fire_at: 1002,
+            },
+        ),
+        (
+            2,
+            Event::SubOrchestrationInstanceCreated {
+                task_id: 1,
+                name: "Child".into(),
+                instance_id: "i:1".into(),
+                input: "1".into(),
+                retry: None,
+            },
+        ),
+        (2, Event::OrchestratorCompleted),
+    ];
+    let mut r = Replay::from_history("i", &history);
+    r.begin_episode(5, []);
+    r.create_timer(1002).unwrap();
+    r.schedule_sub_orchestration("Child", "2", None, None).unwrap();
+    assert_eq!(r.input_change().unwrap().task_id, 1);
+
+    let mut r = Replay::from_history("i", &history);
+    r.begin_episode(5, []);
+    r.create_timer(1500).unwrap();
+    let change = r.input_change().unwrap().clone();
+    assert_eq!(
+        (change.task_id, change.recorded.as_str(), change.replayed.as_str()),
+        (0, "1002", "1500")
+    );
+}
+
+#[test]
+fn timer_fired_is_stamped_when_it_is_delivered_not_when_it_was_created() {
+    let mut r = Replay::from_history("i", &[]);
+    r.begin_episode(1000, [(1000, started("Sleeps"))]);
+    let t = r.create_timer(2000).unwrap();
+    assert_eq!(r.await_task(t).unwrap(), Wait::Blocked);
+    r.take_episode(None);
+    // The message was written at 1000 (with the TimerCreated); the host
+    // delivers it at 2040.
+    r.begin_episode(
+        2040,
+        [(
+            1000,
+            Event::TimerFired {
+                task_id: t,
+                fire_at: 2000,
+            },
+        )],
+    );
+    let out = r.take_episode(None);
+    let fired = out
+        .events
+        .iter()
+        .find(|(_, e)| e.type_name() == "TimerFired")
+        .map(|(ts, _)| *ts);
+    assert_eq!(fired, Some(2040));
+}

@@ -127,6 +127,7 @@ impl GuestState {
         };
         ctx.replay.begin_episode(next.now, next.messages);
         self.segment_start = std::time::Instant::now();
+        self.cpu.reset();
         Ok(())
     }
 

@@ -13,7 +13,9 @@ use wasmtime::{Engine, ResourceLimiter};
 pub struct Limits {
     /// Linear memory per guest instance, bytes (memory bombs).
     pub max_memory_bytes: usize,
-    /// Uninterrupted CPU time of orchestrator code per episode (infinite loops).
+    /// CPU time of orchestrator code between two waits on the host, i.e.
+    /// per episode (infinite loops). Only the guest's own execution counts,
+    /// not time spent waiting for a core.
     pub orchestrator_cpu: Duration,
     /// Wall time of one activity call.
     pub activity_cpu: Duration,

@@ -8,6 +8,8 @@
 //! activity's WASI has real clocks and random but, by default, no env, no
 //! preopened directories and no network.
 
+mod clocks;
+mod cpu;
 mod host;
 mod http;
 mod limits;
@@ -24,11 +26,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::history::{Event, Failure, Millis};
 use crate::replay::{EpisodeOutput, Replay};
 use crate::store::FunctionKind;
+pub use clocks::BLOCKING_WAIT;
+use clocks::VirtualClock;
 pub use http::{HostPattern, check_target};
 pub use limits::{DirGrant, Grants, Limits};
 
@@ -153,6 +157,8 @@ pub struct GuestState {
     role: Role,
     /// Start of the current uninterrupted run of guest code.
     segment_start: Instant,
+    /// The guest's CPU time in the current run (what `budget` limits).
+    cpu: Arc<cpu::CpuMeter>,
     budget: Duration,
     /// The guest's stdout and stderr (the tail of stderr explains traps).
     io: GuestIo,
@@ -202,27 +208,6 @@ impl wasmtime_wasi_http::WasiHttpView for GuestState {
             table: &mut self.table,
             hooks: &mut self.gate,
         }
-    }
-}
-
-/// Deterministic clocks for orchestrators: both read the episode's time.
-struct VirtualClock(Arc<AtomicU64>);
-
-impl HostWallClock for VirtualClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_millis(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::from_millis(self.0.load(Ordering::Relaxed))
-    }
-}
-
-impl HostMonotonicClock for VirtualClock {
-    fn resolution(&self) -> u64 {
-        1_000_000
-    }
-    fn now(&self) -> u64 {
-        self.0.load(Ordering::Relaxed).saturating_mul(1_000_000)
     }
 }
 
@@ -291,6 +276,8 @@ impl Sandbox {
             .map_err(|e| SandboxError::Config(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SandboxError::Config(e.to_string()))?;
+        // Orchestrators may not wait on their (virtual) monotonic clock.
+        clocks::add_to_linker(&mut linker).map_err(|e| SandboxError::Config(e.to_string()))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| SandboxError::Config(e.to_string()))?;
         App::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
@@ -330,6 +317,21 @@ impl Sandbox {
     /// [`SandboxError::InvalidComponent`], [`SandboxError::Instantiate`]
     /// when it imports something this host does not provide.
     pub fn load(&self, hash: &str, bytes: &[u8]) -> Result<Arc<Loaded>, SandboxError> {
+        self.load_unless_abandoned(hash, bytes, &AtomicBool::new(false))
+    }
+
+    /// [`load`](Self::load) for a caller that may stop waiting: once
+    /// `abandoned` is set, a compile that ends afterwards writes nothing to
+    /// the compiled cache and is not kept loaded.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn load_unless_abandoned(
+        &self,
+        hash: &str,
+        bytes: &[u8],
+        abandoned: &AtomicBool,
+    ) -> Result<Arc<Loaded>, SandboxError> {
         if let Some(l) = self.loaded.lock().ok().and_then(|m| m.get(hash).cloned()) {
             return Ok(l);
         }
@@ -342,9 +344,9 @@ impl Sandbox {
         let component = match self.cache_path(hash).filter(|p| p.exists()) {
             Some(path) => match limits::deserialize_cached(&self.engine, &path) {
                 Ok(c) => c,
-                Err(_) => self.compile(hash, bytes)?,
+                Err(_) => self.compile(hash, bytes, abandoned)?,
             },
-            None => self.compile(hash, bytes)?,
+            None => self.compile(hash, bytes, abandoned)?,
         };
         let pre = self
             .linker
@@ -356,15 +358,34 @@ impl Sandbox {
             component,
             pre,
         });
-        if let Ok(mut m) = self.loaded.lock() {
+        if !abandoned.load(Ordering::SeqCst)
+            && let Ok(mut m) = self.loaded.lock()
+        {
             m.insert(hash.to_owned(), loaded.clone());
         }
         Ok(loaded)
     }
 
-    fn compile(&self, hash: &str, bytes: &[u8]) -> Result<Component, SandboxError> {
+    /// Drops a component that was loaded but not deployed (a refused
+    /// deploy): it leaves the loaded set and the compiled cache.
+    pub fn forget(&self, hash: &str) {
+        if let Ok(mut m) = self.loaded.lock() {
+            m.remove(hash);
+        }
+        if let Some(path) = self.cache_path(hash)
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a refused component's compiled code");
+        }
+    }
+
+    fn compile(&self, hash: &str, bytes: &[u8], abandoned: &AtomicBool) -> Result<Component, SandboxError> {
         let component =
             Component::new(&self.engine, bytes).map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+        if abandoned.load(Ordering::SeqCst) {
+            return Ok(component);
+        }
         if let (Some(path), Ok(serialized)) = (self.cache_path(hash), component.serialize()) {
             let write = || -> std::io::Result<()> {
                 if let Some(dir) = path.parent() {
@@ -388,6 +409,7 @@ impl Sandbox {
             limiter: limits::Limiter::new(self.limits.max_memory_bytes),
             role,
             segment_start: Instant::now(),
+            cpu: cpu::CpuMeter::new(),
             budget,
             io,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
@@ -398,12 +420,15 @@ impl Sandbox {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             let s = ctx.data();
-            if s.segment_start.elapsed() > s.budget {
+            // The guest's own CPU time (time spent waiting for a core does
+            // not count); wall time only if the call is not metered.
+            let used = s.cpu.used().unwrap_or_else(|| s.segment_start.elapsed());
+            if used > s.budget {
                 Err(wasmtime::Error::new(host::GuestAbort(Failure::new(
                     "Timeout",
                     format!(
-                        "guest code ran for more than {} ms without yielding; the limit is {} ms (limits.cpu)",
-                        s.segment_start.elapsed().as_millis(),
+                        "guest code ran for more than {} ms of CPU time without yielding; the limit is {} ms (limits.cpu)",
+                        used.as_millis(),
                         s.budget.as_millis()
                     ),
                 ))))
@@ -481,14 +506,17 @@ impl Sandbox {
         linker
             .define_unknown_imports_as_traps(&loaded.component)
             .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
-        let app = App::instantiate_async(&mut store, &loaded.component, &linker)
-            .await
-            .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
-        let list = app
-            .cairn_durable_functions()
-            .call_list(&mut store)
-            .await
-            .map_err(|e| SandboxError::List(format!("{e:#}")))?;
+        let meter = store.data().cpu.clone();
+        let list = cpu::Metered::new(meter, async {
+            let app = App::instantiate_async(&mut store, &loaded.component, &linker)
+                .await
+                .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+            app.cairn_durable_functions()
+                .call_list(&mut store)
+                .await
+                .map_err(|e| SandboxError::List(format!("{e:#}")))
+        })
+        .await?;
         if list.is_empty() {
             return Err(SandboxError::NoFunctions);
         }
@@ -548,14 +576,18 @@ impl Sandbox {
             io,
             self.limits.orchestrator_cpu,
         );
+        let meter = store.data().cpu.clone();
         let task = tokio::spawn(async move {
-            let result = match loaded.pre() {
-                Ok(pre) => match pre.instantiate_async(&mut store).await {
-                    Ok(app) => app.cairn_durable_functions().call_run(&mut store, &name, &input).await,
+            let result = cpu::Metered::new(meter, async {
+                match loaded.pre() {
+                    Ok(pre) => match pre.instantiate_async(&mut store).await {
+                        Ok(app) => app.cairn_durable_functions().call_run(&mut store, &name, &input).await,
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            };
+                }
+            })
+            .await;
             let state = store.data_mut();
             let captured = state.io.stderr.tail();
             let Role::Orchestrator(ctx) = &mut state.role else {
@@ -601,8 +633,10 @@ impl Sandbox {
         state.role = Role::Activity(ctx);
         state.gate = http::HttpGate::new(grants.http_patterns());
         state.segment_start = Instant::now();
+        state.cpu.reset();
+        let meter = state.cpu.clone();
         store.set_epoch_deadline(1);
-        let call = async {
+        let call = cpu::Metered::new(meter, async {
             let app = match pooled {
                 Some(app) => app,
                 None => loaded.pre()?.instantiate_async(&mut store).await?,
@@ -612,7 +646,7 @@ impl Sandbox {
                 .call_run(&mut store, &name, &input.to_owned())
                 .await?;
             Ok::<_, wasmtime::Error>((app, result))
-        };
+        });
         // Host calls (sleeps, I/O) are not interrupted by epochs: bound the
         // whole call in wall time too.
         let result = tokio::time::timeout(budget + Duration::from_secs(1), call).await;

@@ -5,9 +5,13 @@ failures in both orchestrator styles.
 Orchestrators:
 - `CallForbidden`, input the name of a call (`"time.time"`, `"time.sleep"`,
   `"uuid.uuid4"`, `"os.urandom"`, `"random.seed"`, `"open"`,
-  `"datetime.now"`): makes that call, which fails the instance (with
-  `NonDeterministicCallError` naming the context's equivalent, or for
+  `"datetime.now"`, `"socket"`, `"socket.getaddrinfo"`): makes that call,
+  which fails the instance (with `NonDeterministicCallError` naming the
+  context's equivalent, `NetworkAccessError` for the network, or for
   `datetime.now`, which the SDK cannot intercept, a `Trap`).
+- `CallForbiddenInActivity`, the same input: calls the activity
+  `Forbidden`, which makes that call, and returns the caught failure as
+  `{"error_type", "message"}`.
 - `ReplayStable`: draws `random.random()`, reads `current_utc_datetime`
   and `new_uuid()`, sends them through the activity `Echo` (so they are
   recorded), draws again, and returns `{"drawn", "now", "uuid"}` as
@@ -46,12 +50,14 @@ Activities:
   built-in exception `t` (e.g. `ValueError`) with `m`, or when `t` is not a
   built-in exception or `d` is given, `cairn_sdk.Failure(t, m, d)`.
 - `PrintingActivity`: prints and returns `"activity printed"`.
+- `Forbidden`, input a name as for `CallForbidden`: makes that call.
 """
 
 import builtins
 import datetime
 import os
 import random
+import socket
 import sys
 import time
 import uuid
@@ -70,12 +76,23 @@ FORBIDDEN = {
     "random.seed": lambda: random.seed(),
     "open": lambda: open("/etc/passwd").read(),
     "datetime.now": lambda: datetime.datetime.now().isoformat(),
+    "socket": lambda: socket.create_connection(("example.com", 80)).recv(1),
+    "socket.getaddrinfo": lambda: str(socket.getaddrinfo("example.com", 80)),
 }
 
 
 @app.orchestrator("CallForbidden")
 def call_forbidden(context, name):
     return FORBIDDEN[name]()
+
+
+@app.orchestrator("CallForbiddenInActivity")
+def call_forbidden_in_activity(context, name):
+    try:
+        context.call_activity("Forbidden", name)
+    except ActivityFailedError as e:
+        return {"error_type": e.error_type, "message": e.message}
+    return "not raised"
 
 
 @app.orchestrator("ReplayStable")
@@ -242,6 +259,11 @@ def fail(spec):
     if spec.get("details") is None and isinstance(cls, type) and issubclass(cls, Exception):
         raise cls(spec["message"])
     raise Failure(error_type, spec["message"], spec.get("details"))
+
+
+@app.activity("Forbidden")
+def forbidden(name):
+    return FORBIDDEN[name]()
 
 
 @app.activity("PrintingActivity")

@@ -30,6 +30,11 @@
 //!   instead and returns `"small"`.
 //! - `ManyTasks` `{"count": n}`: schedules `n` `Noop` activity tasks without
 //!   awaiting them; returns `n`. `Noop` (any input) returns `null`.
+//! - `BlockingSleep` `{"ms": n, "in_activity"?: bool}`: sleeps `n` ms with
+//!   `std::thread::sleep` (a blocking wait on the WASI monotonic clock) and
+//!   returns `n`; with `in_activity`, calls `SleepActivity` with `n` instead,
+//!   which does the same sleep in an activity (where the clock is real) and
+//!   returns `n`.
 //! - `Nested` (any input): holds the lock `a` while it asks for the lock `b`;
 //!   returns `{"nested_error_type": <error type of the second lock's
 //!   failure>}` (expected: `LockError`), or `{"nested_error_type": null}` if
@@ -53,6 +58,7 @@ cairn_sdk::register! {
         "HugeOutput" => huge_output,
         "ManyTasks" => many_tasks,
         "Nested" => nested,
+        "BlockingSleep" => blocking_sleep,
     },
     activities: {
         "SpinActivity" => spin_activity,
@@ -60,6 +66,7 @@ cairn_sdk::register! {
         "ChattyActivity" => chatty_activity,
         "CountCalls" => count_calls,
         "Panics" => panics,
+        "SleepActivity" => sleep_activity,
     },
 }
 
@@ -246,4 +253,24 @@ fn count_calls(_ctx: &ActivityContext, _input: Value) -> Result<u32, Failure> {
 
 fn panics(_ctx: &ActivityContext, _input: Value) -> Result<u32, Failure> {
     panic!("this activity always panics")
+}
+
+#[derive(Deserialize)]
+struct SleepInput {
+    ms: u64,
+    #[serde(default)]
+    in_activity: bool,
+}
+
+fn blocking_sleep(ctx: &OrchestrationContext, input: SleepInput) -> Result<u64, Failure> {
+    if input.in_activity {
+        return ctx.call_activity("SleepActivity", &input.ms);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(input.ms));
+    Ok(input.ms)
+}
+
+fn sleep_activity(_ctx: &ActivityContext, ms: u64) -> Result<u64, Failure> {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    Ok(ms)
 }
