@@ -1,0 +1,181 @@
+//! What only the PostgreSQL backend has: several hosts on one task hub
+//! (wake-ups across handles, races between them), its schema version, and
+//! an address that may hold a password.
+
+use cairn::history::Event;
+use cairn::store::postgres::PostgresStore;
+use cairn::store::{RuntimeStatus, StoreError};
+
+use crate::*;
+
+/// Two handles on one fresh database: two hosts.
+async fn two_hosts(case: &str) -> (Fixture, cairn::store::Store) {
+    let fx = Fixture::postgres(case).await;
+    let other = cairn::store::open(fx.pg_url()).unwrap();
+    (fx, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_cross_hosts_through_notify() {
+    let (fx, other) = two_hosts("wakeups").await;
+    let mut theirs = other.subscribe();
+    // The listener connects in the background: keep sending until one
+    // wake-up arrives (a wake-up sent before LISTEN is simply missed).
+    let mut i = 0;
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            i += 1;
+            let id = format!("n{i}");
+            fx.store
+                .create_instance(new_execution(&id, &format!("{id}-e1"), T0), T0)
+                .await
+                .unwrap();
+            let got = tokio::time::timeout(std::time::Duration::from_millis(200), theirs.recv()).await;
+            if let Ok(Some(n)) = got {
+                break (id, n);
+            }
+        }
+    })
+    .await
+    .expect("no NOTIFY reached the other host within 10 s");
+    assert!(woken.1.inbox.iter().any(|x| x.starts_with('n')), "{:?}", woken.1);
+    // From now on, every committed wake-up crosses: a message, a finish.
+    fx.store.send_message(&woken.0, raised("x"), T0 + 1).await.unwrap();
+    notes_until(&mut theirs, |n| n.inbox.contains(&woken.0)).await;
+    let row = first_episode(&fx.store, "fin", Vec::new(), "h1", T0).await;
+    complete(&fx.store, &row, "h1", T0 + 1).await;
+    notes_until(&mut theirs, |n| n.finished == ["fin"]).await;
+    // A message for later is not announced; a refused one neither.
+    fx.store
+        .create_instance(new_execution("later", "later-e1", T0 + 60_000), T0 + 2)
+        .await
+        .unwrap();
+    assert!(fx.store.send_message("fin", raised("late"), T0 + 3).await.is_err());
+    fx.store.send_message("later", raised("marker"), T0 + 4).await.unwrap();
+    let n = next_notes(&mut theirs).await;
+    assert_eq!(n.inbox, ["later"], "only the marker's wake-up: {n:?}");
+    drop(other);
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_wakes_its_own_host_once() {
+    let fx = Fixture::postgres("ownwake").await;
+    let mut mine = fx.store.subscribe();
+    let other = cairn::store::open(fx.pg_url()).unwrap();
+    let mut theirs = other.subscribe();
+    // Wait until the listeners run (the other host hears this one).
+    for i in 0.. {
+        let id = format!("warm{i}");
+        fx.store.create_instance(new_execution(&id, "e", T0), T0).await.unwrap();
+        if tokio::time::timeout(std::time::Duration::from_millis(200), theirs.recv())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(i < 50, "the listener never connected");
+    }
+    while mine.try_recv().is_ok() {}
+    // One commit here: one local wake-up; the NOTIFY that comes back to
+    // this host's own listener is not published again. A marker from the
+    // other host proves the listener had time to deliver it.
+    fx.store.create_instance(new_execution("once", "e", T0), T0).await.unwrap();
+    other.create_instance(new_execution("marker", "e", T0), T0).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let n = next_notes(&mut mine).await;
+        seen.extend(n.inbox.iter().cloned());
+        if n.inbox.contains(&"marker".to_owned()) {
+            break;
+        }
+    }
+    assert_eq!(seen, ["once", "marker"]);
+    drop(other);
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_from_two_hosts_race_safely() {
+    let (fx, other) = two_hosts("hostrace").await;
+    let row = first_episode(&fx.store, "r", Vec::new(), "h1", T0).await;
+    let cp = |tag: &str| {
+        checkpoint(
+            &row,
+            Vec::new(),
+            vec![Event::OrchestratorStarted, raised(tag), Event::OrchestratorCompleted],
+            RuntimeStatus::Running,
+            Vec::new(),
+            T0 + 1,
+        )
+    };
+    let (a, b) = tokio::join!(
+        fx.store.checkpoint(cp("one"), lease("h1")),
+        other.checkpoint(cp("two"), lease("h2"))
+    );
+    assert!(
+        matches!((&a, &b), (Ok(()), Err(StoreError::Conflict(_))) | (Err(StoreError::Conflict(_)), Ok(()))),
+        "{a:?} {b:?}"
+    );
+    assert_eq!(other.get_history("r").await.unwrap().len(), 6);
+    drop(other);
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_refuses_to_start() {
+    let fx = Fixture::postgres("schema").await;
+    let pg = fx.store.as_any().downcast_ref::<PostgresStore>().unwrap();
+    assert_eq!(pg.schema_version().await.unwrap(), cairn::store::postgres::SCHEMA_VERSION);
+    // Opening again (another host starting) migrates nothing.
+    drop(cairn::store::open(fx.pg_url()).unwrap());
+    pg.set_schema_version(999).await.unwrap();
+    let err = cairn::store::open(fx.pg_url()).err().unwrap();
+    assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }), "{err}");
+    assert!(err.to_string().contains("upgrade cairn"));
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_starting_at_once_migrate_once() {
+    let (url, name) = new_database("concurrent_open").await;
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PostgresStore::connect(&url).await.map(drop) })
+        })
+        .collect();
+    for o in opens {
+        o.await.unwrap().unwrap();
+    }
+    let store = PostgresStore::connect(&url).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), cairn::store::postgres::SCHEMA_VERSION);
+    drop(store);
+    PostgresStore::drop_database(&server_url(), &name).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_is_described_without_its_password() {
+    let fx = Fixture::postgres("describe").await;
+    let described = fx.store.describe();
+    assert!(described.starts_with("postgres://"), "{described}");
+    assert!(described.ends_with(&fx.pg_url().rsplit('/').next().unwrap().to_owned()), "{described}");
+    let with_password = "postgres://alice:s3cret@db.example:6543/hub?connect_timeout=3";
+    let shown = cairn::store::postgres::describe_address(with_password);
+    assert_eq!(shown, "postgres://alice@db.example:6543/hub");
+    assert!(cairn::store::is_postgres("postgresql://x@y/z"));
+    assert!(!cairn::store::is_postgres("./postgres.db"));
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_a_clear_error() {
+    // Nothing listens on port 1.
+    let err = cairn::store::open("postgres://nobody@127.0.0.1:1/none?connect_timeout=2")
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    let err = cairn::store::open("postgres://u:pw@[bad").err().unwrap();
+    assert!(!err.to_string().contains("pw"), "{err}");
+}
