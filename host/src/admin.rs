@@ -7,8 +7,8 @@ use crate::clock::now_ms;
 use crate::history::Millis;
 use crate::hub::{Hub, HubError};
 use crate::ids::InstanceId;
-pub use crate::store::{PurgeOne, RemoveComponent};
 use crate::store::{InstanceQuery, InstanceRow, RuntimeStatus, StoreError};
+pub use crate::store::{PurgeOne, RemoveComponent};
 
 /// Most instances one page of [`Hub::list_page`] returns.
 pub const MAX_PAGE: u32 = 1000;

@@ -59,10 +59,14 @@ fn full_outbox(row: &InstanceRow, other: &str) -> Vec<Outbox> {
     );
     vec![
         work(1),
-        to(&row.instance_id, T0 + 60_000, Event::TimerFired {
-            task_id: 2,
-            fire_at: T0 + 60_000,
-        }),
+        to(
+            &row.instance_id,
+            T0 + 60_000,
+            Event::TimerFired {
+                task_id: 2,
+                fire_at: T0 + 60_000,
+            },
+        ),
         Outbox::StartChild {
             child,
             refused: Message {
@@ -106,24 +110,55 @@ async fn a_refused_checkpoint_leaves_nothing(s: Store) {
     assert!(s.get_instance("child").await.unwrap().is_none());
     assert!(s.list_locks().await.unwrap().is_empty());
     assert_eq!(inbox(&s, "other", T0).await.len(), 1, "only its own start");
-    assert!(s.claim_work_items(lease("h2"), T0 + 10_000, true, 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_work_items(lease("h2"), T0 + 10_000, true, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The same checkpoint from the right length commits all of it.
     cp.expected_history_len = 0;
     s.checkpoint(cp, lease("h1")).await.unwrap();
     assert_eq!(s.get_history("a").await.unwrap().len(), 2);
-    assert_eq!(s.get_instance("child").await.unwrap().unwrap().parent_instance.as_deref(), Some("a"));
+    assert_eq!(
+        s.get_instance("child")
+            .await
+            .unwrap()
+            .unwrap()
+            .parent_instance
+            .as_deref(),
+        Some("a")
+    );
     assert_eq!(s.list_locks().await.unwrap()[0].holder.as_ref().unwrap().0, "a");
     assert_eq!(inbox(&s, "other", T0).await.last(), Some(&raised("hello")));
-    assert_eq!(inbox(&s, "a", T0).await, vec![decide::lock_granted(4)], "the timer is not due yet");
+    assert_eq!(
+        inbox(&s, "a", T0).await,
+        vec![decide::lock_granted(4)],
+        "the timer is not due yet"
+    );
 }
 
 async fn two_checkpoints_from_one_history_length_one_wins(s: Store) {
     let row = first_episode(&s, "race", Vec::new(), "h1", T0).await;
     assert_eq!(row.history_len, 3);
     let events = |tag: &str| vec![Event::OrchestratorStarted, raised(tag), Event::OrchestratorCompleted];
-    let mut one = checkpoint(&row, Vec::new(), events("one"), RuntimeStatus::Running, vec![work(1)], T0 + 1);
-    let mut two = checkpoint(&row, Vec::new(), events("two"), RuntimeStatus::Running, vec![work(2)], T0 + 1);
+    let mut one = checkpoint(
+        &row,
+        Vec::new(),
+        events("one"),
+        RuntimeStatus::Running,
+        vec![work(1)],
+        T0 + 1,
+    );
+    let mut two = checkpoint(
+        &row,
+        Vec::new(),
+        events("two"),
+        RuntimeStatus::Running,
+        vec![work(2)],
+        T0 + 1,
+    );
     one.lease_until = Some(T0 + 1_000);
     two.lease_until = Some(T0 + 1_000);
     let (a, b) = tokio::join!(s.checkpoint(one, lease("h1")), s.checkpoint(two, lease("h1")));
@@ -143,7 +178,16 @@ async fn two_checkpoints_from_one_history_length_one_wins(s: Store) {
 
 async fn next_execution_replaces_the_history(s: Store) {
     let row = first_episode(&s, "eternal", vec![work(1)], "h1", T0).await;
-    let next = decide::new_execution("eternal", "eternal-e2".into(), "Orch", "v2", "\"next\"", None, Vec::new(), T0 + 1);
+    let next = decide::new_execution(
+        "eternal",
+        "eternal-e2".into(),
+        "Orch",
+        "v2",
+        "\"next\"",
+        None,
+        Vec::new(),
+        T0 + 1,
+    );
     let cp = checkpoint(
         &row,
         Vec::new(),
@@ -168,7 +212,10 @@ async fn next_execution_replaces_the_history(s: Store) {
     assert_eq!(now.history_len, 0);
     assert_eq!(now.output, None);
     assert_eq!(now.status, RuntimeStatus::ContinuedAsNew);
-    assert!(s.get_history("eternal").await.unwrap().is_empty(), "the old execution's history is gone");
+    assert!(
+        s.get_history("eternal").await.unwrap().is_empty(),
+        "the old execution's history is gone"
+    );
     let ep = s.load_episode("eternal", T0 + 1, None).await.unwrap().unwrap();
     assert_eq!(ep.messages.len(), 1);
     assert_eq!(ep.messages[0].event, next.started);
@@ -179,14 +226,28 @@ async fn next_execution_replaces_the_history(s: Store) {
 async fn a_finished_execution_drops_its_work_and_announces_itself(s: Store) {
     let mut notes = s.subscribe();
     let row = first_episode(&s, "f", vec![work(1), work(2)], "h1", T0).await;
-    crate::notes_until(&mut notes, |n| n.work.len() == 2 && n.work.iter().all(|w| w.instance_id == "f")).await;
-    let cp = checkpoint(&row, Vec::new(), completed(), RuntimeStatus::Completed, Vec::new(), T0 + 1);
+    crate::notes_until(&mut notes, |n| {
+        n.work.len() == 2 && n.work.iter().all(|w| w.instance_id == "f")
+    })
+    .await;
+    let cp = checkpoint(
+        &row,
+        Vec::new(),
+        completed(),
+        RuntimeStatus::Completed,
+        Vec::new(),
+        T0 + 1,
+    );
     s.checkpoint(cp, lease("h1")).await.unwrap();
     crate::notes_until(&mut notes, |n| n.finished == ["f"]).await;
     let done = s.get_instance("f").await.unwrap().unwrap();
     assert_eq!(done.status, RuntimeStatus::Completed);
     assert_eq!(done.output.as_deref(), Some("\"done\""));
-    assert_eq!(s.queue_depths().await.unwrap(), (0, 0), "no work is left for a finished execution");
+    assert_eq!(
+        s.queue_depths().await.unwrap(),
+        (0, 0),
+        "no work is left for a finished execution"
+    );
     // A finished instance takes no lease.
     let stored = s.load_episode("f", T0 + 2, None).await.unwrap().unwrap();
     assert_eq!(stored.instance.history_len, 6);
@@ -240,7 +301,10 @@ async fn start_child_creates_the_child_or_delivers_refused(s: Store) {
     assert_eq!(kid.status, RuntimeStatus::Pending);
     assert_eq!(kid.parent_instance.as_deref(), Some("parent"));
     assert_eq!(kid.input.as_deref(), Some("\"child input\""));
-    assert!(matches!(inbox(&s, "kid", T0 + 1).await[..], [Event::ExecutionStarted { .. }]));
+    assert!(matches!(
+        inbox(&s, "kid", T0 + 1).await[..],
+        [Event::ExecutionStarted { .. }]
+    ));
     assert_eq!(
         inbox(&s, "parent", T0 + 1).await,
         vec![Event::SubOrchestrationInstanceFailed {
@@ -373,9 +437,21 @@ async fn rewind_applies_the_plan_and_conflicts_when_history_changed(s: Store) {
     // Task 0 runs again (unleased, its attempts counted on), task 1 does not.
     let items = s.claim_work_items(lease("h1"), T0 + 10, false, 10).await.unwrap();
     assert_eq!(items.len(), 1, "{items:?}");
-    assert_eq!((items[0].task_id, items[0].attempt, items[0].input.as_str()), (0, 2, "0"));
+    assert_eq!(
+        (items[0].task_id, items[0].attempt, items[0].input.as_str()),
+        (0, 2, "0")
+    );
 
     // A Running instance is not rewound.
     let err = s.rewind(plan).await.unwrap_err();
-    assert!(matches!(err, StoreError::NotFailed { status: RuntimeStatus::Running, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFailed {
+                status: RuntimeStatus::Running,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

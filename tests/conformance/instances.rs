@@ -22,7 +22,10 @@ async fn starting_an_unfinished_id_is_refused_and_a_finished_one_replaced(s: Sto
         .create_instance(new_execution("dup", "dup-e2", T0 + 1), T0 + 1)
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::InstanceExists(ref id) if id == "dup"), "{err}");
+    assert!(
+        matches!(err, StoreError::InstanceExists(ref id) if id == "dup"),
+        "{err}"
+    );
     assert!(!err.is_retryable());
     assert_eq!(s.get_instance("dup").await.unwrap().unwrap(), first, "untouched");
 
@@ -49,7 +52,10 @@ async fn starting_an_unfinished_id_is_refused_and_a_finished_one_replaced(s: Sto
         s.create_instance(new_execution("twin", "twin-b", T0), T0)
     );
     assert!(
-        matches!((&a, &b), (Ok(()), Err(StoreError::InstanceExists(_))) | (Err(StoreError::InstanceExists(_)), Ok(()))),
+        matches!(
+            (&a, &b),
+            (Ok(()), Err(StoreError::InstanceExists(_))) | (Err(StoreError::InstanceExists(_)), Ok(()))
+        ),
         "{a:?} {b:?}"
     );
     assert_eq!(inbox(&s, "twin", T0).await.len(), 1);
@@ -57,7 +63,10 @@ async fn starting_an_unfinished_id_is_refused_and_a_finished_one_replaced(s: Sto
 
 async fn messages_need_an_unfinished_instance(s: Store) {
     let err = s.send_message("ghost", raised("x"), T0).await.unwrap_err();
-    assert!(matches!(err, StoreError::InstanceNotFound(ref id) if id == "ghost"), "{err}");
+    assert!(
+        matches!(err, StoreError::InstanceNotFound(ref id) if id == "ghost"),
+        "{err}"
+    );
     let row = first_episode(&s, "fin", Vec::new(), "h1", T0).await;
     s.send_message("fin", raised("before"), T0 + 1).await.unwrap();
     complete(&s, &row, "h1", T0 + 2).await;
@@ -85,7 +94,10 @@ async fn inbox_messages_are_delivered_oldest_first(s: Store) {
     let ep = s.load_episode("fifo", T0 + 10, None).await.unwrap().unwrap();
     let got: Vec<Event> = ep.messages.iter().map(|m| m.event.clone()).collect();
     assert_eq!(got, names.iter().map(|n| raised(n)).collect::<Vec<_>>());
-    assert!(ep.messages.windows(2).all(|w| w[0].id < w[1].id), "ids grow with arrival");
+    assert!(
+        ep.messages.windows(2).all(|w| w[0].id < w[1].id),
+        "ids grow with arrival"
+    );
     assert_eq!(ep.messages[0].timestamp, T0 + 1);
     assert_eq!(ep.messages[0].execution_id, None, "for whatever execution is current");
     // Consumed messages are gone; the rest stay in order.
@@ -151,11 +163,21 @@ async fn future_messages_stay_invisible_until_due(s: Store) {
         T0 + 1,
     );
     s.checkpoint(cp, lease("h1")).await.unwrap();
-    assert!(!s.due_instances(T0 + 59_999, 10, "h1").await.unwrap().contains(&"timer".to_owned()));
+    assert!(
+        !s.due_instances(T0 + 59_999, 10, "h1")
+            .await
+            .unwrap()
+            .contains(&"timer".to_owned())
+    );
     let ep = s.load_episode("timer", T0 + 59_999, None).await.unwrap().unwrap();
     assert!(ep.messages.is_empty());
     assert_eq!(s.queue_depths().await.unwrap().0, 2, "stored, just not visible");
-    assert!(s.due_instances(T0 + 60_000, 10, "h1").await.unwrap().contains(&"timer".to_owned()));
+    assert!(
+        s.due_instances(T0 + 60_000, 10, "h1")
+            .await
+            .unwrap()
+            .contains(&"timer".to_owned())
+    );
     let ep = s.load_episode("timer", T0 + 60_000, None).await.unwrap().unwrap();
     assert_eq!(ep.messages.len(), 1);
     assert_eq!(ep.messages[0].event, fired);
@@ -198,7 +220,10 @@ async fn commits_wake_the_handles_subscribers(s: Store) {
     let mut seen = Vec::new();
     loop {
         let n = next_notes(&mut notes).await;
-        assert!(!n.inbox.contains(&"later".to_owned()), "a future start woke someone: {n:?}");
+        assert!(
+            !n.inbox.contains(&"later".to_owned()),
+            "a future start woke someone: {n:?}"
+        );
         seen.extend(n.inbox.iter().cloned());
         if n.finished == ["w2"] {
             break;

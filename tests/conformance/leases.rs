@@ -24,8 +24,14 @@ async fn instance_leases_are_exclusive_expire_and_renew(s: Store) {
     start(&s, "i", T0).await;
     assert!(!s.lease_instance("unknown", &held("a", 1_000), T0).await.unwrap());
     assert!(s.lease_instance("i", &held("a", 1_000), T0).await.unwrap());
-    assert!(s.lease_instance("i", &held("a", 1_000), T0 + 10).await.unwrap(), "the holder renews");
-    assert!(!s.lease_instance("i", &held("b", 1_000), T0 + 500).await.unwrap(), "exclusive");
+    assert!(
+        s.lease_instance("i", &held("a", 1_000), T0 + 10).await.unwrap(),
+        "the holder renews"
+    );
+    assert!(
+        !s.lease_instance("i", &held("b", 1_000), T0 + 500).await.unwrap(),
+        "exclusive"
+    );
     // Renewed at T0 + 900 until T0 + 1_900: still not B's at T0 + 1_500.
     let lost = s
         .renew_instance_leases(vec!["i".into(), "unknown".into()], &held("a", 1_000), T0 + 900)
@@ -48,7 +54,10 @@ async fn instance_leases_are_exclusive_expire_and_renew(s: Store) {
         s.lease_instance("i", &hx, T0 + 3_000),
         s.lease_instance("i", &hy, T0 + 3_000)
     );
-    assert!(x.unwrap() ^ y.unwrap(), "exactly one of two hosts takes an expired lease");
+    assert!(
+        x.unwrap() ^ y.unwrap(),
+        "exactly one of two hosts takes an expired lease"
+    );
 }
 
 async fn a_checkpoint_by_a_host_whose_lease_was_taken_over_is_refused(s: Store) {
@@ -58,7 +67,11 @@ async fn a_checkpoint_by_a_host_whose_lease_was_taken_over_is_refused(s: Store) 
     let mut cp = checkpoint(
         &ep.instance,
         vec![ep.messages[0].id],
-        vec![Event::OrchestratorStarted, ep.messages[0].event.clone(), Event::OrchestratorCompleted],
+        vec![
+            Event::OrchestratorStarted,
+            ep.messages[0].event.clone(),
+            Event::OrchestratorCompleted,
+        ],
         RuntimeStatus::Running,
         Vec::new(),
         T0 + 100,
@@ -114,13 +127,22 @@ async fn releasing_and_reclaiming_leases(s: Store) {
     assert!(s.lease_instance("r1", &held("a", 10_000), T0).await.unwrap());
     assert!(s.lease_instance("r2", &held("b", 10_000), T0).await.unwrap());
     s.release_instance("r1", "b").await.unwrap();
-    assert!(!s.lease_instance("r1", &held("c", 1_000), T0 + 1).await.unwrap(), "only the holder releases");
+    assert!(
+        !s.lease_instance("r1", &held("c", 1_000), T0 + 1).await.unwrap(),
+        "only the holder releases"
+    );
     s.release_instance("r1", "a").await.unwrap();
     assert!(s.lease_instance("r1", &held("c", 1_000), T0 + 1).await.unwrap());
     // The only host of a task hub voids everyone else's leases.
     s.reclaim_leases("c").await.unwrap();
-    assert!(s.lease_instance("r2", &held("d", 1_000), T0 + 2).await.unwrap(), "b's lease is void");
-    assert!(!s.lease_instance("r1", &held("d", 1_000), T0 + 2).await.unwrap(), "c's own lease stays");
+    assert!(
+        s.lease_instance("r2", &held("d", 1_000), T0 + 2).await.unwrap(),
+        "b's lease is void"
+    );
+    assert!(
+        !s.lease_instance("r1", &held("d", 1_000), T0 + 2).await.unwrap(),
+        "c's own lease stays"
+    );
     s.release_leases("c".into()).await.unwrap();
     assert!(s.lease_instance("r1", &held("d", 1_000), T0 + 3).await.unwrap());
 }

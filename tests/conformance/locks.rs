@@ -53,22 +53,63 @@ async fn locks_are_granted_first_come_first_served(s: Store) {
     episode(&s, "a", vec![acquire(1, &["x"])], RuntimeStatus::Running, T0 + 1).await;
     episode(&s, "b", vec![acquire(2, &["x"])], RuntimeStatus::Running, T0 + 2).await;
     episode(&s, "c", vec![acquire(3, &["x"])], RuntimeStatus::Running, T0 + 3).await;
-    assert_eq!(inbox(&s, "a", T0 + 3).await, vec![grant(1)], "exactly the request's grant");
+    assert_eq!(
+        inbox(&s, "a", T0 + 3).await,
+        vec![grant(1)],
+        "exactly the request's grant"
+    );
     assert!(inbox(&s, "b", T0 + 3).await.is_empty());
     assert!(inbox(&s, "c", T0 + 3).await.is_empty());
-    assert_eq!(s.list_locks().await.unwrap(), vec![lock("x", Some("a"), T0 + 1, &["b", "c"])]);
+    assert_eq!(
+        s.list_locks().await.unwrap(),
+        vec![lock("x", Some("a"), T0 + 1, &["b", "c"])]
+    );
 
     // A leaves the section: B (first in line) gets it, in that checkpoint.
-    episode(&s, "a", vec![Outbox::ReleaseLocks { lock: 1 }], RuntimeStatus::Running, T0 + 4).await;
+    episode(
+        &s,
+        "a",
+        vec![Outbox::ReleaseLocks { lock: 1 }],
+        RuntimeStatus::Running,
+        T0 + 4,
+    )
+    .await;
     assert_eq!(inbox(&s, "b", T0 + 4).await, vec![grant(2)]);
     assert!(inbox(&s, "c", T0 + 4).await.is_empty());
-    assert_eq!(s.list_locks().await.unwrap(), vec![lock("x", Some("b"), T0 + 4, &["c"])]);
+    assert_eq!(
+        s.list_locks().await.unwrap(),
+        vec![lock("x", Some("b"), T0 + 4, &["c"])]
+    );
     // Releasing a section it is not in changes nothing.
-    episode(&s, "a", vec![Outbox::ReleaseLocks { lock: 1 }], RuntimeStatus::Running, T0 + 5).await;
-    assert_eq!(s.list_locks().await.unwrap(), vec![lock("x", Some("b"), T0 + 4, &["c"])]);
-    episode(&s, "b", vec![Outbox::ReleaseLocks { lock: 2 }], RuntimeStatus::Running, T0 + 6).await;
+    episode(
+        &s,
+        "a",
+        vec![Outbox::ReleaseLocks { lock: 1 }],
+        RuntimeStatus::Running,
+        T0 + 5,
+    )
+    .await;
+    assert_eq!(
+        s.list_locks().await.unwrap(),
+        vec![lock("x", Some("b"), T0 + 4, &["c"])]
+    );
+    episode(
+        &s,
+        "b",
+        vec![Outbox::ReleaseLocks { lock: 2 }],
+        RuntimeStatus::Running,
+        T0 + 6,
+    )
+    .await;
     assert_eq!(inbox(&s, "c", T0 + 6).await, vec![grant(3)]);
-    episode(&s, "c", vec![Outbox::ReleaseLocks { lock: 3 }], RuntimeStatus::Running, T0 + 7).await;
+    episode(
+        &s,
+        "c",
+        vec![Outbox::ReleaseLocks { lock: 3 }],
+        RuntimeStatus::Running,
+        T0 + 7,
+    )
+    .await;
     assert!(s.list_locks().await.unwrap().is_empty());
 }
 
@@ -118,7 +159,10 @@ async fn a_request_for_several_locks_waits_for_all(s: Store) {
     assert!(inbox(&s, "b", T0 + 3).await.is_empty());
     assert_eq!(
         s.list_locks().await.unwrap(),
-        vec![lock("x", Some("b"), T0 + 2, &["c"]), lock("y", Some("a"), T0 + 1, &["b"])]
+        vec![
+            lock("x", Some("b"), T0 + 2, &["c"]),
+            lock("y", Some("a"), T0 + 1, &["b"])
+        ]
     );
     // C gives up (terminated while waiting): its request is withdrawn.
     episode(&s, "c", Vec::new(), RuntimeStatus::Terminated, T0 + 4).await;

@@ -151,7 +151,16 @@ pub fn lease(owner: &str) -> Lease {
 
 /// A start of orchestrator `Orch` (version `v1`) as instance `id`.
 pub fn new_execution(id: &str, exec: &str, visible_at: Millis) -> NewExecution {
-    decide::new_execution(id, exec.to_owned(), "Orch", "v1", "\"in\"", None, Vec::new(), visible_at)
+    decide::new_execution(
+        id,
+        exec.to_owned(),
+        "Orch",
+        "v1",
+        "\"in\"",
+        None,
+        Vec::new(),
+        visible_at,
+    )
 }
 
 /// Starts `id` at `now` and returns its row.
@@ -224,7 +233,14 @@ pub fn completed() -> Vec<Event> {
 pub async fn complete(s: &Store, row: &InstanceRow, owner: &str, now: Millis) {
     let ep = s.load_episode(&row.instance_id, now, None).await.unwrap().unwrap();
     let consumed = ep.messages.iter().map(|m| m.id).collect();
-    let cp = checkpoint(&ep.instance, consumed, completed(), RuntimeStatus::Completed, Vec::new(), now);
+    let cp = checkpoint(
+        &ep.instance,
+        consumed,
+        completed(),
+        RuntimeStatus::Completed,
+        Vec::new(),
+        now,
+    );
     s.checkpoint(cp, lease(owner)).await.unwrap();
 }
 

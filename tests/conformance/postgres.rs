@@ -80,8 +80,14 @@ async fn a_commit_wakes_its_own_host_once() {
     // One commit here: one local wake-up; the NOTIFY that comes back to
     // this host's own listener is not published again. A marker from the
     // other host proves the listener had time to deliver it.
-    fx.store.create_instance(new_execution("once", "e", T0), T0).await.unwrap();
-    other.create_instance(new_execution("marker", "e", T0), T0).await.unwrap();
+    fx.store
+        .create_instance(new_execution("once", "e", T0), T0)
+        .await
+        .unwrap();
+    other
+        .create_instance(new_execution("marker", "e", T0), T0)
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     loop {
         let n = next_notes(&mut mine).await;
@@ -114,7 +120,10 @@ async fn checkpoints_from_two_hosts_race_safely() {
         other.checkpoint(cp("two"), lease("h2"))
     );
     assert!(
-        matches!((&a, &b), (Ok(()), Err(StoreError::Conflict(_))) | (Err(StoreError::Conflict(_)), Ok(()))),
+        matches!(
+            (&a, &b),
+            (Ok(()), Err(StoreError::Conflict(_))) | (Err(StoreError::Conflict(_)), Ok(()))
+        ),
         "{a:?} {b:?}"
     );
     assert_eq!(other.get_history("r").await.unwrap().len(), 6);
@@ -126,7 +135,10 @@ async fn checkpoints_from_two_hosts_race_safely() {
 async fn a_newer_schema_refuses_to_start() {
     let fx = Fixture::postgres("schema").await;
     let pg = fx.store.as_any().downcast_ref::<PostgresStore>().unwrap();
-    assert_eq!(pg.schema_version().await.unwrap(), cairn::store::postgres::SCHEMA_VERSION);
+    assert_eq!(
+        pg.schema_version().await.unwrap(),
+        cairn::store::postgres::SCHEMA_VERSION
+    );
     // Opening again (another host starting) migrates nothing.
     drop(cairn::store::open(fx.pg_url()).unwrap());
     pg.set_schema_version(999).await.unwrap();
@@ -149,7 +161,10 @@ async fn hosts_starting_at_once_migrate_once() {
         o.await.unwrap().unwrap();
     }
     let store = PostgresStore::connect(&url).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), cairn::store::postgres::SCHEMA_VERSION);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        cairn::store::postgres::SCHEMA_VERSION
+    );
     drop(store);
     PostgresStore::drop_database(&server_url(), &name).await.unwrap();
 }
@@ -159,7 +174,10 @@ async fn the_address_is_described_without_its_password() {
     let fx = Fixture::postgres("describe").await;
     let described = fx.store.describe();
     assert!(described.starts_with("postgres://"), "{described}");
-    assert!(described.ends_with(&fx.pg_url().rsplit('/').next().unwrap().to_owned()), "{described}");
+    assert!(
+        described.ends_with(&fx.pg_url().rsplit('/').next().unwrap().to_owned()),
+        "{described}"
+    );
     let with_password = "postgres://alice:s3cret@db.example:6543/hub?connect_timeout=3";
     let shown = cairn::store::postgres::describe_address(with_password);
     assert_eq!(shown, "postgres://alice@db.example:6543/hub");

@@ -144,7 +144,10 @@ async fn purge_takes_only_terminal_instances(s: Store) {
     assert_eq!(s.purge_instance("nope").await.unwrap(), PurgeOne::NotFound);
     assert_eq!(s.purge_instance("done").await.unwrap(), PurgeOne::Purged);
     assert!(s.get_instance("done").await.unwrap().is_none());
-    assert!(matches!(s.get_history("done").await, Err(StoreError::InstanceNotFound(_))));
+    assert!(matches!(
+        s.get_history("done").await,
+        Err(StoreError::InstanceNotFound(_))
+    ));
     assert!(s.get_instance("run").await.unwrap().is_some());
 
     // Batches: terminal only, in the creation range, filtered, limited.
@@ -167,8 +170,16 @@ async fn purge_takes_only_terminal_instances(s: Store) {
         .await
         .unwrap();
     assert_eq!(only_failed, 1, "Running is never purged, even when asked");
-    assert_eq!(s.purge_terminal_batch(T0 + 100, T0 + 105, Vec::new(), 2).await.unwrap(), 2);
-    assert_eq!(s.purge_terminal_batch(T0 + 100, T0 + 105, Vec::new(), 10).await.unwrap(), 1);
+    assert_eq!(
+        s.purge_terminal_batch(T0 + 100, T0 + 105, Vec::new(), 2).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        s.purge_terminal_batch(T0 + 100, T0 + 105, Vec::new(), 10)
+            .await
+            .unwrap(),
+        1
+    );
     let left = s.list_instances(InstanceQuery::default()).await.unwrap();
     assert_eq!(ids(&left), ["run", "b4", "b5", "b6"]);
     assert_eq!(
@@ -187,24 +198,40 @@ async fn components_are_stored_once_per_hash(s: Store) {
     s.deploy_component("h1".into(), vec![1, 2, 3], fns.clone(), "{}".into(), T0)
         .await
         .unwrap();
-    s.deploy_component("h1".into(), vec![1, 2, 3], fns.clone(), "{\"env\":[\"A\"]}".into(), T0 + 1)
-        .await
-        .unwrap();
+    s.deploy_component(
+        "h1".into(),
+        vec![1, 2, 3],
+        fns.clone(),
+        "{\"env\":[\"A\"]}".into(),
+        T0 + 1,
+    )
+    .await
+    .unwrap();
     let listed = s.list_functions().await.unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert_eq!(s.component_bytes("h1").await.unwrap(), vec![1, 2, 3]);
-    assert_eq!(s.component_grants("h1").await.unwrap(), "{\"env\":[\"A\"]}", "the newest grants");
+    assert_eq!(
+        s.component_grants("h1").await.unwrap(),
+        "{\"env\":[\"A\"]}",
+        "the newest grants"
+    );
     s.deploy_component("h2".into(), vec![4; 70_000], fns[..1].to_vec(), "{}".into(), T0 + 2)
         .await
         .unwrap();
-    assert_eq!(s.resolve_function("Orch", FunctionKind::Orchestrator).await.unwrap(), "h2");
+    assert_eq!(
+        s.resolve_function("Orch", FunctionKind::Orchestrator).await.unwrap(),
+        "h2"
+    );
     assert_eq!(s.resolve_function("Act", FunctionKind::Activity).await.unwrap(), "h1");
     assert_eq!(s.component_bytes("h2").await.unwrap().len(), 70_000);
     // Deploying the older build again makes it the newest.
     s.deploy_component("h1".into(), vec![1, 2, 3], fns.clone(), "{}".into(), T0 + 3)
         .await
         .unwrap();
-    assert_eq!(s.resolve_function("Orch", FunctionKind::Orchestrator).await.unwrap(), "h1");
+    assert_eq!(
+        s.resolve_function("Orch", FunctionKind::Orchestrator).await.unwrap(),
+        "h1"
+    );
     let orch: Vec<(String, u64)> = s
         .list_functions()
         .await
@@ -213,13 +240,26 @@ async fn components_are_stored_once_per_hash(s: Store) {
         .filter(|f| f.name == "Orch")
         .map(|f| (f.hash, f.deployed_at))
         .collect();
-    assert_eq!(orch, [("h1".to_owned(), T0 + 3), ("h2".to_owned(), T0 + 2)], "newest first");
+    assert_eq!(
+        orch,
+        [("h1".to_owned(), T0 + 3), ("h2".to_owned(), T0 + 2)],
+        "newest first"
+    );
     assert!(s.orchestrator_version_exists("Orch", "h2").await.unwrap());
-    assert!(!s.orchestrator_version_exists("Act", "h1").await.unwrap(), "an activity");
+    assert!(
+        !s.orchestrator_version_exists("Act", "h1").await.unwrap(),
+        "an activity"
+    );
     let err = s.resolve_function("Act", FunctionKind::Orchestrator).await.unwrap_err();
     assert!(matches!(err, StoreError::FunctionNotFound { .. }), "{err}");
-    assert!(matches!(s.component_bytes("h9").await, Err(StoreError::VersionNotFound(_))));
-    assert!(matches!(s.component_grants("h9").await, Err(StoreError::VersionNotFound(_))));
+    assert!(matches!(
+        s.component_bytes("h9").await,
+        Err(StoreError::VersionNotFound(_))
+    ));
+    assert!(matches!(
+        s.component_grants("h9").await,
+        Err(StoreError::VersionNotFound(_))
+    ));
 }
 
 async fn prune_keeps_versions_that_failed_instances_need(s: Store) {
@@ -236,19 +276,32 @@ async fn prune_keeps_versions_that_failed_instances_need(s: Store) {
     assert_eq!(s.prune_unused_versions().await.unwrap(), ["v2"]);
     let left: Vec<String> = s.list_functions().await.unwrap().into_iter().map(|f| f.hash).collect();
     assert_eq!(left, ["v4", "v3", "v1"]);
-    assert!(matches!(s.component_bytes("v2").await, Err(StoreError::VersionNotFound(_))));
+    assert!(matches!(
+        s.component_bytes("v2").await,
+        Err(StoreError::VersionNotFound(_))
+    ));
     assert!(s.prune_unused_versions().await.unwrap().is_empty());
     // Once the running instance ends, its version goes too (not the newest).
     put(&s, "running", RuntimeStatus::Terminated, T0, "v3").await;
-    assert_eq!(s.remove_component("v3").await.unwrap(), RemoveComponent::Removed(vec!["Orch".into()]));
+    assert_eq!(
+        s.remove_component("v3").await.unwrap(),
+        RemoveComponent::Removed(vec!["Orch".into()])
+    );
     assert_eq!(s.remove_component("v3").await.unwrap(), RemoveComponent::NotFound);
-    assert_eq!(s.resolve_function("Orch", FunctionKind::Orchestrator).await.unwrap(), "v4");
+    assert_eq!(
+        s.resolve_function("Orch", FunctionKind::Orchestrator).await.unwrap(),
+        "v4"
+    );
 }
 
 async fn versions_move_only_for_unfinished_instances(s: Store) {
     let orch = vec![("Orch".to_owned(), FunctionKind::Orchestrator)];
-    s.deploy_component("v1".into(), vec![1], orch.clone(), "{}".into(), T0).await.unwrap();
-    s.deploy_component("v2".into(), vec![2], orch, "{}".into(), T0 + 1).await.unwrap();
+    s.deploy_component("v1".into(), vec![1], orch.clone(), "{}".into(), T0)
+        .await
+        .unwrap();
+    s.deploy_component("v2".into(), vec![2], orch, "{}".into(), T0 + 1)
+        .await
+        .unwrap();
     put(&s, "a", RuntimeStatus::Running, T0, "v1").await;
     put(&s, "b", RuntimeStatus::Completed, T0, "v1").await;
     put(&s, "c", RuntimeStatus::Suspended, T0, "v1").await;
@@ -258,7 +311,12 @@ async fn versions_move_only_for_unfinished_instances(s: Store) {
         .unwrap_err();
     assert!(matches!(err, StoreError::VersionNotFound(_)), "{err}");
     let moved = s
-        .move_instances_to_version("Orch", vec!["a".into(), "b".into(), "c".into(), "zz".into()], "v2", T0 + 2)
+        .move_instances_to_version(
+            "Orch",
+            vec!["a".into(), "b".into(), "c".into(), "zz".into()],
+            "v2",
+            T0 + 2,
+        )
         .await
         .unwrap();
     assert_eq!(moved, 2);
@@ -270,9 +328,15 @@ async fn versions_move_only_for_unfinished_instances(s: Store) {
 }
 
 async fn delete_all_empties_the_task_hub(s: Store) {
-    s.deploy_component("h".into(), vec![1], vec![("Orch".into(), FunctionKind::Orchestrator)], "{}".into(), T0)
-        .await
-        .unwrap();
+    s.deploy_component(
+        "h".into(),
+        vec![1],
+        vec![("Orch".into(), FunctionKind::Orchestrator)],
+        "{}".into(),
+        T0,
+    )
+    .await
+    .unwrap();
     first_episode(&s, "x", Vec::new(), "h", T0).await;
     start(&s, "y", T0).await;
     assert_eq!(s.delete_all().await.unwrap(), 2);

@@ -51,30 +51,66 @@ async fn work_items_are_leased_to_one_owner_and_redelivered_after_expiry(s: Stor
         (item.instance_id.as_str(), item.execution_id.as_str(), item.task_id),
         ("w", row.execution_id.as_str(), 0)
     );
-    assert_eq!((item.name.as_str(), item.input.as_str(), item.attempt), ("Act", "\"in0\"", 1));
+    assert_eq!(
+        (item.name.as_str(), item.input.as_str(), item.attempt),
+        ("Act", "\"in0\"", 1)
+    );
     assert_eq!(item.first_scheduled, T0);
     // Nobody else gets it while the lease runs, the holder included.
-    assert!(s.claim_work_items(owner("b", 1_000), T0 + 999, false, 10).await.unwrap().is_empty());
-    assert!(s.claim_work_items(owner("a", 1_000), T0 + 999, false, 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_work_items(owner("b", 1_000), T0 + 999, false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.claim_work_items(owner("a", 1_000), T0 + 999, false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Expired: redelivered, attempt + 1.
-    let again = s.claim_work_items(owner("b", 1_000), T0 + 1_000, false, 10).await.unwrap();
+    let again = s
+        .claim_work_items(owner("b", 1_000), T0 + 1_000, false, 10)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, item.id);
     assert_eq!(again[0].attempt, 2);
-    assert!(s.claim_work_items(owner("c", 1_000), T0 + 1_500, false, 10).await.unwrap().is_empty());
+    assert!(
+        s.claim_work_items(owner("c", 1_000), T0 + 1_500, false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // `reclaim_all` (the only host at start-up) takes every foreign lease.
-    let taken = s.claim_work_items(owner("c", 1_000), T0 + 1_500, true, 10).await.unwrap();
+    let taken = s
+        .claim_work_items(owner("c", 1_000), T0 + 1_500, true, 10)
+        .await
+        .unwrap();
     assert_eq!((taken.len(), taken[0].attempt), (1, 3));
-    assert!(s.claim_work_items(owner("c", 1_000), T0 + 1_500, true, 10).await.unwrap().is_empty(), "not its own");
+    assert!(
+        s.claim_work_items(owner("c", 1_000), T0 + 1_500, true, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not its own"
+    );
     // A clean shutdown releases them: the next claim is not a redelivery.
     s.release_leases("c".into()).await.unwrap();
-    let next = s.claim_work_items(owner("d", 1_000), T0 + 1_600, false, 10).await.unwrap();
+    let next = s
+        .claim_work_items(owner("d", 1_000), T0 + 1_600, false, 10)
+        .await
+        .unwrap();
     assert_eq!(next[0].attempt, 3);
 }
 
 async fn a_completion_by_a_lost_lease_writes_nothing(s: Store) {
     first_episode(&s, "l", vec![work(0, None)], "a", T0).await;
-    let taken = s.claim_work_items(owner("b", 1_000), T0 + 1_000, false, 10).await.unwrap();
+    let taken = s
+        .claim_work_items(owner("b", 1_000), T0 + 1_000, false, 10)
+        .await
+        .unwrap();
     let item = taken[0].clone();
     let mut stale = item.clone();
     stale.attempt = 1;
@@ -85,7 +121,11 @@ async fn a_completion_by_a_lost_lease_writes_nothing(s: Store) {
     assert!(inbox(&s, "l", T0 + 1_001).await.is_empty());
     // The holder's completion delivers the result and removes the item.
     let done = decide::activity_outcome(&item, Ok("\"from b\"".into()), T0 + 1_002, 10);
-    assert!(s.complete_work_item(item.clone(), "b".into(), done, T0 + 1_002).await.unwrap());
+    assert!(
+        s.complete_work_item(item.clone(), "b".into(), done, T0 + 1_002)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         inbox(&s, "l", T0 + 1_002).await,
         vec![Event::TaskCompleted {
@@ -132,15 +172,31 @@ async fn a_retry_keeps_the_item_for_later_with_the_next_attempt(s: Store) {
         retry_timeout_ms: None,
     };
     first_episode(&s, "r", vec![work(0, Some(policy.clone()))], "a", T0).await;
-    let item = s.claim_work_items(owner("a", 1_000), T0 + 1_000, false, 10).await.unwrap()[0].clone();
+    let item = s
+        .claim_work_items(owner("a", 1_000), T0 + 1_000, false, 10)
+        .await
+        .unwrap()[0]
+        .clone();
     assert_eq!(item.retry.as_ref(), Some(&policy));
     let outcome = decide::activity_outcome(&item, Err(Failure::new("Flaky", "try again")), T0 + 1_100, 10);
     let retry_at = outcome.retry_at.expect("the policy retries");
     assert_eq!(retry_at, T0 + 6_100);
-    assert!(s.complete_work_item(item.clone(), "a".into(), outcome.clone(), T0 + 1_100).await.unwrap());
+    assert!(
+        s.complete_work_item(item.clone(), "a".into(), outcome.clone(), T0 + 1_100)
+            .await
+            .unwrap()
+    );
     assert_eq!(inbox(&s, "r", T0 + 1_100).await, vec![outcome.message]);
-    assert!(s.claim_work_items(owner("b", 1_000), retry_at - 1, false, 10).await.unwrap().is_empty());
-    let next = s.claim_work_items(owner("b", 1_000), retry_at, false, 10).await.unwrap();
+    assert!(
+        s.claim_work_items(owner("b", 1_000), retry_at - 1, false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let next = s
+        .claim_work_items(owner("b", 1_000), retry_at, false, 10)
+        .await
+        .unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!((next[0].id, next[0].attempt), (item.id, item.attempt + 1));
 }

@@ -60,7 +60,10 @@ fn start(db: &Path, name: &str, id: &str, input: &str) {
 /// Runs `f` on the task hub at `db`, opened through its provider (the
 /// host that wrote it is gone).
 fn with_hub<T>(db: &Path, f: impl AsyncFnOnce(&cairn::store::Store) -> T) -> T {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let store = cairn::store::open(db).unwrap();
         f(&store).await

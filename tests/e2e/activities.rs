@@ -207,7 +207,10 @@ async fn prune_keeps_the_version_a_failed_instance_needs_for_rewind() {
     let v2 = t.hub.deploy(rebuilt(&guest("failing"), "v2")).await.unwrap().hash;
     assert_ne!(v1, v2);
     let pruned = t.hub.store.prune_unused_versions().await.unwrap();
-    assert!(!pruned.contains(&v1), "pruned the version a Failed instance needs: {pruned:?}");
+    assert!(
+        !pruned.contains(&v1),
+        "pruned the version a Failed instance needs: {pruned:?}"
+    );
     t.hub.store.component_bytes(&v1).await.unwrap();
     t.hub.rewind("needs-v1", None).await.unwrap();
     let row = t.wait("needs-v1").await;

@@ -110,7 +110,10 @@ fn only_backends_name_a_database_crate_or_hold_sql() {
         for lit in literals(&src) {
             for sql in SQL {
                 if lit.contains(sql) {
-                    offences.push(format!("{rel}: SQL text {:?}", lit.chars().take(60).collect::<String>()));
+                    offences.push(format!(
+                        "{rel}: SQL text {:?}",
+                        lit.chars().take(60).collect::<String>()
+                    ));
                 }
             }
         }
@@ -120,7 +123,11 @@ fn only_backends_name_a_database_crate_or_hold_sql() {
     let backend = std::fs::read_to_string(root.join("host/src/store/sqlite/ops.rs")).unwrap();
     assert!(literals(&backend).iter().any(|l| SQL.iter().any(|s| l.contains(s))));
     assert!(backend.contains("rusqlite::"));
-    assert!(offences.is_empty(), "outside the storage backends:\n{}", offences.join("\n"));
+    assert!(
+        offences.is_empty(),
+        "outside the storage backends:\n{}",
+        offences.join("\n")
+    );
 }
 
 #[test]
@@ -144,7 +151,8 @@ fn the_decision_core_and_replay_are_pure() {
                 "random_hex",
             ] {
                 assert!(
-                    !src.lines().any(|l| l.split("//").next().unwrap_or("").contains(forbidden)),
+                    !src.lines()
+                        .any(|l| l.split("//").next().unwrap_or("").contains(forbidden)),
                     "{} uses {forbidden}",
                     file.display()
                 );

@@ -48,7 +48,13 @@ pub enum CliError {
 pub struct Cli {
     /// Task hub: a SQLite file, or a PostgreSQL database shared by many
     /// hosts (postgres://user:password@host:port/db).
-    #[arg(long, global = true, env = "CAIRN_DB", default_value = "./cairn.db", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_DB",
+        default_value = "./cairn.db",
+        hide_env_values = true
+    )]
     pub db: PathBuf,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

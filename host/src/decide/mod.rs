@@ -238,7 +238,14 @@ pub fn checkpoint(
         None => (RuntimeStatus::Running, None),
         Some(f) => {
             let (s, o) = finished_status(f);
-            (s, if s == RuntimeStatus::ContinuedAsNew { None } else { Some(o) })
+            (
+                s,
+                if s == RuntimeStatus::ContinuedAsNew {
+                    None
+                } else {
+                    Some(o)
+                },
+            )
         }
     };
     if out.finish.is_none() {
@@ -445,7 +452,9 @@ pub fn rewind(
         .filter(|(_, e)| {
             !matches!(
                 e,
-                Event::TaskFailed { .. } | Event::SubOrchestrationInstanceFailed { .. } | Event::ExecutionCompleted { .. }
+                Event::TaskFailed { .. }
+                    | Event::SubOrchestrationInstanceFailed { .. }
+                    | Event::ExecutionCompleted { .. }
             )
         })
         .cloned()

@@ -55,9 +55,12 @@ fn sched(task_id: TaskId, retry: Option<RetryPolicy>) -> Event {
 /// Runs `f` with deterministic inputs: `Orch` and `Child` deployed at
 /// `v2` / `c1`, execution ids `x1`, `x2`, ...
 fn with_inputs<T>(f: impl FnOnce(&mut Inputs<'_>) -> T) -> T {
-    let versions: HashMap<String, String> = [("Orch".to_owned(), "v2".to_owned()), ("Child".to_owned(), "c1".to_owned())]
-        .into_iter()
-        .collect();
+    let versions: HashMap<String, String> = [
+        ("Orch".to_owned(), "v2".to_owned()),
+        ("Child".to_owned(), "c1".to_owned()),
+    ]
+    .into_iter()
+    .collect();
     let mut n = 0;
     let mut ids = move || {
         n += 1;
@@ -183,7 +186,10 @@ fn each_new_event_schedules_its_outbox_item() {
                 },
             )),
         ),
-        (child_created(2, "Child", Some(policy(2))), Some(started_child(Some(policy(2))))),
+        (
+            child_created(2, "Child", Some(policy(2))),
+            Some(started_child(Some(policy(2)))),
+        ),
         (
             child_created(3, "Missing", None),
             Some(to(
@@ -207,7 +213,10 @@ fn each_new_event_schedules_its_outbox_item() {
                 granted: Event::LockGranted { task_id: 5 },
             }),
         ),
-        (Event::LockReleased { task_id: 6, lock: 5 }, Some(Outbox::ReleaseLocks { lock: 5 })),
+        (
+            Event::LockReleased { task_id: 6, lock: 5 },
+            Some(Outbox::ReleaseLocks { lock: 5 }),
+        ),
         (Event::OrchestratorStarted, None),
         (
             Event::EventRaised {
@@ -226,7 +235,10 @@ fn each_new_event_schedules_its_outbox_item() {
 #[test]
 fn running_episode_checkpoint() {
     let r = row(RuntimeStatus::Running);
-    let out = episode(vec![Event::OrchestratorStarted, sched(0, None), Event::OrchestratorCompleted], None);
+    let out = episode(
+        vec![Event::OrchestratorStarted, sched(0, None), Event::OrchestratorCompleted],
+        None,
+    );
     let cp = with_inputs(|i| checkpoint(&r, vec![11, 12], out, None, NOW, i));
     assert_eq!(cp.status, RuntimeStatus::Running);
     assert_eq!(cp.output, None);
@@ -237,12 +249,25 @@ fn running_episode_checkpoint() {
 }
 
 #[test]
+#[expect(clippy::type_complexity, reason = "one table row per case")]
 fn how_an_execution_ends() {
     let r = row(RuntimeStatus::Running);
     let failure = Failure::new("Boom", "it broke");
     // (finish, parent, status, output, outbox)
-    let table: Vec<(Finish, Option<ParentRef>, RuntimeStatus, Option<Option<String>>, Vec<Outbox>)> = vec![
-        (Finish::Completed("42".into()), None, RuntimeStatus::Completed, Some(Some("42".into())), vec![]),
+    let table: Vec<(
+        Finish,
+        Option<ParentRef>,
+        RuntimeStatus,
+        Option<Option<String>>,
+        Vec<Outbox>,
+    )> = vec![
+        (
+            Finish::Completed("42".into()),
+            None,
+            RuntimeStatus::Completed,
+            Some(Some("42".into())),
+            vec![],
+        ),
         (
             Finish::Completed("42".into()),
             Some(parent_ref(None, 1)),
@@ -391,7 +416,14 @@ fn continue_as_new_stays_on_its_version_when_the_name_is_gone() {
 
 #[test]
 fn versions_needed_names_children_and_own_when_finishing() {
-    let out = episode(vec![child_created(1, "B", None), child_created(2, "A", None), child_created(3, "B", None)], None);
+    let out = episode(
+        vec![
+            child_created(1, "B", None),
+            child_created(2, "A", None),
+            child_created(3, "B", None),
+        ],
+        None,
+    );
     assert_eq!(versions_needed(&out, "Orch"), vec!["A", "B"]);
     let out = episode(vec![], Some(Finish::Completed("1".into())));
     assert_eq!(versions_needed(&out, "Orch"), vec!["Orch"]);
@@ -499,7 +531,13 @@ fn failed_history() -> Vec<(Millis, Event)> {
         (1, sched(0, None)),
         (1, child_created(1, "Child", Some(policy(2)))),
         (1, sched(2, Some(policy(2)))),
-        (1, Event::TimerCreated { task_id: 3, fire_at: 99 }),
+        (
+            1,
+            Event::TimerCreated {
+                task_id: 3,
+                fire_at: 99,
+            },
+        ),
         (1, Event::OrchestratorCompleted),
         (
             2,
@@ -559,7 +597,12 @@ fn rewind_plan_reschedules_exactly_what_a_checkpoint_did() {
         "failures leave the history"
     );
     assert_eq!(plan.history.len(), history.len() - 3);
-    assert_eq!(plan.message.event, Event::ExecutionRewound { reason: Some("fixed".into()) });
+    assert_eq!(
+        plan.message.event,
+        Event::ExecutionRewound {
+            reason: Some("fixed".into())
+        }
+    );
     // The rewound child keeps its parent's retry policy (it was lost
     // when the rewind built its own outbox with `retry: None`).
     let child = plan.outbox.iter().find_map(|o| match o {
@@ -583,7 +626,10 @@ fn rewind_plan_reschedules_exactly_what_a_checkpoint_did() {
     // The pending timer fires again.
     assert!(plan.outbox.iter().any(|o| matches!(
         o,
-        Outbox::Message(Message { event: Event::TimerFired { task_id: 3, .. }, .. })
+        Outbox::Message(Message {
+            event: Event::TimerFired { task_id: 3, .. },
+            ..
+        })
     )));
     assert_eq!(plan.outbox.len(), 3);
 }

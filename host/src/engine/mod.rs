@@ -266,7 +266,11 @@ impl Engine {
         if ids.is_empty() {
             return;
         }
-        match self.store.renew_instance_leases(ids, &self.instance_lease(), now_ms()).await {
+        match self
+            .store
+            .renew_instance_leases(ids, &self.instance_lease(), now_ms())
+            .await
+        {
             Ok(lost) => {
                 if let Ok(mut hot) = self.hot.lock() {
                     for id in &lost {

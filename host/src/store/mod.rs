@@ -271,8 +271,12 @@ pub trait Provider: Send + Sync + 'static {
     async fn lease_instance(&self, instance_id: &str, lease: &Lease, now: Millis) -> Result<bool, StoreError>;
     /// Renews `lease` on every instance of `ids` it holds; returns the ids
     /// whose lease it no longer holds (expired and taken, or released).
-    async fn renew_instance_leases(&self, ids: Vec<String>, lease: &Lease, now: Millis)
-    -> Result<Vec<String>, StoreError>;
+    async fn renew_instance_leases(
+        &self,
+        ids: Vec<String>,
+        lease: &Lease,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError>;
     /// Ends `owner`'s lease on `instance_id` (nothing when it holds none).
     async fn release_instance(&self, instance_id: &str, owner: &str) -> Result<(), StoreError>;
     /// Voids every instance lease not held by `owner`: for the only engine
@@ -516,6 +520,10 @@ pub struct NewExecution {
 /// Side effects of a checkpoint, committed with it. Built by
 /// [`crate::decide`]; a provider stores them as they are.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a handful per checkpoint, moved once into the provider; boxing would only add allocations"
+)]
 pub enum Outbox {
     /// An activity work item for this instance.
     WorkItem {

@@ -177,7 +177,11 @@ impl PostgresStore {
     /// # Errors
     /// Connection errors; a name that is not `[a-z0-9_]+`.
     pub async fn create_database(url: &str, name: &str) -> Result<String, StoreError> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return Err(StoreError::Backend(format!("database name {name:?}: use [a-z0-9_]")));
         }
         maintenance(url, &format!("CREATE DATABASE {name}")).await?;
@@ -190,7 +194,10 @@ impl PostgresStore {
     /// # Errors
     /// Connection errors.
     pub async fn drop_database(url: &str, name: &str) -> Result<(), StoreError> {
-        if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return Err(StoreError::Backend(format!("database name {name:?}: use [a-z0-9_]")));
         }
         maintenance(url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await

@@ -56,7 +56,8 @@ async fn load(tx: &Transaction<'_>, id: i64) -> Result<Option<Request>, StoreErr
         id: col(&r, 0)?,
         instance_id: col(&r, 1)?,
         execution_id: col(&r, 2)?,
-        task_id: TaskId::try_from(col::<i64>(&r, 3)?).map_err(|e| StoreError::Decode(format!("lock request {id}: {e}")))?,
+        task_id: TaskId::try_from(col::<i64>(&r, 3)?)
+            .map_err(|e| StoreError::Decode(format!("lock request {id}: {e}")))?,
         names,
         acquired: usize::try_from(col::<i64>(&r, 5)?).unwrap_or(0),
         granted: col(&r, 6)?,
@@ -154,7 +155,8 @@ pub(super) async fn release(
     // The instance's own requests change only in its checkpoints, which
     // its row lock serialises: none visible means none at all.
     let lock = lock.map(i64::from);
-    let mine = "SELECT id FROM lock_requests WHERE instance_id = $1 AND ($2::bigint IS NULL OR task_id = $2) ORDER BY id";
+    let mine =
+        "SELECT id FROM lock_requests WHERE instance_id = $1 AND ($2::bigint IS NULL OR task_id = $2) ORDER BY id";
     if query(tx, mine, &[&instance_id, &lock]).await?.is_empty() {
         return Ok(());
     }

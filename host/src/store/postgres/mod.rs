@@ -45,8 +45,9 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 pub use schema::SCHEMA_VERSION;
 
 use super::{
-    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow, Lease, LockInfo,
-    NewExecution, Notes, Provider, PurgeOne, RemoveComponent, RewindPlan, RuntimeStatus, StoreError, WorkItem,
+    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow, Lease,
+    LockInfo, NewExecution, Notes, Provider, PurgeOne, RemoveComponent, RewindPlan, RuntimeStatus, StoreError,
+    WorkItem,
 };
 use crate::history::{Event, Millis};
 
@@ -435,7 +436,9 @@ async fn listen(
     loop {
         match listen_once(&config, &subs, &own, &mut stop, &mut delay).await {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "the PostgreSQL wake-up listener lost its connection"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "the PostgreSQL wake-up listener lost its connection")
+            }
         }
         tokio::select! {
             _ = stop.changed() => return,

@@ -121,7 +121,12 @@ pub(super) async fn lock_versions(tx: &Transaction<'_>) -> Result<(), StoreError
 /// The status of an instance, its row share-locked until the commit (it
 /// cannot finish or be replaced meanwhile).
 async fn status_for_share(tx: &Transaction<'_>, id: &str) -> Result<Option<RuntimeStatus>, StoreError> {
-    let row = query_opt(tx, "SELECT status FROM instances WHERE instance_id = $1 FOR SHARE", &[&id]).await?;
+    let row = query_opt(
+        tx,
+        "SELECT status FROM instances WHERE instance_id = $1 FOR SHARE",
+        &[&id],
+    )
+    .await?;
     Ok(match row {
         Some(r) => RuntimeStatus::parse(&col::<String>(&r, 0)?),
         None => None,
@@ -144,7 +149,12 @@ pub(super) async fn delete_instance_rows(tx: &Transaction<'_>, id: &str) -> Resu
 /// Creates (or re-creates a finished) instance and its ExecutionStarted
 /// message. The existing row is locked first; a concurrent creation of a
 /// new id is caught by the primary key (`ON CONFLICT DO NOTHING`).
-async fn insert_start(tx: &Transaction<'_>, notes: &mut Notes, new: &NewExecution, now: Millis) -> Result<(), StoreError> {
+async fn insert_start(
+    tx: &Transaction<'_>,
+    notes: &mut Notes,
+    new: &NewExecution,
+    now: Millis,
+) -> Result<(), StoreError> {
     let existing = query_opt(
         tx,
         "SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE",
@@ -426,7 +436,11 @@ impl PostgresStore {
             );
         }
         if let Some(prefix) = &q.id_prefix {
-            arg(&mut sql, " AND starts_with(instance_id, ?::text)", Box::new(prefix.clone()));
+            arg(
+                &mut sql,
+                " AND starts_with(instance_id, ?::text)",
+                Box::new(prefix.clone()),
+            );
         }
         if let Some((at, id)) = &q.after {
             arg(&mut sql, " AND (created_at, instance_id) > (?", Box::new(to_i64(*at)));
@@ -495,12 +509,14 @@ impl PostgresStore {
         lease: &Lease,
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
-        let kept = write_tx!(self, |tx, _notes| query(
+        let kept = write_tx!(self, |tx, _notes| {
+            query(
             &tx,
             "UPDATE instances SET lease_expires = $3 WHERE instance_id = ANY($1) AND lease_owner = $2 RETURNING instance_id",
             &[&ids, &lease.owner, &to_i64(now.saturating_add(lease.duration_ms))],
         )
-        .await)?;
+        .await
+        })?;
         let kept: std::collections::HashSet<String> =
             kept.iter().map(|r| col(r, 0)).collect::<Result<_, StoreError>>()?;
         Ok(ids.into_iter().filter(|id| !kept.contains(id)).collect())
@@ -607,8 +623,13 @@ impl PostgresStore {
     /// # Errors
     /// PostgreSQL errors.
     pub async fn discard_messages(&self, ids: Vec<i64>) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _notes| execute(&tx, "DELETE FROM inbox WHERE id = ANY($1)", &[&ids]).await)
-            .map(drop)
+        write_tx!(self, |tx, _notes| execute(
+            &tx,
+            "DELETE FROM inbox WHERE id = ANY($1)",
+            &[&ids]
+        )
+        .await)
+        .map(drop)
     }
 
     /// Leases work items that are visible and unleased or whose lease
@@ -761,13 +782,7 @@ impl PostgresStore {
                 &tx,
                 "UPDATE instances SET version = $3, updated_at = $4
                   WHERE instance_id = ANY($1) AND name = $2 AND status <> ALL($5::text[])",
-                &[
-                    &ids,
-                    &name,
-                    &to,
-                    &to_i64(now),
-                    &status_names(&RuntimeStatus::TERMINAL),
-                ],
+                &[&ids, &name, &to, &to_i64(now), &status_names(&RuntimeStatus::TERMINAL)],
             )
             .await?;
             Ok(usize::try_from(moved).unwrap_or(usize::MAX))
@@ -901,7 +916,14 @@ async fn apply_checkpoint(
     if !ok {
         return Err(StoreError::Conflict(cp.instance_id.clone()));
     }
-    insert_history(tx, &cp.instance_id, &cp.execution_id, cp.expected_history_len, &cp.events).await?;
+    insert_history(
+        tx,
+        &cp.instance_id,
+        &cp.execution_id,
+        cp.expected_history_len,
+        &cp.events,
+    )
+    .await?;
     if !cp.consumed.is_empty() {
         execute(tx, "DELETE FROM inbox WHERE id = ANY($1)", &[&cp.consumed]).await?;
     }
@@ -1007,7 +1029,10 @@ async fn apply_rewind(tx: &Transaction<'_>, notes: &mut Notes, plan: &RewindPlan
 
 /// Delivers a message unless its addressee is gone or finished.
 async fn deliver(tx: &Transaction<'_>, notes: &mut Notes, m: &Message, now: Millis) -> Result<(), StoreError> {
-    if status_for_share(tx, &m.instance_id).await?.is_some_and(|s| !s.is_terminal()) {
+    if status_for_share(tx, &m.instance_id)
+        .await?
+        .is_some_and(|s| !s.is_terminal())
+    {
         insert_message(
             tx,
             notes,
@@ -1085,9 +1110,22 @@ async fn apply_outbox(
                 Err(e) => return Err(e),
             }
         }
-        Outbox::AcquireLocks { task_id, names, granted } => {
-            super::locks::request(tx, notes, &cp.instance_id, &cp.execution_id, *task_id, names, granted, cp.now)
-                .await?;
+        Outbox::AcquireLocks {
+            task_id,
+            names,
+            granted,
+        } => {
+            super::locks::request(
+                tx,
+                notes,
+                &cp.instance_id,
+                &cp.execution_id,
+                *task_id,
+                names,
+                granted,
+                cp.now,
+            )
+            .await?;
         }
         Outbox::ReleaseLocks { lock } => {
             super::locks::release(tx, notes, &cp.instance_id, Some(*lock), cp.now).await?;

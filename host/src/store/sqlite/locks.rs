@@ -42,20 +42,22 @@ fn load(c: &Connection, id: i64) -> Result<Option<Request>, StoreError> {
             ))
         })
         .optional()?;
-    row.map(|(id, instance_id, execution_id, task_id, names, acquired, granted, grant)| {
-        let names: Vec<String> =
-            serde_json::from_str(&names).map_err(|e| StoreError::Decode(format!("lock request {id}: {e}")))?;
-        Ok(Request {
-            id,
-            instance_id,
-            execution_id,
-            task_id,
-            names,
-            acquired: usize::try_from(acquired).unwrap_or(0),
-            granted,
-            grant,
-        })
-    })
+    row.map(
+        |(id, instance_id, execution_id, task_id, names, acquired, granted, grant)| {
+            let names: Vec<String> =
+                serde_json::from_str(&names).map_err(|e| StoreError::Decode(format!("lock request {id}: {e}")))?;
+            Ok(Request {
+                id,
+                instance_id,
+                execution_id,
+                task_id,
+                names,
+                acquired: usize::try_from(acquired).unwrap_or(0),
+                granted,
+                grant,
+            })
+        },
+    )
     .transpose()
 }
 

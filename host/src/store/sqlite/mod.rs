@@ -24,8 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 pub use schema::SCHEMA_VERSION;
 
 use super::{
-    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow, Lease, LockInfo,
-    NewExecution, Notes, Provider, PurgeOne, RemoveComponent, RewindPlan, RuntimeStatus, StoreError, WorkItem,
+    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow, Lease,
+    LockInfo, NewExecution, Notes, Provider, PurgeOne, RemoveComponent, RewindPlan, RuntimeStatus, StoreError,
+    WorkItem,
 };
 use crate::history::{Event, Millis};
 

@@ -888,7 +888,13 @@ fn apply_checkpoint(c: &Connection, notes: &mut Notes, cp: &Checkpoint, lease: &
                     || expires.is_none_or(|e| e <= to_i64(cp.now))) => {}
         _ => return Err(StoreError::Conflict(cp.instance_id.clone())),
     }
-    insert_history(c, &cp.instance_id, &cp.execution_id, cp.expected_history_len, &cp.events)?;
+    insert_history(
+        c,
+        &cp.instance_id,
+        &cp.execution_id,
+        cp.expected_history_len,
+        &cp.events,
+    )?;
     {
         let mut st = c.prepare_cached("DELETE FROM inbox WHERE id = ?1")?;
         for id in &cp.consumed {
@@ -1008,8 +1014,21 @@ fn apply_outbox(
                 Err(e) => return Err(e),
             }
         }
-        Outbox::AcquireLocks { task_id, names, granted } => {
-            super::locks::request(c, notes, &cp.instance_id, &cp.execution_id, *task_id, names, granted, cp.now)?;
+        Outbox::AcquireLocks {
+            task_id,
+            names,
+            granted,
+        } => {
+            super::locks::request(
+                c,
+                notes,
+                &cp.instance_id,
+                &cp.execution_id,
+                *task_id,
+                names,
+                granted,
+                cp.now,
+            )?;
         }
         Outbox::ReleaseLocks { lock } => {
             super::locks::release(c, notes, &cp.instance_id, Some(*lock), cp.now)?;
