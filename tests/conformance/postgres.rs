@@ -197,3 +197,31 @@ async fn an_unreachable_server_is_a_clear_error() {
     let err = cairn::store::open("postgres://u:pw@[bad").err().unwrap();
     assert!(!err.to_string().contains("pw"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_works_on_a_postgres_task_hub() {
+    use cairn::cli::{Cli, run};
+    use clap::Parser;
+    let fx = Fixture::postgres("cli").await;
+    let url = fx.pg_url();
+    let cairn = async |args: &[&str]| {
+        let mut argv = vec!["cairn", "--db", &url];
+        argv.extend_from_slice(args);
+        run(Cli::try_parse_from(argv).unwrap()).await
+    };
+    let wasm = crate::common::repo_root().join("target/guests/rust/hello-cities.wasm");
+    cairn(&["deploy", wasm.to_str().unwrap()]).await.unwrap();
+    // No `cairn serve` runs: `--wait` runs a (non-exclusive) engine here.
+    cairn(&["start", "HelloCities", "--id", "via-cli", "--wait", "60"])
+        .await
+        .unwrap();
+    let row = fx.store.get_instance("via-cli").await.unwrap().unwrap();
+    assert_eq!(row.status, RuntimeStatus::Completed);
+    cairn(&["status", "via-cli", "--show-history"]).await.unwrap();
+    cairn(&["delete-task-hub", "--yes"]).await.unwrap();
+    assert!(fx.store.get_instance("via-cli").await.unwrap().is_none());
+    // A database has no file beside it: no lock file, no cache folder
+    // named after the URL.
+    assert!(!std::path::Path::new("postgres:").exists());
+    fx.finish().await;
+}
