@@ -6,7 +6,8 @@
 #   scripts/pg.sh url     print its URL (postgres://postgres@127.0.0.1:PORT/postgres)
 #   scripts/pg.sh stop    stop it
 #
-# It listens on 127.0.0.1 only, on the first free port from 55432 (or
+# It lives in target/pg/ (or /tmp when the server's user cannot reach the
+# checkout) and listens on 127.0.0.1 only, on the first free port from 55432 (or
 # $CAIRN_PG_PORT), with trust authentication for loopback connections and
 # fsync on (Cairn asserts it). Run as root, the server runs as the
 # unprivileged `postgres` user. A stopped cluster is not reused: `start`
@@ -14,7 +15,11 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dir="$root/target/pg"
+state="$root/target/pg"
+# The cluster's folder: target/pg/cluster, or (when the server's user cannot
+# reach the checkout, e.g. a clone under /root) a folder under /tmp; its
+# path is kept in target/pg/cluster-dir.
+dir="$(cat "$state/cluster-dir" 2>/dev/null || echo "$state/cluster")"
 data="$dir/data"
 log="$dir/server.log"
 
@@ -72,7 +77,29 @@ port_free() {
 }
 
 url() {
-    echo "postgres://postgres@127.0.0.1:$(cat "$dir/port")/postgres"
+    echo "postgres://postgres@127.0.0.1:$(cat "$state/port")/postgres"
+}
+
+# Picks and prepares the cluster's folder (owned by the server's user).
+make_cluster_dir() {
+    if [[ "$dir" == /tmp/cairn-pg.* ]]; then
+        rm -rf "$dir"
+    fi
+    rm -rf "$state/cluster" "$state/cluster-dir"
+    mkdir -p "$state"
+    dir="$state/cluster"
+    mkdir -p "$dir"
+    if [[ "$(id -u)" -eq 0 ]]; then
+        chown postgres: "$dir"
+        if ! runuser -u postgres -- test -w "$dir"; then
+            rm -rf "$dir"
+            dir="$(mktemp -d /tmp/cairn-pg.XXXXXX)"
+            chown postgres: "$dir"
+        fi
+    fi
+    echo "$dir" >"$state/cluster-dir"
+    data="$dir/data"
+    log="$dir/server.log"
 }
 
 start() {
@@ -84,8 +111,7 @@ start() {
     if [[ "$(id -u)" -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
         useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
     fi
-    rm -rf "$data"
-    mkdir -p "$dir"
+    make_cluster_dir
     local port="${CAIRN_PG_PORT:-55432}"
     while ! port_free "$port"; do
         port=$((port + 1))
@@ -94,12 +120,9 @@ start() {
             exit 1
         fi
     done
-    echo "$port" >"$dir/port"
-    if [[ "$(id -u)" -eq 0 ]]; then
-        chown postgres: "$dir"
-    fi
-    as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log" >&2; exit 1; }
+    echo "$port" >"$state/port"
+    as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >"$state/initdb.log" 2>&1 \
+        || { cat "$state/initdb.log" >&2; exit 1; }
     cat >>"$data/postgresql.conf" <<EOF
 # scripts/pg.sh: a throwaway cluster for tests.
 listen_addresses = '127.0.0.1'
@@ -133,7 +156,7 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     url)
-        [[ -f "$dir/port" ]] || { echo "pg.sh: no cluster; run scripts/pg.sh start" >&2; exit 1; }
+        [[ -f "$state/port" ]] || { echo "pg.sh: no cluster; run scripts/pg.sh start" >&2; exit 1; }
         url
         ;;
     *)

@@ -448,7 +448,8 @@ impl PostgresStore {
         }
         sql.push_str(" ORDER BY created_at, instance_id");
         if let Some(top) = q.top {
-            sql.push_str(&format!(" LIMIT {top}"));
+            // A parameter, not a literal: one prepared statement per filter shape.
+            arg(&mut sql, " LIMIT ?", Box::new(i64::from(top)));
         }
         let c = self.client().await?;
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
