@@ -15,33 +15,49 @@ async fn two_hosts(case: &str) -> (Fixture, cairn::store::Store) {
     (fx, other)
 }
 
+/// Starts instances on `from` until `rx` (another host) hears of one: its
+/// listener connects in the background, and a wake-up sent before LISTEN is
+/// simply missed. Every wake-up heard meanwhile must name an instance that
+/// exists. Returns the id heard of.
+async fn until_heard(
+    from: &cairn::store::Store,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<std::sync::Arc<cairn::store::Notes>>,
+    tag: &str,
+) -> String {
+    let mut sent = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        for i in 0.. {
+            let id = format!("{tag}{i}");
+            from.create_instance(new_execution(&id, &format!("{id}-e1"), T0), T0)
+                .await
+                .unwrap();
+            sent.push(id);
+            while let Ok(Some(n)) = tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await {
+                for id in &n.inbox {
+                    assert!(
+                        from.get_instance(id).await.unwrap().is_some(),
+                        "a wake-up for {id:?}: {n:?}"
+                    );
+                }
+                if let Some(id) = n.inbox.iter().find(|id| sent.contains(id)) {
+                    return id.clone();
+                }
+            }
+        }
+        unreachable!()
+    })
+    .await
+    .expect("no NOTIFY reached the other host within 20 s")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wake_ups_cross_hosts_through_notify() {
     let (fx, other) = two_hosts("wakeups").await;
     let mut theirs = other.subscribe();
-    // The listener connects in the background: keep sending until one
-    // wake-up arrives (a wake-up sent before LISTEN is simply missed).
-    let mut i = 0;
-    let woken = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            i += 1;
-            let id = format!("n{i}");
-            fx.store
-                .create_instance(new_execution(&id, &format!("{id}-e1"), T0), T0)
-                .await
-                .unwrap();
-            let got = tokio::time::timeout(std::time::Duration::from_millis(200), theirs.recv()).await;
-            if let Ok(Some(n)) = got {
-                break (id, n);
-            }
-        }
-    })
-    .await
-    .expect("no NOTIFY reached the other host within 10 s");
-    assert!(woken.1.inbox.iter().any(|x| x.starts_with('n')), "{:?}", woken.1);
+    let woken = until_heard(&fx.store, &mut theirs, "n").await;
     // From now on, every committed wake-up crosses: a message, a finish.
-    fx.store.send_message(&woken.0, raised("x"), T0 + 1).await.unwrap();
-    notes_until(&mut theirs, |n| n.inbox.contains(&woken.0)).await;
+    fx.store.send_message(&woken, raised("x"), T0 + 1).await.unwrap();
+    notes_until(&mut theirs, |n| n.inbox.contains(&woken)).await;
     let row = first_episode(&fx.store, "fin", Vec::new(), "h1", T0).await;
     complete(&fx.store, &row, "h1", T0 + 1).await;
     notes_until(&mut theirs, |n| n.finished == ["fin"]).await;
@@ -223,5 +239,30 @@ async fn the_cli_works_on_a_postgres_task_hub() {
     // A database has no file beside it: no lock file, no cache folder
     // named after the URL.
     assert!(!std::path::Path::new("postgres:").exists());
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_recover_when_every_connection_is_lost() {
+    let (fx, other) = two_hosts("reconnect").await;
+    let mut theirs = other.subscribe();
+    until_heard(&fx.store, &mut theirs, "before").await;
+    other.create_instance(new_execution("o", "o-e1", T0), T0).await.unwrap();
+    // Every connection to the task hub dies (a restart, a failover): the
+    // other host's pool and listener, and this host's listener.
+    let pg = fx.store.as_any().downcast_ref::<PostgresStore>().unwrap();
+    assert!(pg.terminate_other_sessions().await.unwrap() >= 2);
+    // Both hosts keep working: dead pooled connections are replaced and the
+    // transaction run again (nothing of it had been committed).
+    other.send_message("o", raised("after"), T0 + 1).await.unwrap();
+    fx.store.send_message("o", raised("again"), T0 + 2).await.unwrap();
+    assert_eq!(
+        inbox(&other, "o", T0 + 2).await[1..],
+        [raised("after"), raised("again")]
+    );
+    // The listener reconnects: wake-ups cross again, and nothing wrong was
+    // published meanwhile (`until_heard` checks every id it hears of).
+    until_heard(&fx.store, &mut theirs, "after").await;
+    drop(other);
     fx.finish().await;
 }

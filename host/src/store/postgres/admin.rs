@@ -230,6 +230,24 @@ impl PostgresStore {
         )
     }
 
+    /// Ends every other session on this task hub's database (as a server
+    /// restart or a failover would): other hosts' connections, this
+    /// handle's other pooled connections and its listener. Returns how many.
+    ///
+    /// # Errors
+    /// PostgreSQL errors.
+    pub async fn terminate_other_sessions(&self) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let rows = query(
+            &c,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await?;
+        Ok(rows.len() as u64)
+    }
+
     /// Rows in the history table, every execution of every instance.
     ///
     /// # Errors

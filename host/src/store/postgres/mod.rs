@@ -159,16 +159,21 @@ pub(crate) async fn execute<C: GenericClient>(c: &C, sql: &str, params: &[Param<
 /// `&deadpool_postgres::Transaction`, and `$notes`, a `&mut Notes`, and
 /// evaluating to `Result<R, StoreError>`) in one READ COMMITTED transaction
 /// of `$store` (a `&PostgresStore`). The notes' wake-ups are NOTIFYed inside
-/// the transaction and published locally after the commit. A deadlock or
-/// serialization failure runs the whole transaction again (a few times).
+/// the transaction and published locally after the commit. A deadlock, a
+/// serialization failure or a pooled connection found dead before COMMIT
+/// was sent runs the whole transaction again (a few times: nothing of it
+/// was committed); a failure to get a connection at all, or of the COMMIT
+/// itself (its outcome is unknown), is returned.
 macro_rules! write_tx {
     ($store:expr, |$tx:ident, $notes:ident| $body:expr) => {{
         let store: &$crate::store::postgres::PostgresStore = $store;
         let mut tries: u32 = 0;
         loop {
             let mut all_notes = $crate::store::Notes::default();
+            let (mut connected, mut committing) = (false, false);
             let result: Result<_, $crate::store::StoreError> = async {
                 let mut client = store.client().await?;
+                connected = true;
                 let $tx = client.transaction().await.map_err($crate::store::postgres::pg)?;
                 let value: Result<_, $crate::store::StoreError> = {
                     let $notes = &mut all_notes;
@@ -176,12 +181,15 @@ macro_rules! write_tx {
                 };
                 let value = value?;
                 $crate::store::postgres::announce(&$tx, &all_notes).await?;
+                committing = true;
                 $tx.commit().await.map_err($crate::store::postgres::pg)?;
                 Ok::<_, $crate::store::StoreError>(value)
             }
             .await;
             match result {
-                Err($crate::store::StoreError::Busy(_)) if tries < $crate::store::postgres::retries() => {
+                Err($crate::store::StoreError::Busy(_) | $crate::store::StoreError::Unavailable(_))
+                    if connected && !committing && tries < $crate::store::postgres::retries() =>
+                {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(5 << tries)).await;
                 }
