@@ -10,7 +10,7 @@ CARGO ?= cargo
 CAIRN := $(CARGO_TARGET_DIR)/release/cairn
 DEMO_DB := target/demo/cairn.db
 
-.PHONY: all setup build guests guests-rust demo test lint unit bench bench-js clean
+.PHONY: all setup build guests guests-rust demo test lint unit bench bench-js clean pg-start pg-stop
 
 all: build guests
 
@@ -42,8 +42,23 @@ lint: setup
 	cd guests/rust && $(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 
+# The tests need PostgreSQL (the conformance suite runs on every backend): a
+# throwaway cluster under target/pg/ runs for the duration, and is stopped
+# even when a test fails.
 test: guests lint
+	@set -euo pipefail; \
+	trap 'scripts/pg.sh stop' EXIT; \
+	export CAIRN_TEST_PG="$$(scripts/pg.sh start)"; \
+	echo "== tests (CAIRN_TEST_PG=$$CAIRN_TEST_PG)"; \
 	$(CARGO) test --release --locked --workspace
+
+# PostgreSQL for running single tests by hand: `make pg-start`, then
+# `CAIRN_TEST_PG=$$(scripts/pg.sh url) cargo test --release --test conformance`.
+pg-start:
+	scripts/pg.sh start
+
+pg-stop:
+	scripts/pg.sh stop
 
 bench: build guests
 	$(CAIRN) bench --mode all -n 1000

@@ -9,7 +9,7 @@
 //! - [`history`]  — PURE: history events (DTFx names) and their codec
 //! - [`replay`]   — PURE: history + guest calls → new events; non-determinism detection
 //! - [`decide`]   — PURE: the decision core (episode / activity result / rewind → what to store)
-//! - [`store`]    — the provider boundary (trait, neutral types and errors); [`store::sqlite`] the SQLite backend
+//! - [`store`]    — the provider boundary (trait, neutral types and errors); [`store::sqlite`] the SQLite backend, [`store::postgres`] the PostgreSQL one (many hosts)
 //! - [`sandbox`]  — wasmtime: one engine config, limits, host imports, virtual WASI
 //! - [`engine`]   — dispatcher, hot instance cache, activity workers, leases, retries
 //! - [`hub`]      — the operations people use (deploy, start, status, ...), shared by CLI and API

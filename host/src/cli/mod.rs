@@ -46,8 +46,15 @@ pub enum CliError {
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about)]
 pub struct Cli {
-    /// Task hub file (SQLite).
-    #[arg(long, global = true, env = "CAIRN_DB", default_value = "./cairn.db")]
+    /// Task hub: a SQLite file, or a PostgreSQL database shared by many
+    /// hosts (postgres://user:password@host:port/db).
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_DB",
+        default_value = "./cairn.db",
+        hide_env_values = true
+    )]
     pub db: PathBuf,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -329,16 +336,21 @@ fn json_arg(arg: Option<&str>) -> Result<Option<String>, CliError> {
     }
 }
 
-/// The exclusive lock a running engine holds on a task hub.
+/// The exclusive lock a running engine holds on a SQLite task hub.
 pub struct HubLock {
-    _file: File,
+    _file: Option<File>,
 }
 
-/// Takes the engine lock of the task hub at `db`.
+/// Takes the engine lock of the task hub at `db`. A PostgreSQL task hub is
+/// shared by many hosts (they coordinate through instance and work-item
+/// leases): it has no lock file, and this always succeeds.
 ///
 /// # Errors
 /// [`CliError::HubBusy`] when another process holds it.
 pub fn lock_hub(db: &Path) -> Result<HubLock, CliError> {
+    if crate::store::is_postgres(db) {
+        return Ok(HubLock { _file: None });
+    }
     let mut name = db.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
     name.push(".lock");
     let path = db.with_file_name(name);
@@ -352,7 +364,7 @@ pub fn lock_hub(db: &Path) -> Result<HubLock, CliError> {
             source,
         })?;
     match file.try_lock() {
-        Ok(()) => Ok(HubLock { _file: file }),
+        Ok(()) => Ok(HubLock { _file: Some(file) }),
         Err(std::fs::TryLockError::WouldBlock) => Err(CliError::HubBusy(db.to_owned())),
         Err(std::fs::TryLockError::Error(source)) => Err(CliError::Io { path, source }),
     }
@@ -581,7 +593,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let n = hub.delete_task_hub().await?;
             eprintln!(
                 "deleted task hub {}: {n} instance(s) and every component",
-                cli.db.display()
+                hub.store.describe()
             );
             Ok(())
         }
@@ -675,7 +687,11 @@ fn print_continuation(token: Option<&str>) {
 async fn wait_here(db: &Path, hub: &Hub, id: &str, timeout: Duration) -> Result<crate::store::InstanceRow, CliError> {
     match lock_hub(db) {
         Ok(_lock) => {
-            let engine = Engine::new(hub.store.clone(), hub.sandbox.clone(), EngineConfig::default());
+            let config = EngineConfig {
+                exclusive: !crate::store::is_postgres(db),
+                ..EngineConfig::default()
+            };
+            let engine = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
             let running = engine.run();
             let row = engine.wait_for(id, timeout).await;
             running.shutdown(&engine, Duration::from_secs(5)).await;
@@ -698,6 +714,9 @@ async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool, api: ApiCo
         hot_cache: !no_hot_cache,
         // A lease outlives the longest activity call.
         lease_ms: u64::try_from(hub.sandbox.limits().activity_cpu.as_millis()).unwrap_or(u64::MAX / 2) + 60_000,
+        // Many hosts may serve a PostgreSQL task hub: no lease is void at
+        // start-up, and each episode runs under an instance lease.
+        exclusive: !crate::store::is_postgres(db),
         ..EngineConfig::default()
     };
     let engine: Arc<Engine> = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
@@ -707,10 +726,10 @@ async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool, api: ApiCo
     let server = tokio::spawn(crate::api::serve(listener, api, async {
         let _ = stopped.await;
     }));
-    tracing::info!(db = %db.display(), %addr, "cairn serve: workers running");
+    let described = hub_description(db);
+    tracing::info!(db = %described, %addr, "cairn serve: workers running");
     eprintln!(
-        "cairn serve: task hub {} — workers running, management API on http://{addr}{} (Ctrl-C to stop)",
-        db.display(),
+        "cairn serve: task hub {described} — workers running, management API on http://{addr}{} (Ctrl-C to stop)",
         crate::api::BASE_PATH
     );
     shutdown_signal().await;
@@ -722,6 +741,16 @@ async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool, api: ApiCo
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(CliError::Usage(e.to_string())),
         Err(e) => Err(CliError::Usage(format!("the management API stopped: {e}"))),
+    }
+}
+
+/// The task hub's name for people: its path, or a PostgreSQL URL without
+/// the password.
+fn hub_description(db: &Path) -> String {
+    if crate::store::is_postgres(db) {
+        crate::store::postgres::describe_address(&db.to_string_lossy())
+    } else {
+        db.display().to_string()
     }
 }
 

@@ -863,6 +863,16 @@ fn trap_failure(trap: &wasmtime::Error, stderr: &[u8]) -> Failure {
 /// Default location of the compiled-component cache for a task hub file.
 #[must_use]
 pub fn default_cache_dir(db: &Path) -> PathBuf {
+    if crate::store::is_postgres(db) {
+        // A database has no folder beside it: a per-user cache (entries are
+        // keyed by content hash and wasmtime version, so hubs may share it).
+        return std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("cairn")
+            .join("compiled");
+    }
     let mut name = db.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
     name.push(".compiled");
     db.with_file_name(name)

@@ -12,10 +12,12 @@
 //! Errors are backend-neutral ([`StoreError`]): whether a failure is worth
 //! retrying is [`StoreError::is_retryable`], whatever the backend.
 //!
-//! Backends: [`sqlite`] (the embedded default, one file = one task hub).
-//! Only the backend modules name their database crate or hold SQL text (a
+//! Backends: [`sqlite`] (the embedded default, one file = one task hub) and
+//! [`postgres`] (one database = one task hub shared by many hosts), chosen
+//! by the address [`open`] is given. Only the backend modules name their database crate or hold SQL text (a
 //! test, `tests/e2e/layering.rs`, enforces both).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
@@ -120,21 +122,37 @@ impl Notes {
     }
 }
 
-/// Opens the task hub at `address` (a file path: SQLite), creating it.
+/// Whether `address` names a PostgreSQL task hub (`postgres://...` or
+/// `postgresql://...`) rather than a SQLite file.
+#[must_use]
+pub fn is_postgres(address: impl AsRef<Path>) -> bool {
+    address.as_ref().to_str().is_some_and(postgres::is_address)
+}
+
+/// Opens the task hub at `address`, creating it: a `postgres://` or
+/// `postgresql://` URL opens a PostgreSQL database (its schema is migrated;
+/// this blocks while it connects), anything else is the path of a SQLite
+/// file.
 ///
 /// # Errors
 /// The backend's open, migration and setting errors.
-pub fn open(address: &Path) -> Result<Store, StoreError> {
-    Ok(Arc::new(sqlite::SqliteStore::open(address)?))
+pub fn open(address: impl AsRef<Path>) -> Result<Store, StoreError> {
+    let address = address.as_ref();
+    match address.to_str() {
+        Some(url) if postgres::is_address(url) => Ok(Arc::new(postgres::PostgresStore::open(url)?)),
+        _ => Ok(Arc::new(sqlite::SqliteStore::open(address)?)),
+    }
 }
 
-/// Opens an existing task hub; a missing one is [`StoreError::Missing`]
-/// (for verbs that only read).
+/// Opens an existing task hub; a missing SQLite file is
+/// [`StoreError::Missing`] (for verbs that only read). A PostgreSQL
+/// database is opened as by [`open`].
 ///
 /// # Errors
 /// As [`open`], and [`StoreError::Missing`].
-pub fn open_existing(address: &Path) -> Result<Store, StoreError> {
-    if !address.exists() {
+pub fn open_existing(address: impl AsRef<Path>) -> Result<Store, StoreError> {
+    let address = address.as_ref();
+    if !is_postgres(address) && !address.exists() {
         return Err(StoreError::Missing(address.to_owned()));
     }
     open(address)

@@ -95,8 +95,8 @@ impl SqliteStore {
         .await
     }
 
-    /// Deletes every instance, message, work item and component of the task
-    /// hub (the schema stays). Returns the number of instances deleted.
+    /// Deletes every instance, message, work item, lock and component of
+    /// the task hub (the schema stays). Returns the number of instances deleted.
     ///
     /// # Errors
     /// SQLite errors.
@@ -105,7 +105,7 @@ impl SqliteStore {
             let n: i64 = c.query_row("SELECT COUNT(*) FROM instances", [], |r| r.get(0))?;
             c.execute_batch(
                 "DELETE FROM history; DELETE FROM inbox; DELETE FROM work_items; DELETE FROM instances;
-                 DELETE FROM functions; DELETE FROM components;",
+                 DELETE FROM locks; DELETE FROM lock_requests; DELETE FROM functions; DELETE FROM components;",
             )?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
