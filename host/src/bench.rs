@@ -46,6 +46,11 @@ pub struct BenchArgs {
     /// completion with `?timeout=`.
     #[arg(long, default_value = "inproc", value_parser = ["inproc", "http"])]
     pub via: String,
+    /// Task hub to measure on: a `postgres://` address (emptied before
+    /// each run: use a database of its own). Default: a fresh temporary
+    /// SQLite file per run.
+    #[arg(long = "bench-db", value_name = "ADDRESS")]
+    pub bench_db: Option<String>,
 }
 
 /// Where `make guests` puts the Rust example `name`: under the current
@@ -89,7 +94,14 @@ struct Setup {
 
 async fn setup(args: &BenchArgs, hello: &PathBuf, fanout: &PathBuf) -> Result<Setup, CliError> {
     let dir = tempdir::TempDir::new()?;
-    let hub = Hub::open(&dir.path().join("bench.db"))?;
+    let hub = match &args.bench_db {
+        Some(address) => {
+            let hub = Hub::open(std::path::Path::new(address))?;
+            hub.store.delete_all().await?;
+            hub
+        }
+        None => Hub::open(&dir.path().join("bench.db"))?,
+    };
     for f in [hello, fanout] {
         let bytes = std::fs::read(f).map_err(|source| CliError::Io {
             path: f.clone(),
@@ -99,6 +111,7 @@ async fn setup(args: &BenchArgs, hello: &PathBuf, fanout: &PathBuf) -> Result<Se
     }
     let config = EngineConfig {
         hot_cache: !args.no_hot_cache,
+        exclusive: args.bench_db.is_none(),
         ..EngineConfig::default()
     };
     let engine = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
@@ -230,8 +243,12 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         Some(k) => format!("{} closed-loop clients", k.max(1)),
         None => "burst: all starts at once".to_owned(),
     };
+    let backend = match &args.bench_db {
+        Some(_) => "PostgreSQL (synchronous_commit=on)",
+        None => "durable SQLite (WAL, synchronous=FULL)",
+    };
     eprintln!(
-        "cairn bench: {runs} run(s) per mode, N = {n}, via {}, durable SQLite (WAL, synchronous=FULL), hot cache {hot}, seq = {seq_shape}, components {} and {}",
+        "cairn bench: {runs} run(s) per mode, N = {n}, via {}, {backend}, hot cache {hot}, seq = {seq_shape}, components {} and {}",
         args.via,
         hello.display(),
         fanout.display()
@@ -273,7 +290,8 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
             }
         }
         let lang = lang_of(if mode == "fanout" { &fanout } else { &hello });
-        result.push_str(&format!(" via={} hot={hot} lang={lang}", args.via));
+        let store = if args.bench_db.is_some() { "postgres" } else { "sqlite" };
+        result.push_str(&format!(" via={} hot={hot} lang={lang} store={store}", args.via));
         if mode == "seq" {
             match args.clients {
                 Some(k) => result.push_str(&format!(" clients={}", k.max(1))),
