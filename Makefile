@@ -10,7 +10,7 @@ CARGO ?= cargo
 CAIRN := $(CARGO_TARGET_DIR)/release/cairn
 DEMO_DB := target/demo/cairn.db
 
-.PHONY: all setup build guests guests-rust demo test lint unit bench bench-js clean
+.PHONY: all setup browser build guests guests-rust demo test lint unit bench bench-js clean
 
 all: build guests
 
@@ -42,7 +42,11 @@ lint: setup
 	cd guests/rust && $(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 
-test: guests lint
+# Headless Chromium + chromedriver for the console's browser test (tests/console).
+browser:
+	scripts/install-chromium.sh
+
+test: guests lint browser
 	$(CARGO) test --release --locked --workspace
 
 bench: build guests

@@ -9,6 +9,7 @@ mod common;
 mod browser;
 mod cli;
 mod flood;
+mod metrics;
 mod own;
 mod routes;
 mod security;
