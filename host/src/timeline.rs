@@ -38,7 +38,9 @@ pub struct Bar {
     pub start: Millis,
     /// `None`: not done yet.
     pub end: Option<Millis>,
-    /// `pending`, `completed`, `failed`, `fired`, `received` or `released`.
+    /// `pending`, `completed`, `failed`, `fired`, `received`, `released`,
+    /// or `abandoned` (still open when the execution ended: a timer that
+    /// lost a race, an event never raised).
     pub outcome: &'static str,
     /// Index in history of the event that started the bar.
     pub start_index: Option<usize>,
@@ -201,11 +203,11 @@ pub fn build(history: &[(Millis, Event)], waits: Option<&[EventWait]>) -> Timeli
             }
             Event::ExecutionCompleted { .. } => {
                 t.finished = Some(ts);
-                // Critical sections end with the execution.
-                for b in tasks.values_mut() {
-                    if b.kind == "lock" && b.granted.is_some() && b.end.is_none() {
-                        b.finish(ts, i, "released");
-                    }
+                // Critical sections end with the execution; whatever else
+                // is open is abandoned.
+                for b in tasks.values_mut().filter(|b| b.end.is_none()) {
+                    let held = b.kind == "lock" && b.granted.is_some();
+                    b.finish(ts, i, if held { "released" } else { "abandoned" });
                 }
             }
             _ => {}
@@ -217,6 +219,8 @@ pub fn build(history: &[(Millis, Event)], waits: Option<&[EventWait]>) -> Timeli
         if let Some((ts, i)) = raised.get_mut(w.name.as_str()).and_then(VecDeque::pop_front) {
             // A buffered event (raised before the wait) is taken at once.
             b.finish(ts.max(w.at), i, "received");
+        } else if let Some(end) = t.finished {
+            b.finish(end, history.len().saturating_sub(1), "abandoned");
         }
         tasks.insert(w.task_id, b);
     }
@@ -351,7 +355,7 @@ mod tests {
         assert_eq!(a.failure.as_ref().map(|f| f.message.as_str()), Some("two"));
         assert_eq!(t.bars[1].name, "POST http://x/y");
         assert_eq!((t.bars[2].start, t.bars[2].end, t.bars[2].outcome), (1, Some(7), "received"));
-        assert_eq!((t.bars[3].end, t.bars[3].outcome, t.bars[3].fire_at), (None, "pending", Some(50)));
+        assert_eq!((t.bars[3].end, t.bars[3].outcome, t.bars[3].fire_at), (Some(12), "abandoned", Some(50)));
         let l = &t.bars[4];
         assert_eq!((l.name.as_str(), l.granted, l.end, l.outcome), ("a, b", Some(6), Some(12), "released"));
 

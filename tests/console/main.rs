@@ -244,6 +244,7 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     b.wait("#travel-pending tr[data-test=pending-task][data-kind=event]", 10).await;
     assert_eq!(b.text("#travel-state").await, "waiting");
     assert!(b.text("#travel-custom-status").await.contains("waiting-for-approval"));
+    b.js("document.querySelector('.tabs').scrollIntoView()").await;
     b.shot("08-time-travel").await;
     // Step back with the keyboard-usable control: before the timer existed.
     b.fill("#travel-index", "2").await;

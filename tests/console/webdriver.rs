@@ -88,7 +88,7 @@ impl Browser {
             shots: shots.to_owned(),
         };
         let v = b.raw(Method::POST, "/session", Some(caps)).await;
-        b.session = v["sessionId"]
+        b.session = v["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("Chromium did not start under chromedriver: {v}; {hint}"))
             .to_owned();

@@ -55,12 +55,27 @@ pub(super) fn asset(path: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// For working on the console: `CAIRN_CONSOLE_ASSETS=host/src/api/assets`
+/// serves the asset files from that folder instead of the built-in copies
+/// (read at each request; only the console's own file names).
+fn dev_asset(path: &str) -> Option<Bytes> {
+    let dir = std::env::var_os("CAIRN_CONSOLE_ASSETS")?;
+    let name = match path {
+        "/console/app.js" => "app.js",
+        "/console/app.css" => "app.css",
+        "/console/favicon.svg" | "/favicon.ico" => "favicon.svg",
+        _ => "index.html",
+    };
+    std::fs::read(std::path::Path::new(&dir).join(name)).ok().map(Bytes::from)
+}
+
 /// Serves a static asset with the console's security headers.
-pub(super) fn serve_asset(method: &Method, content_type: &'static str, body: &'static str) -> Resp {
+pub(super) fn serve_asset(method: &Method, path: &str, content_type: &'static str, body: &'static str) -> Resp {
     if method != Method::GET && method != Method::HEAD {
         return HttpError::method_not_allowed("the console's pages are read with GET").into_response();
     }
-    let mut r = with_type(StatusCode::OK, content_type, Bytes::from_static(body.as_bytes()));
+    let body = dev_asset(path).unwrap_or_else(|| Bytes::from_static(body.as_bytes()));
+    let mut r = with_type(StatusCode::OK, content_type, body);
     let h = r.headers_mut();
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
@@ -284,7 +299,7 @@ impl Api {
                 "history": rows,
                 "historyTruncated": history.len() > MAX_HISTORY_ROWS,
                 "timeline": timeline,
-                "eventWaitsKnown": waits.is_some(),
+                "eventWaitsKnown": waits.is_some() || !has_waits,
             }),
         ))
     }

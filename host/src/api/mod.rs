@@ -273,7 +273,7 @@ impl Api {
         // The console's pages hold no data: served without the key (the
         // page signs in, then calls the API with its session cookie).
         if let Some((content_type, body)) = console::asset(&path) {
-            return Ok(console::serve_asset(&parts.method, content_type, body));
+            return Ok(console::serve_asset(&parts.method, &path, content_type, body));
         }
         let console_session = segs.len() == 3 && is(0, "api") && is(1, "console") && is(2, "session");
         // Authentication first: a caller without the key learns nothing

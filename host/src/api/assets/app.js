@@ -25,7 +25,13 @@ function h(tag, attrs, ...children) {
     if (k === "class") el.className = v;
     else if (k === "text") el.textContent = v;
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "style") el.setAttribute("style", v);
+    else if (k === "style") {
+      // Through the CSSOM: the content security policy forbids style attributes.
+      for (const decl of v.split(";")) {
+        const i = decl.indexOf(":");
+        if (i > 0) el.style.setProperty(decl.slice(0, i).trim(), decl.slice(i + 1).trim());
+      }
+    }
     else el.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat()) {
@@ -107,7 +113,7 @@ async function api(method, url, body) {
   } catch (_) {
     data = text;
   }
-  if (r.status === 401) {
+  if (r.status === 401 && !url.startsWith("/api/console/session")) {
     showSignIn();
     throw new ApiError(401, "Sign in to continue");
   }
@@ -381,7 +387,7 @@ async function viewInstance(id, keepTab) {
   const failure = d.failure && typeof d.failure === "object" ? d.failure : null;
   const overview = h(
     "div",
-    { class: "card" },
+    { class: "card overview" },
     h(
       "dl",
       { class: "kv" },
@@ -392,6 +398,10 @@ async function viewInstance(id, keepTab) {
       kv("Last updated", fmtTime(s.updatedAt)),
       d.parentInstance ? kv("Parent", instanceLink(d.parentInstance)) : null,
       d.children.length ? kv("Children", h("span", {}, d.children.map((c, i) => [i ? ", " : "", instanceLink(c.instanceId), ` (${c.name})`]))) : null,
+    ),
+    h(
+      "dl",
+      { class: "kv" },
       kv("Input", h("pre", { id: "input" }, json(s.input))),
       kv("Output", h("pre", { id: "output" }, failure ? "" : json(s.output))),
       kv("Custom status", h("pre", { id: "custom-status" }, json(s.customStatus))),
@@ -456,7 +466,7 @@ async function viewInstance(id, keepTab) {
     h("h1", {}, "Instance ", h("span", { class: "mono", id: "instance-id" }, s.instanceId)),
     toolbar,
     overview,
-    h("div", { class: "card" }, h("h2", {}, "Raise an event"), raise),
+    done ? null : h("div", { class: "card" }, h("h2", {}, "Raise an event"), raise),
     tabBar,
     panel,
   );
@@ -505,7 +515,7 @@ function renderTimeline(d) {
       }
       seg(from, endMs, b.outcome === "failed" ? "failed" : b.end === null ? "pending" : "");
     } else {
-      seg(b.start, endMs, b.outcome === "failed" ? "failed" : b.end === null ? "pending" : b.kind === "lock" ? "wait" : "");
+      seg(b.start, endMs, b.outcome === "failed" ? "failed" : b.end === null ? "pending" : b.outcome === "abandoned" ? "abandoned" : b.kind === "lock" ? "wait" : "");
     }
     if (b.outcome === "failed") track.append(h("div", { class: "mark", style: `left:${pct(endMs)}%`, title: "failed" }));
     const name =
@@ -667,7 +677,7 @@ function renderTravelResult(t) {
   return h(
     "div",
     { "data-test": "travel", "data-until": String(t.until), "data-state": t.state },
-    h("h2", {}, `At event ${t.until} of ${t.historyLength}: ${e.EventType}`),
+    h("h2", {}, `At event ${t.until} (of 0–${t.historyLen - 1}): ${e.EventType}`),
     h("dl", { class: "kv" }, h("dt", {}, "Time"), h("dd", {}, fmtTime(t.time)), h("dt", {}, "State"), h("dd", { id: "travel-state" }, t.state), h("dt", {}, "Event"), h("dd", {}, h("pre", {}, json(e)))),
     t.error ? h("div", { class: "card failure", role: "alert" }, h("strong", {}, t.error.ErrorType), h("p", {}, t.error.Message)) : null,
     h("h2", {}, "Pending tasks"),
@@ -776,6 +786,13 @@ async function route(keepTab) {
 
 async function start() {
   document.getElementById("sign-out").addEventListener("click", signOut);
+  window.addEventListener("hashchange", () => {
+    state.listTokens = [null];
+    state.listPage = 0;
+    if (state.keyRequired && !state.csrf) return showSignIn();
+    route();
+    main().focus({ preventScroll: true });
+  });
   try {
     if (!(await loadSession())) {
       showSignIn();
@@ -785,12 +802,6 @@ async function start() {
     setMain(h("p", { class: "error-text", role: "alert" }, "The server did not answer: " + x.message));
     return;
   }
-  window.addEventListener("hashchange", () => {
-    state.listTokens = [null];
-    state.listPage = 0;
-    route();
-    main().focus({ preventScroll: true });
-  });
   route();
 }
 
