@@ -6,7 +6,7 @@
 //! hub counts and queues, hot instances) and writes the OpenMetrics text.
 //!
 //! Label values are bounded: function names come from deployed
-//! components, routes are templates (`/instances/{id}`), never ids.
+//! components, routes are templates (`/instances/:id`), never ids.
 //!
 //! # Metric names
 //! | name | type | labels |
@@ -329,30 +329,30 @@ pub fn route_template(path: &str) -> &'static str {
         let m = rest.len();
         let at = |i: usize, lit: &str| rest.get(i).is_some_and(|s| s.eq_ignore_ascii_case(lit));
         return match m {
-            _ if at(0, "orchestrators") => "/runtime/webhooks/durabletask/orchestrators/{name}",
+            _ if at(0, "orchestrators") => "/runtime/webhooks/durabletask/orchestrators/:name",
             1 if at(0, "instances") => "/runtime/webhooks/durabletask/instances",
             _ if at(0, "instances") && m >= 4 && at(m - 2, "raiseEvent") => {
-                "/runtime/webhooks/durabletask/instances/{id}/raiseEvent/{event}"
+                "/runtime/webhooks/durabletask/instances/:id/raiseEvent/:event"
             }
             _ if at(0, "instances") && m >= 3 => {
                 match rest[m - 1].to_ascii_lowercase().as_str() {
-                    "terminate" => "/runtime/webhooks/durabletask/instances/{id}/terminate",
-                    "suspend" => "/runtime/webhooks/durabletask/instances/{id}/suspend",
-                    "resume" => "/runtime/webhooks/durabletask/instances/{id}/resume",
-                    "rewind" => "/runtime/webhooks/durabletask/instances/{id}/rewind",
-                    "restart" => "/runtime/webhooks/durabletask/instances/{id}/restart",
-                    _ => "/runtime/webhooks/durabletask/instances/{id}",
+                    "terminate" => "/runtime/webhooks/durabletask/instances/:id/terminate",
+                    "suspend" => "/runtime/webhooks/durabletask/instances/:id/suspend",
+                    "resume" => "/runtime/webhooks/durabletask/instances/:id/resume",
+                    "rewind" => "/runtime/webhooks/durabletask/instances/:id/rewind",
+                    "restart" => "/runtime/webhooks/durabletask/instances/:id/restart",
+                    _ => "/runtime/webhooks/durabletask/instances/:id",
                 }
             }
-            _ if at(0, "instances") => "/runtime/webhooks/durabletask/instances/{id}",
+            _ if at(0, "instances") => "/runtime/webhooks/durabletask/instances/:id",
             _ => "/runtime/webhooks/durabletask/other",
         };
     }
     if is(0, "api") && is(1, "console") {
         return match n {
             3 if is(2, "instances") => "/api/console/instances",
-            4 if is(2, "instances") => "/api/console/instances/{id}",
-            5 if is(2, "instances") && is(4, "replay") => "/api/console/instances/{id}/replay",
+            4 if is(2, "instances") => "/api/console/instances/:id",
+            5 if is(2, "instances") && is(4, "replay") => "/api/console/instances/:id/replay",
             3 if is(2, "components") => "/api/console/components",
             3 if is(2, "locks") => "/api/console/locks",
             3 if is(2, "session") => "/api/console/session",
@@ -362,7 +362,7 @@ pub fn route_template(path: &str) -> &'static str {
     if is(0, "api") {
         return match n {
             2 if is(1, "components") => "/api/components",
-            3 if is(1, "components") => "/api/components/{hash}",
+            3 if is(1, "components") => "/api/components/:hash",
             2 if is(1, "taskhub") => "/api/taskhub",
             2 if is(1, "openapi.yaml") => "/api/openapi.yaml",
             _ => "/api/other",
@@ -371,7 +371,7 @@ pub fn route_template(path: &str) -> &'static str {
     match n {
         1 if is(0, "metrics") => "/metrics",
         1 if is(0, "healthz") => "/healthz",
-        _ if is(0, "console") => "/console/{asset}",
+        _ if is(0, "console") => "/console/:asset",
         _ => "other",
     }
 }
@@ -387,23 +387,23 @@ mod tests {
             ("/metrics", "/metrics"),
             (
                 "/runtime/webhooks/durabletask/instances/abc",
-                "/runtime/webhooks/durabletask/instances/{id}",
+                "/runtime/webhooks/durabletask/instances/:id",
             ),
             (
                 "/runtime/webhooks/durabletask/instances/abc/raiseEvent/Go",
-                "/runtime/webhooks/durabletask/instances/{id}/raiseEvent/{event}",
+                "/runtime/webhooks/durabletask/instances/:id/raiseEvent/:event",
             ),
             (
                 "/runtime/webhooks/durabletask/instances/abc/Terminate",
-                "/runtime/webhooks/durabletask/instances/{id}/terminate",
+                "/runtime/webhooks/durabletask/instances/:id/terminate",
             ),
             (
                 "/runtime/webhooks/durabletask/orchestrators/Hello/x",
-                "/runtime/webhooks/durabletask/orchestrators/{name}",
+                "/runtime/webhooks/durabletask/orchestrators/:name",
             ),
-            ("/api/console/instances/x/replay", "/api/console/instances/{id}/replay"),
-            ("/api/components/abc", "/api/components/{hash}"),
-            ("/console/app.js", "/console/{asset}"),
+            ("/api/console/instances/x/replay", "/api/console/instances/:id/replay"),
+            ("/api/components/abc", "/api/components/:hash"),
+            ("/console/app.js", "/console/:asset"),
             ("/nope/x", "other"),
         ] {
             assert_eq!(route_template(path), want, "{path}");

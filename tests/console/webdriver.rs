@@ -170,21 +170,47 @@ impl Browser {
     }
 
     pub async fn click(&self, css: &str) {
-        let e = self.wait(css, 10).await;
-        self.cmd(Method::POST, &format!("/element/{e}/click"), Some(json!({})))
-            .await
-            .unwrap_or_else(|err| panic!("click {css}: {err}"));
+        self.on_element(css, |e| (format!("/element/{e}/click"), vec![json!({})])).await;
     }
 
     /// Replaces the text of an input.
     pub async fn fill(&self, css: &str, text: &str) {
-        let e = self.wait(css, 10).await;
-        self.cmd(Method::POST, &format!("/element/{e}/clear"), Some(json!({})))
-            .await
-            .unwrap();
-        self.cmd(Method::POST, &format!("/element/{e}/value"), Some(json!({ "text": text })))
-            .await
-            .unwrap();
+        self.on_element(css, |e| {
+            (
+                format!("/element/{e}/clear"),
+                vec![json!({}), json!({ "text": text })],
+            )
+        })
+        .await;
+    }
+
+    /// Sends commands to the element `css` finds: the first to `path`, the
+    /// others to `path`'s element with `/clear` replaced by `/value`. An
+    /// element the page re-rendered meanwhile (auto-refresh) is found again.
+    async fn on_element(&self, css: &str, cmds: impl Fn(&str) -> (String, Vec<Value>)) {
+        let mut last = String::new();
+        for _ in 0..10 {
+            let e = self.wait(css, 10).await;
+            let (path, bodies) = cmds(&e);
+            let mut ok = true;
+            for (i, body) in bodies.into_iter().enumerate() {
+                let p = if i == 0 { path.clone() } else { path.replace("/clear", "/value") };
+                if let Err(err) = self.cmd(Method::POST, &p, Some(body)).await {
+                    last = err;
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                return;
+            }
+            if !last.contains("stale") && !last.contains("intercepted") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.shot("failure").await;
+        panic!("{css}: {last}");
     }
 
     /// Presses keys (WebDriver key codes, e.g. "\u{E007}" = Enter) in the focused element.

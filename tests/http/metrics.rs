@@ -84,11 +84,11 @@ async fn metrics_parse_and_move_with_work() {
     // HTTP requests by route template and status (ids never become labels).
     let started = [
         ("method", "POST"),
-        ("route", "/runtime/webhooks/durabletask/orchestrators/{name}"),
+        ("route", "/runtime/webhooks/durabletask/orchestrators/:name"),
         ("status", "200"),
     ];
     assert_eq!(value(&after, "cairn_http_requests_total", &started), 2.0);
-    let status = [("route", "/runtime/webhooks/durabletask/instances/{id}"), ("status", "200")];
+    let status = [("route", "/runtime/webhooks/durabletask/instances/:id"), ("status", "200")];
     assert_eq!(value(&after, "cairn_http_requests_total", &status), 1.0);
     assert!(value(&after, "cairn_http_requests_total", &[("route", "/metrics")]) >= 1.0);
     assert!(!s.get("/metrics").await.text().contains("mx1"), "no instance id in labels");
