@@ -27,6 +27,9 @@ const DF: &str = "/runtime/webhooks/durabletask";
 struct Serve {
     child: Child,
     addr: String,
+    db: std::path::PathBuf,
+    /// Every line the server wrote to stderr.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _dir: TempDir,
 }
 
@@ -57,7 +60,7 @@ fn serve(components: &[&str]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .arg("--db")
         .arg(&db)
-        .args(["serve", "--listen", "127.0.0.1:0", "--api-key", KEY])
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--api-key", KEY])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -65,9 +68,12 @@ fn serve(components: &[&str]) -> Serve {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = log.clone();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("management API on http://").nth(1)
                 && let Some(tx) = tx.take()
             {
@@ -76,7 +82,13 @@ fn serve(components: &[&str]) -> Serve {
         }
     });
     let addr = rx.recv_timeout(Duration::from_secs(60)).expect("cairn serve printed its address");
-    Serve { child, addr, _dir: dir }
+    Serve {
+        child,
+        addr,
+        db,
+        log,
+        _dir: dir,
+    }
 }
 
 /// A client of the server with the API key.
@@ -253,6 +265,20 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     b.wait("#travel-pending tr[data-test=pending-task][data-kind=activity]", 10).await;
     assert!(b.all("#travel-pending tr[data-kind=timer]").await.is_empty());
 
+    // The same time travel from the command line, on the task hub file.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--db")
+        .arg(&s.db)
+        .args(["replay", "approval-1", "--until", &timer_index])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let travel: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = travel["pending"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["event", "timer"], "{travel}");
+    assert_eq!(travel["customStatus"]["stage"], "waiting-for-approval");
+    assert_eq!(travel["state"], "waiting");
+
     // Purge asks for confirmation; cancelling keeps the instance.
     b.click("#tab-timeline").await;
     b.click("#act-purge").await;
@@ -283,4 +309,12 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
         .js_async("const done = arguments[0]; fetch('/api/console/instances').then(r => done(r.status));")
         .await;
     assert_eq!(code, Value::from(401));
+
+    // `--log-format json`: the server's log lines are JSON objects.
+    let log = s.log.lock().unwrap().clone();
+    let records: Vec<Value> = log.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        records.iter().any(|r| r["target"] == "cairn" || r["target"].as_str().is_some_and(|t| t.starts_with("cairn"))),
+        "no JSON log record in {log:?}"
+    );
 }
