@@ -185,11 +185,7 @@ impl Telemetry {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         r.register("cairn_instances", "Instances by runtime status.", instances);
-        r.register(
-            "cairn_episodes",
-            "Orchestration episodes run.",
-            counter_of(s.episodes),
-        );
+        r.register("cairn_episodes", "Orchestration episodes run.", counter_of(s.episodes));
         r.register(
             "cairn_episode_duration_seconds",
             "Wall time of one orchestration episode (guest run and checkpoint).",
@@ -253,11 +249,7 @@ impl Telemetry {
         leased
             .get_or_create(&QueueLabels { queue: "work_items" })
             .set(i64::try_from(q.work_leased).unwrap_or(i64::MAX));
-        r.register(
-            "cairn_queue_in_progress",
-            "Work items leased to a worker.",
-            leased,
-        );
+        r.register("cairn_queue_in_progress", "Work items leased to a worker.", leased);
         let age = Family::<QueueLabels, Gauge<f64, AtomicU64>>::default();
         age.get_or_create(&QueueLabels { queue: "inbox" })
             .set(q.inbox_oldest_ready_ms as f64 / 1000.0);
@@ -334,16 +326,14 @@ pub fn route_template(path: &str) -> &'static str {
             _ if at(0, "instances") && m >= 4 && at(m - 2, "raiseEvent") => {
                 "/runtime/webhooks/durabletask/instances/:id/raiseEvent/:event"
             }
-            _ if at(0, "instances") && m >= 3 => {
-                match rest[m - 1].to_ascii_lowercase().as_str() {
-                    "terminate" => "/runtime/webhooks/durabletask/instances/:id/terminate",
-                    "suspend" => "/runtime/webhooks/durabletask/instances/:id/suspend",
-                    "resume" => "/runtime/webhooks/durabletask/instances/:id/resume",
-                    "rewind" => "/runtime/webhooks/durabletask/instances/:id/rewind",
-                    "restart" => "/runtime/webhooks/durabletask/instances/:id/restart",
-                    _ => "/runtime/webhooks/durabletask/instances/:id",
-                }
-            }
+            _ if at(0, "instances") && m >= 3 => match rest[m - 1].to_ascii_lowercase().as_str() {
+                "terminate" => "/runtime/webhooks/durabletask/instances/:id/terminate",
+                "suspend" => "/runtime/webhooks/durabletask/instances/:id/suspend",
+                "resume" => "/runtime/webhooks/durabletask/instances/:id/resume",
+                "rewind" => "/runtime/webhooks/durabletask/instances/:id/rewind",
+                "restart" => "/runtime/webhooks/durabletask/instances/:id/restart",
+                _ => "/runtime/webhooks/durabletask/instances/:id",
+            },
             _ if at(0, "instances") => "/runtime/webhooks/durabletask/instances/:id",
             _ => "/runtime/webhooks/durabletask/other",
         };
@@ -415,7 +405,9 @@ mod tests {
         let t = Telemetry::new();
         Telemetry::count(&t.starts, "activity", "SayHello");
         t.activity_seconds
-            .get_or_create(&NameLabels { name: "SayHello".into() })
+            .get_or_create(&NameLabels {
+                name: "SayHello".into(),
+            })
             .observe(0.01);
         let text = t.encode(&Snapshot::default()).unwrap_or_default();
         for name in [

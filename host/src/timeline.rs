@@ -125,7 +125,9 @@ pub fn build(history: &[(Millis, Event)], waits: Option<&[EventWait]>) -> Timeli
         let ts = *ts;
         match e {
             Event::OrchestratorStarted => t.episodes.push(ts),
-            Event::TaskScheduled { task_id, name, input, .. } => {
+            Event::TaskScheduled {
+                task_id, name, input, ..
+            } => {
                 let (kind, label) = if name == HTTP_ACTIVITY {
                     ("http", http_label(input))
                 } else {
@@ -280,7 +282,13 @@ mod tests {
                     retry: None,
                 },
             ),
-            (1, Event::TimerCreated { task_id: 3, fire_at: 50 }),
+            (
+                1,
+                Event::TimerCreated {
+                    task_id: 3,
+                    fire_at: 50,
+                },
+            ),
             (
                 1,
                 Event::LockRequested {
@@ -299,10 +307,13 @@ mod tests {
                 },
             ),
             (6, Event::LockGranted { task_id: 4 }),
-            (7, Event::EventRaised {
-                name: "Go".into(),
-                input: "true".into(),
-            }),
+            (
+                7,
+                Event::EventRaised {
+                    name: "Go".into(),
+                    input: "true".into(),
+                },
+            ),
             (
                 10,
                 Event::TaskFailed {
@@ -354,14 +365,27 @@ mod tests {
         assert_eq!(a.retries[0].next_attempt_at, 8);
         assert_eq!(a.failure.as_ref().map(|f| f.message.as_str()), Some("two"));
         assert_eq!(t.bars[1].name, "POST http://x/y");
-        assert_eq!((t.bars[2].start, t.bars[2].end, t.bars[2].outcome), (1, Some(7), "received"));
-        assert_eq!((t.bars[3].end, t.bars[3].outcome, t.bars[3].fire_at), (Some(12), "abandoned", Some(50)));
+        assert_eq!(
+            (t.bars[2].start, t.bars[2].end, t.bars[2].outcome),
+            (1, Some(7), "received")
+        );
+        assert_eq!(
+            (t.bars[3].end, t.bars[3].outcome, t.bars[3].fire_at),
+            (Some(12), "abandoned", Some(50))
+        );
         let l = &t.bars[4];
-        assert_eq!((l.name.as_str(), l.granted, l.end, l.outcome), ("a, b", Some(6), Some(12), "released"));
+        assert_eq!(
+            (l.name.as_str(), l.granted, l.end, l.outcome),
+            ("a, b", Some(6), Some(12), "released")
+        );
 
         // Without the waits, the event is a point.
         let t = build(&h, None);
-        let e = t.bars.iter().find(|b| b.kind == "event").map(|b| (b.start, b.end, b.task_id));
+        let e = t
+            .bars
+            .iter()
+            .find(|b| b.kind == "event")
+            .map(|b| (b.start, b.end, b.task_id));
         assert_eq!(e, Some((7, Some(7), None)));
     }
 }

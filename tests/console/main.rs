@@ -47,7 +47,11 @@ fn cairn(db: &Path, args: &[&str]) {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "cairn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cairn {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn serve(components: &[&str]) -> Serve {
@@ -60,7 +64,15 @@ fn serve(components: &[&str]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .arg("--db")
         .arg(&db)
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--api-key", KEY])
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            KEY,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -81,7 +93,9 @@ fn serve(components: &[&str]) -> Serve {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("cairn serve printed its address");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("cairn serve printed its address");
     Serve {
         child,
         addr,
@@ -110,7 +124,10 @@ async fn post(c: &Client, path: &str, body: &str) -> (u16, Value) {
 }
 
 async fn status(c: &Client, id: &str) -> String {
-    let r = c.send(Method::GET, &format!("{DF}/instances/{id}"), &[], Vec::new()).await.unwrap();
+    let r = c
+        .send(Method::GET, &format!("{DF}/instances/{id}"), &[], Vec::new())
+        .await
+        .unwrap();
     r.json()["runtimeStatus"].as_str().unwrap_or_default().to_owned()
 }
 
@@ -127,7 +144,16 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     let s = serve(&["hello-cities", "human-interaction", "retry"]);
     let c = api(&s);
     let base = format!("http://{}", s.addr);
-    assert_eq!(post(&c, &format!("{DF}/orchestrators/HelloCities/hello-1?timeout=30"), "null").await.0, 200);
+    assert_eq!(
+        post(
+            &c,
+            &format!("{DF}/orchestrators/HelloCities/hello-1?timeout=30"),
+            "null"
+        )
+        .await
+        .0,
+        200
+    );
     let (code, _) = post(
         &c,
         &format!("{DF}/orchestrators/ApprovalWorkflow/approval-1"),
@@ -136,13 +162,22 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     .await;
     assert_eq!(code, 202);
     assert_eq!(
-        post(&c, &format!("{DF}/orchestrators/RetryFlaky/retry-1?timeout=30"), r#"{"fail_times":2}"#).await.0,
+        post(
+            &c,
+            &format!("{DF}/orchestrators/RetryFlaky/retry-1?timeout=30"),
+            r#"{"fail_times":2}"#
+        )
+        .await
+        .0,
         200
     );
     // The approval waits on its timer and event (its custom status says so).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = c.send(Method::GET, &format!("{DF}/instances/approval-1"), &[], Vec::new()).await.unwrap();
+        let r = c
+            .send(Method::GET, &format!("{DF}/instances/approval-1"), &[], Vec::new())
+            .await
+            .unwrap();
         if r.json()["customStatus"]["stage"] == "waiting-for-approval" {
             break;
         }
@@ -160,14 +195,22 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     b.shot("01-sign-in").await;
     b.fill("#api-key", "wrong-key").await;
     b.click("#sign-in").await;
-    b.wait_js("document.getElementById('signin-error').textContent.includes('not valid')", 10).await;
+    b.wait_js(
+        "document.getElementById('signin-error').textContent.includes('not valid')",
+        10,
+    )
+    .await;
     b.fill("#api-key", KEY).await;
     let started = Instant::now();
     b.click("#sign-in").await;
     b.wait("tr[data-test=instance-row][data-id=approval-1]", 20).await;
     let list_ms = started.elapsed().as_millis();
     assert!(!b.url().await.contains(KEY), "the key is not in the URL");
-    assert_eq!(b.js("return document.cookie").await, Value::String(String::new()), "HttpOnly cookie");
+    assert_eq!(
+        b.js("return document.cookie").await,
+        Value::String(String::new()),
+        "HttpOnly cookie"
+    );
     for id in ["hello-1", "approval-1", "retry-1"] {
         b.wait(&format!("tr[data-test=instance-row][data-id={id}]"), 10).await;
     }
@@ -204,20 +247,25 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     // HelloCities: three activity bars, all completed.
     b.goto(&format!("{base}/#/instance/hello-1")).await;
     b.wait("#timeline [data-test=bar]", 20).await;
-    let bars = b.all("#timeline [data-test=bar][data-kind=activity][data-outcome=completed]").await;
+    let bars = b
+        .all("#timeline [data-test=bar][data-kind=activity][data-outcome=completed]")
+        .await;
     assert_eq!(bars.len(), 3, "three SayHello bars");
     assert!(b.text("#output").await.contains("Hello London!"));
     b.shot("03-hello-timeline").await;
 
     // The retried activity shows its two failed attempts.
     b.goto(&format!("{base}/#/instance/retry-1")).await;
-    b.wait("#timeline [data-test=bar][data-kind=activity][data-retries='2']", 20).await;
+    b.wait("#timeline [data-test=bar][data-kind=activity][data-retries='2']", 20)
+        .await;
     b.shot("04-retry-timeline").await;
 
     // The approval: a pending timer and a pending event wait.
     b.goto(&format!("{base}/#/instance/approval-1")).await;
-    b.wait("#timeline [data-test=bar][data-kind=timer][data-outcome=pending]", 20).await;
-    b.wait("#timeline [data-test=bar][data-kind=event][data-outcome=pending]", 10).await;
+    b.wait("#timeline [data-test=bar][data-kind=timer][data-outcome=pending]", 20)
+        .await;
+    b.wait("#timeline [data-test=bar][data-kind=event][data-outcome=pending]", 10)
+        .await;
     assert!(b.text("#custom-status").await.contains("waiting-for-approval"));
     b.shot("05-approval-waiting").await;
 
@@ -235,8 +283,13 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     b.fill("#ev-data", "true").await;
     b.click("#act-raise").await;
     wait_status(&c, "approval-1", "Completed").await;
-    b.wait_js("document.querySelector('[data-test=status]').textContent === 'Completed'", 20).await;
-    b.wait("#timeline [data-test=bar][data-kind=event][data-outcome=received]", 10).await;
+    b.wait_js(
+        "document.querySelector('[data-test=status]').textContent === 'Completed'",
+        20,
+    )
+    .await;
+    b.wait("#timeline [data-test=bar][data-kind=event][data-outcome=received]", 10)
+        .await;
     assert!(b.text("#output").await.contains("approved"));
     b.shot("06-approval-completed").await;
 
@@ -250,10 +303,14 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
         .await;
     let timer_index = timer_index.as_str().unwrap().to_owned();
     b.shot("07-history").await;
-    b.click(&format!("#history tr[data-index='{timer_index}'] button.travel")).await;
-    b.wait(&format!("[data-test=travel][data-until='{timer_index}']"), 20).await;
-    b.wait("#travel-pending tr[data-test=pending-task][data-kind=timer]", 10).await;
-    b.wait("#travel-pending tr[data-test=pending-task][data-kind=event]", 10).await;
+    b.click(&format!("#history tr[data-index='{timer_index}'] button.travel"))
+        .await;
+    b.wait(&format!("[data-test=travel][data-until='{timer_index}']"), 20)
+        .await;
+    b.wait("#travel-pending tr[data-test=pending-task][data-kind=timer]", 10)
+        .await;
+    b.wait("#travel-pending tr[data-test=pending-task][data-kind=event]", 10)
+        .await;
     assert_eq!(b.text("#travel-state").await, "waiting");
     assert!(b.text("#travel-custom-status").await.contains("waiting-for-approval"));
     b.js("document.querySelector('.tabs').scrollIntoView()").await;
@@ -262,7 +319,8 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     b.fill("#travel-index", "2").await;
     b.click("#travel-go").await;
     b.wait("[data-test=travel][data-until='2']", 20).await;
-    b.wait("#travel-pending tr[data-test=pending-task][data-kind=activity]", 10).await;
+    b.wait("#travel-pending tr[data-test=pending-task][data-kind=activity]", 10)
+        .await;
     assert!(b.all("#travel-pending tr[data-kind=timer]").await.is_empty());
 
     // The same time travel from the command line, on the task hub file.
@@ -274,7 +332,12 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let travel: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let kinds: Vec<&str> = travel["pending"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = travel["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["event", "timer"], "{travel}");
     assert_eq!(travel["customStatus"]["stage"], "waiting-for-approval");
     assert_eq!(travel["state"], "waiting");
@@ -289,7 +352,10 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     b.wait("dialog#confirm[open]", 10).await;
     b.click("#confirm-ok").await;
     b.wait("tr[data-test=instance-row]", 20).await;
-    let gone = c.send(Method::GET, &format!("{DF}/instances/approval-1"), &[], Vec::new()).await.unwrap();
+    let gone = c
+        .send(Method::GET, &format!("{DF}/instances/approval-1"), &[], Vec::new())
+        .await
+        .unwrap();
     assert_eq!(gone.status.as_u16(), 404, "purged from the page");
 
     // Components and locks.
@@ -299,7 +365,8 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     assert!(b.page_text().await.contains("ApprovalWorkflow"));
     b.shot("09-components").await;
     b.goto(&format!("{base}/#/locks")).await;
-    b.wait_js("document.getElementById('main').dataset.loaded === 'locks'", 20).await;
+    b.wait_js("document.getElementById('main').dataset.loaded === 'locks'", 20)
+        .await;
     b.shot("10-locks").await;
 
     // Signing out ends the session: the API answers 401 to the cookie.
@@ -314,7 +381,9 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     let log = s.log.lock().unwrap().clone();
     let records: Vec<Value> = log.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(
-        records.iter().any(|r| r["target"] == "cairn" || r["target"].as_str().is_some_and(|t| t.starts_with("cairn"))),
+        records
+            .iter()
+            .any(|r| r["target"] == "cairn" || r["target"].as_str().is_some_and(|t| t.starts_with("cairn"))),
         "no JSON log record in {log:?}"
     );
 }

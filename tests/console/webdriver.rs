@@ -51,8 +51,8 @@ impl Browser {
         let hint = "install them with `apt-get install -y chromium chromium-driver` (make test does: scripts/install-chromium.sh)";
         let chromium = find(&["/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"])
             .unwrap_or_else(|| panic!("Chromium is not installed; {hint}"));
-        let chromedriver =
-            find(&["/usr/bin/chromedriver", "chromedriver"]).unwrap_or_else(|| panic!("chromedriver is not installed; {hint}"));
+        let chromedriver = find(&["/usr/bin/chromedriver", "chromedriver"])
+            .unwrap_or_else(|| panic!("chromedriver is not installed; {hint}"));
         let port = free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
@@ -121,21 +121,36 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        self.cmd(Method::POST, "/url", Some(json!({ "url": url }))).await.unwrap();
+        self.cmd(Method::POST, "/url", Some(json!({ "url": url })))
+            .await
+            .unwrap();
     }
 
     pub async fn url(&self) -> String {
-        self.cmd(Method::GET, "/url", None).await.unwrap().as_str().unwrap_or_default().to_owned()
+        self.cmd(Method::GET, "/url", None)
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Elements matching a CSS selector (now).
     pub async fn all(&self, css: &str) -> Vec<String> {
         let v = self
-            .cmd(Method::POST, "/elements", Some(json!({ "using": "css selector", "value": css })))
+            .cmd(
+                Method::POST,
+                "/elements",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
             .await
             .unwrap_or(Value::Null);
         v.as_array()
-            .map(|a| a.iter().filter_map(|e| e[ELEMENT].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e[ELEMENT].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -148,7 +163,10 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 self.shot("failure").await;
-                panic!("{css:?} did not appear within {secs} s; page text:\n{}", self.page_text().await);
+                panic!(
+                    "{css:?} did not appear within {secs} s; page text:\n{}",
+                    self.page_text().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -163,23 +181,24 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 self.shot("failure").await;
-                panic!("{expr} stayed false for {secs} s; page text:\n{}", self.page_text().await);
+                panic!(
+                    "{expr} stayed false for {secs} s; page text:\n{}",
+                    self.page_text().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     pub async fn click(&self, css: &str) {
-        self.on_element(css, |e| (format!("/element/{e}/click"), vec![json!({})])).await;
+        self.on_element(css, |e| (format!("/element/{e}/click"), vec![json!({})]))
+            .await;
     }
 
     /// Replaces the text of an input.
     pub async fn fill(&self, css: &str, text: &str) {
         self.on_element(css, |e| {
-            (
-                format!("/element/{e}/clear"),
-                vec![json!({}), json!({ "text": text })],
-            )
+            (format!("/element/{e}/clear"), vec![json!({}), json!({ "text": text })])
         })
         .await;
     }
@@ -194,7 +213,11 @@ impl Browser {
             let (path, bodies) = cmds(&e);
             let mut ok = true;
             for (i, body) in bodies.into_iter().enumerate() {
-                let p = if i == 0 { path.clone() } else { path.replace("/clear", "/value") };
+                let p = if i == 0 {
+                    path.clone()
+                } else {
+                    path.replace("/clear", "/value")
+                };
                 if let Err(err) = self.cmd(Method::POST, &p, Some(body)).await {
                     last = err;
                     ok = false;
@@ -216,9 +239,13 @@ impl Browser {
     /// Presses keys (WebDriver key codes, e.g. "\u{E007}" = Enter) in the focused element.
     pub async fn keys(&self, css: &str, text: &str) {
         let e = self.wait(css, 10).await;
-        self.cmd(Method::POST, &format!("/element/{e}/value"), Some(json!({ "text": text })))
-            .await
-            .unwrap();
+        self.cmd(
+            Method::POST,
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await
+        .unwrap();
     }
 
     pub async fn text(&self, css: &str) -> String {
@@ -241,16 +268,24 @@ impl Browser {
 
     /// Runs a synchronous script; its return value.
     pub async fn js(&self, script: &str) -> Value {
-        self.cmd(Method::POST, "/execute/sync", Some(json!({ "script": script, "args": [] })))
-            .await
-            .unwrap_or(Value::Null)
+        self.cmd(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+        .unwrap_or(Value::Null)
     }
 
     /// Runs an asynchronous script (it calls `arguments[0]` with its result).
     pub async fn js_async(&self, script: &str) -> Value {
-        self.cmd(Method::POST, "/execute/async", Some(json!({ "script": script, "args": [] })))
-            .await
-            .unwrap_or_else(|e| panic!("script failed: {e}"))
+        self.cmd(
+            Method::POST,
+            "/execute/async",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}"))
     }
 
     /// Saves a PNG screenshot as `target/console/<name>.png`.

@@ -42,7 +42,9 @@ async fn fill(s: &Server) {
                 parent_instance: None,
                 history_len: 0,
             };
-            tasks.push(tokio::spawn(async move { store.import_instance(row, Vec::new()).await }));
+            tasks.push(tokio::spawn(
+                async move { store.import_instance(row, Vec::new()).await },
+            ));
         }
         for t in tasks {
             t.await.unwrap().unwrap();
@@ -55,7 +57,11 @@ async fn timed(s: &Server, path: &str) -> (Duration, serde_json::Value) {
     let r = s.get(path).await;
     let took = started.elapsed();
     r.expect(200);
-    let v = if path.starts_with("/api/") { r.json() } else { serde_json::Value::Null };
+    let v = if path.starts_with("/api/") {
+        r.json()
+    } else {
+        serde_json::Value::Null
+    };
     (took, v)
 }
 
@@ -78,8 +84,17 @@ async fn console_pages_stay_fast_with_100k_instances() {
     assert_eq!(second["instances"][0]["instanceId"], "load-099949");
     let (t, v) = timed(&s, "/api/console/instances?top=50&status=Failed").await;
     report.push(("status = Failed", t));
-    assert_eq!(v["counts"]["Failed"], (0..INSTANCES).filter(|i| i % 6 == 3).count() as u64);
-    assert!(v["instances"].as_array().unwrap().iter().all(|i| i["runtimeStatus"] == "Failed"));
+    assert_eq!(
+        v["counts"]["Failed"],
+        (0..INSTANCES).filter(|i| i % 6 == 3).count() as u64
+    );
+    assert!(
+        v["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["runtimeStatus"] == "Failed")
+    );
     let (t, v) = timed(&s, "/api/console/instances?top=50&name=RetryFlaky").await;
     report.push(("name = RetryFlaky", t));
     assert_eq!(v["total"], (INSTANCES / 4) as u64);
@@ -98,7 +113,10 @@ async fn console_pages_stay_fast_with_100k_instances() {
     let (t, _) = timed(&s, "/metrics").await;
     report.push(("/metrics", t));
     for (what, t) in &report {
-        eprintln!("console with {INSTANCES} instances: {what}: {:.1} ms", t.as_secs_f64() * 1000.0);
+        eprintln!(
+            "console with {INSTANCES} instances: {what}: {:.1} ms",
+            t.as_secs_f64() * 1000.0
+        );
     }
     for (what, t) in report {
         // Generous for a loaded 2-core CI machine; typical answers take a few ms.

@@ -8,6 +8,7 @@ mod common;
 
 mod browser;
 mod cli;
+mod console_api;
 mod console_scale;
 mod flood;
 mod metrics;

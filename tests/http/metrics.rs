@@ -33,10 +33,18 @@ fn value(s: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
 async fn metrics_parse_and_move_with_work() {
     let s = Server::new(&["hello-cities", "retry"]).await;
     let before = scrape(&s).await;
-    assert_eq!(value(&before, "cairn_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
-    assert_eq!(value(&before, "cairn_function_starts_total", &[("name", "SayHello")]), 0.0);
+    assert_eq!(
+        value(&before, "cairn_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
+        1.0
+    );
+    assert_eq!(
+        value(&before, "cairn_function_starts_total", &[("name", "SayHello")]),
+        0.0
+    );
 
-    s.post(&df("/orchestrators/HelloCities/mx1?timeout=20"), "").await.expect(200);
+    s.post(&df("/orchestrators/HelloCities/mx1?timeout=20"), "")
+        .await
+        .expect(200);
     // Fails twice, then succeeds: two retries of FlakyActivity.
     s.post(&df("/orchestrators/RetryFlaky/mx2?timeout=20"), r#"{"fail_times":2}"#)
         .await
@@ -58,7 +66,10 @@ async fn metrics_parse_and_move_with_work() {
 
     // Histograms: one observation per activity attempt and per finished
     // orchestration; episodes of HelloCities (one per activity + the start).
-    assert_eq!(value(&after, "cairn_activity_duration_seconds", &[("name", "SayHello")]), 3.0);
+    assert_eq!(
+        value(&after, "cairn_activity_duration_seconds", &[("name", "SayHello")]),
+        3.0
+    );
     assert_eq!(
         value(
             &after,
@@ -78,7 +89,10 @@ async fn metrics_parse_and_move_with_work() {
     for q in ["inbox", "work_items"] {
         assert_eq!(value(&after, "cairn_queue_ready", &[("queue", q)]), 0.0);
         assert_eq!(value(&after, "cairn_queue_delayed", &[("queue", q)]), 0.0);
-        assert_eq!(value(&after, "cairn_queue_oldest_ready_age_seconds", &[("queue", q)]), 0.0);
+        assert_eq!(
+            value(&after, "cairn_queue_oldest_ready_age_seconds", &[("queue", q)]),
+            0.0
+        );
     }
 
     // HTTP requests by route template and status (ids never become labels).
@@ -88,10 +102,16 @@ async fn metrics_parse_and_move_with_work() {
         ("status", "200"),
     ];
     assert_eq!(value(&after, "cairn_http_requests_total", &started), 2.0);
-    let status = [("route", "/runtime/webhooks/durabletask/instances/:id"), ("status", "200")];
+    let status = [
+        ("route", "/runtime/webhooks/durabletask/instances/:id"),
+        ("status", "200"),
+    ];
     assert_eq!(value(&after, "cairn_http_requests_total", &status), 1.0);
     assert!(value(&after, "cairn_http_requests_total", &[("route", "/metrics")]) >= 1.0);
-    assert!(!s.get("/metrics").await.text().contains("mx1"), "no instance id in labels");
+    assert!(
+        !s.get("/metrics").await.text().contains("mx1"),
+        "no instance id in labels"
+    );
     s.stop().await;
 }
 

@@ -117,8 +117,16 @@ async fn components_health_metrics_openapi() {
     assert_eq!(r.json()["status"], "ok");
     let r = s.get("/metrics").await;
     r.expect(200);
-    assert!(r.header("content-type").unwrap().starts_with("application/openmetrics-text"));
-    assert!(r.text().contains("cairn_instances{status=\"Completed\"} 2"), "{}", r.text());
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(
+        r.text().contains("cairn_instances{status=\"Completed\"} 2"),
+        "{}",
+        r.text()
+    );
     let r = s.get("/api/openapi.yaml").await;
     r.expect(200);
     assert!(r.text().starts_with("openapi: 3"));

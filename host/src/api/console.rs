@@ -66,7 +66,9 @@ fn dev_asset(path: &str) -> Option<Bytes> {
         "/console/favicon.svg" | "/favicon.ico" => "favicon.svg",
         _ => "index.html",
     };
-    std::fs::read(std::path::Path::new(&dir).join(name)).ok().map(Bytes::from)
+    std::fs::read(std::path::Path::new(&dir).join(name))
+        .ok()
+        .map(Bytes::from)
 }
 
 /// Serves a static asset with the console's security headers.
@@ -155,9 +157,7 @@ impl Api {
         let r = match segs.len() {
             3 if is(2, "instances") => self.console_list(&ctx).await?,
             4 if is(2, "instances") => self.console_instance(&ctx, &decode_segment(segs[3])?).await?,
-            5 if is(2, "instances") && is(4, "replay") => {
-                self.console_replay(&ctx, &decode_segment(segs[3])?).await?
-            }
+            5 if is(2, "instances") && is(4, "replay") => self.console_replay(&ctx, &decode_segment(segs[3])?).await?,
             3 if is(2, "components") => self.console_components().await?,
             3 if is(2, "locks") => self.console_locks().await?,
             _ => return Err(HttpError::not_found(format!("no route /{}", segs.join("/")))),
@@ -253,8 +253,8 @@ impl Api {
         } else {
             Value::Null
         };
-        let has_waits = history.iter().any(|(_, e)| matches!(e, Event::EventRaised { .. }))
-            || !row.status.is_terminal();
+        let has_waits =
+            history.iter().any(|(_, e)| matches!(e, Event::EventRaised { .. })) || !row.status.is_terminal();
         let waits = if has_waits && history.len() <= MAX_WAIT_REPLAY {
             match self.replays.clone().try_acquire_owned() {
                 Ok(_permit) => crate::timetravel::event_waits(&self.hub, id.as_str()).await,

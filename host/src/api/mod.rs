@@ -287,7 +287,10 @@ impl Api {
             let Some(csrf) = self.sessions.lookup(&parts.headers) else {
                 return Err(HttpError::unauthorized());
             };
-            if parts.method != Method::GET && parts.method != Method::HEAD && !session::csrf_matches(&parts.headers, &csrf) {
+            if parts.method != Method::GET
+                && parts.method != Method::HEAD
+                && !session::csrf_matches(&parts.headers, &csrf)
+            {
                 return Err(HttpError::forbidden(
                     "a change made with the console's session needs its CSRF token in the X-Cairn-CSRF header; reload the console",
                 ));

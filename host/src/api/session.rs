@@ -132,7 +132,10 @@ mod tests {
         assert_eq!(token.len(), 64);
         let mut h = HeaderMap::new();
         assert_eq!(s.lookup(&h), None);
-        h.insert(COOKIE, HeaderValue::from_str(&format!("a=b; {COOKIE_NAME}={token}")).unwrap());
+        h.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("a=b; {COOKIE_NAME}={token}")).unwrap(),
+        );
         assert_eq!(s.lookup(&h).as_deref(), Some(csrf.as_str()));
         assert!(!csrf_matches(&h, &csrf));
         h.insert(CSRF_HEADER, HeaderValue::from_str(&csrf).unwrap());

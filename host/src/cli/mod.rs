@@ -641,7 +641,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 let travel = crate::timetravel::replay_until(&hub, &id, until, candidate).await?;
                 print_json(&serde_json::to_value(&travel).unwrap_or_default());
                 return match travel.error {
-                    Some(f) => Err(CliError::Usage(format!("the replay of {id} up to event {until} failed: {f}"))),
+                    Some(f) => Err(CliError::Usage(format!(
+                        "the replay of {id} up to event {until} failed: {f}"
+                    ))),
                     None => Ok(()),
                 };
             }

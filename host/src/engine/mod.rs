@@ -772,7 +772,9 @@ impl Engine {
                 engine.execute_activity(&item).await
             };
             t.activity_seconds
-                .get_or_create(&crate::metrics::NameLabels { name: item.name.clone() })
+                .get_or_create(&crate::metrics::NameLabels {
+                    name: item.name.clone(),
+                })
                 .observe(started.elapsed().as_secs_f64());
             let now = now_ms();
             let outcome = decide::activity_outcome(&item, outcome, now, engine.config.max_deliveries);

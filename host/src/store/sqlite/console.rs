@@ -60,9 +60,8 @@ impl SqliteStore {
                 args.push(to_i64(*at).into());
                 args.push(id.clone().into());
             }
-            let mut sql = format!(
-                "SELECT {INSTANCE_COLS} FROM instances{filter} ORDER BY created_at {dir}, instance_id {dir}"
-            );
+            let mut sql =
+                format!("SELECT {INSTANCE_COLS} FROM instances{filter} ORDER BY created_at {dir}, instance_id {dir}");
             if let Some(top) = q.base.top {
                 sql.push_str(&format!(" LIMIT {top}"));
             }
@@ -84,7 +83,9 @@ impl SqliteStore {
     ) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
         self.read(move |c| {
             let (filter, args) = filter_sql(&q, name.as_deref(), false);
-            let mut st = c.prepare(&format!("SELECT status, COUNT(*) FROM instances{filter} GROUP BY status"))?;
+            let mut st = c.prepare(&format!(
+                "SELECT status, COUNT(*) FROM instances{filter} GROUP BY status"
+            ))?;
             let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
             })?;
@@ -106,7 +107,8 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn instances_per_version(&self) -> Result<Vec<(String, RuntimeStatus, u64)>, StoreError> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT version, status, COUNT(*) FROM instances GROUP BY version, status")?;
+            let mut st =
+                c.prepare_cached("SELECT version, status, COUNT(*) FROM instances GROUP BY version, status")?;
             let rows = st.query_map([], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
             })?;

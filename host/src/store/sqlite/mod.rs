@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use schema::SCHEMA_VERSION;
 
 use super::{
-    ActivityOutcome, BrowseQuery, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow, Lease,
-    LockInfo, NewExecution, Notes, Provider, PurgeOne, QueueStats, RemoveComponent, RewindPlan, RuntimeStatus,
+    ActivityOutcome, BrowseQuery, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow,
+    Lease, LockInfo, NewExecution, Notes, Provider, PurgeOne, QueueStats, RemoveComponent, RewindPlan, RuntimeStatus,
     StoreError, WorkItem,
 };
 use crate::history::{Event, Millis};
