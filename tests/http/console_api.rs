@@ -60,6 +60,14 @@ async fn console_sign_in_cookie_csrf_and_origin() {
     )
     .await
     .expect(202);
+    // Let it reach its wait (timer and event) before suspending it.
+    for _ in 0..2000 {
+        let row = s.t.hub.store.get_instance("c1").await.unwrap().unwrap();
+        if row.custom_status.is_some_and(|c| c.contains("waiting-for-approval")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let list = s.req("GET", "/api/console/instances", &with_cookie, b"").await;
     list.expect(200);
     assert_eq!(list.json()["instances"][0]["instanceId"], "c1");
