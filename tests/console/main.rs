@@ -54,13 +54,51 @@ fn cairn(db: &Path, args: &[&str]) {
     );
 }
 
-fn serve(components: &[&str]) -> Serve {
+/// Instances stored before the server starts (the console must stay fast).
+const BULK: usize = 100_000;
+
+/// Stores `BULK` finished instances (half Completed, half Failed) of an
+/// orchestrator named `Imported`, created in 2023, through the provider.
+async fn bulk_instances(db: &Path) {
+    let store = cairn::store::open(db).unwrap();
+    for chunk in 0..BULK / 2000 {
+        let mut tasks = Vec::new();
+        for i in chunk * 2000..(chunk + 1) * 2000 {
+            let store = store.clone();
+            let row = cairn::store::InstanceRow {
+                instance_id: format!("bulk-{i:06}"),
+                execution_id: format!("e{i}"),
+                name: "Imported".into(),
+                version: "v-imported".into(),
+                status: if i % 2 == 0 {
+                    cairn::store::RuntimeStatus::Completed
+                } else {
+                    cairn::store::RuntimeStatus::Failed
+                },
+                input: Some("null".into()),
+                output: None,
+                custom_status: None,
+                created_at: 1_700_000_000_000 + i as u64,
+                updated_at: 1_700_000_000_000 + i as u64,
+                parent_instance: None,
+                history_len: 0,
+            };
+            tasks.push(tokio::spawn(async move { store.import_instance(row, Vec::new()).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+async fn serve(components: &[&str]) -> Serve {
     let dir = TempDir::new("console");
     let db = dir.0.join("hub.db");
     for c in components {
         let path = repo_root().join(format!("target/guests/rust/{c}.wasm"));
         cairn(&db, &["deploy", path.to_str().unwrap()]);
     }
+    bulk_instances(&db).await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .arg("--db")
         .arg(&db)
@@ -141,7 +179,7 @@ async fn wait_status(c: &Client, id: &str, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_lists_times_travels_and_acts_in_chromium() {
-    let s = serve(&["hello-cities", "human-interaction", "retry"]);
+    let s = serve(&["hello-cities", "human-interaction", "retry"]).await;
     let c = api(&s);
     let base = format!("http://{}", s.addr);
     assert_eq!(
@@ -200,9 +238,10 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
         10,
     )
     .await;
+    // Enter submits the form (keyboard use).
     b.fill("#api-key", KEY).await;
     let started = Instant::now();
-    b.click("#sign-in").await;
+    b.keys("#api-key", "\u{E007}").await;
     b.wait("tr[data-test=instance-row][data-id=approval-1]", 20).await;
     let list_ms = started.elapsed().as_millis();
     assert!(!b.url().await.contains(KEY), "the key is not in the URL");
@@ -216,9 +255,25 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     }
     let running = b.text("button.chip[data-status=Running] .n").await;
     assert_eq!(running, "1", "one Running instance");
-    assert_eq!(b.text("button.chip[data-status=Completed] .n").await, "2");
+    let completed = (BULK / 2 + 2).to_string();
+    assert_eq!(b.text("button.chip[data-status=Completed] .n").await, completed);
+    assert_eq!(b.text("button.chip[data-status=Failed] .n").await, (BULK / 2).to_string());
     b.shot("02-instances").await;
-    eprintln!("instance list shown {list_ms} ms after sign-in");
+    // A fresh page load (HTML, script, session, first page with counts).
+    let started = Instant::now();
+    b.goto(&format!("{base}/?fresh#/instances")).await;
+    b.wait("tr[data-test=instance-row][data-id=approval-1]", 20).await;
+    let load_ms = started.elapsed().as_millis();
+    eprintln!(
+        "with {} instances: list shown {list_ms} ms after sign-in; fresh page load {load_ms} ms",
+        BULK + 3
+    );
+    // Paging stays server-side: the next page holds the bulk instances.
+    b.click("#page-older").await;
+    b.wait("tr[data-test=instance-row][data-id=bulk-099952]", 20).await;
+    assert!(b.text("#page-info").await.starts_with("Page 2"));
+    b.click("#page-newer").await;
+    b.wait("tr[data-test=instance-row][data-id=hello-1]", 20).await;
 
     // Filters: by orchestrator name, by status chip, by id prefix.
     b.fill("#f-name", "HelloCities").await;
