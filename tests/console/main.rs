@@ -83,7 +83,9 @@ async fn bulk_instances(db: &Path) {
                 parent_instance: None,
                 history_len: 0,
             };
-            tasks.push(tokio::spawn(async move { store.import_instance(row, Vec::new()).await }));
+            tasks.push(tokio::spawn(
+                async move { store.import_instance(row, Vec::new()).await },
+            ));
         }
         for t in tasks {
             t.await.unwrap().unwrap();
@@ -257,7 +259,10 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     assert_eq!(running, "1", "one Running instance");
     let completed = (BULK / 2 + 2).to_string();
     assert_eq!(b.text("button.chip[data-status=Completed] .n").await, completed);
-    assert_eq!(b.text("button.chip[data-status=Failed] .n").await, (BULK / 2).to_string());
+    assert_eq!(
+        b.text("button.chip[data-status=Failed] .n").await,
+        (BULK / 2).to_string()
+    );
     b.shot("02-instances").await;
     // A fresh page load (HTML, script, session, first page with counts).
     let started = Instant::now();

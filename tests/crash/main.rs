@@ -504,7 +504,12 @@ fn guest_output_goes_to_the_host_log_once_however_long_and_despite_replays() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Pending is not done either (under load the engine may not have begun).
     wait_until(
-        || !matches!(status(&db, "chatty-1")["runtimeStatus"].as_str(), Some("Pending" | "Running")),
+        || {
+            !matches!(
+                status(&db, "chatty-1")["runtimeStatus"].as_str(),
+                Some("Pending" | "Running")
+            )
+        },
         "completion",
     );
     std::thread::sleep(Duration::from_millis(200));

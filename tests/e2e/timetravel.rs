@@ -34,7 +34,10 @@ async fn time_travel_shows_pending_tasks_and_output_up_to_an_event() {
         let at = replay_until(&t.hub, "chatty-tt", 3, None).await.unwrap();
         assert_eq!(at.state, "waiting");
         assert_eq!(at.pending.len(), 1);
-        assert_eq!((at.pending[0].kind, at.pending[0].name.as_str()), ("activity", "ChattyActivity"));
+        assert_eq!(
+            (at.pending[0].kind, at.pending[0].name.as_str()),
+            ("activity", "ChattyActivity")
+        );
         assert_eq!(at.pending[0].scheduled_index, Some(2));
         let lines: Vec<&str> = at.logs.iter().map(|l| l.message.as_str()).collect();
         assert_eq!(lines, ["chatty before chatty-tt"]);
@@ -56,10 +59,16 @@ async fn time_travel_shows_pending_tasks_and_output_up_to_an_event() {
         // The first event: nothing has run yet but the start.
         let at = replay_until(&t.hub, "chatty-tt", 0, None).await.unwrap();
         assert_eq!(at.event["EventType"], "ExecutionStarted");
-        assert_eq!(at.next[0]["EventType"], "TaskScheduled", "it schedules its activity next");
+        assert_eq!(
+            at.next[0]["EventType"], "TaskScheduled",
+            "it schedules its activity next"
+        );
 
         // Past the end: a clear error.
-        let e = replay_until(&t.hub, "chatty-tt", 8, None).await.unwrap_err().to_string();
+        let e = replay_until(&t.hub, "chatty-tt", 8, None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("past the end") && e.contains("0 to 7"), "{e}");
     }
 }

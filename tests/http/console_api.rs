@@ -24,7 +24,10 @@ async fn console_sign_in_cookie_csrf_and_origin() {
     page.expect(200);
     assert!(page.header("content-type").unwrap().starts_with("text/html"));
     let csp = page.header("content-security-policy").unwrap();
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
     s.get("/console/app.js").await.expect(200);
     s.get("/console/app.css").await.expect(200);
@@ -33,11 +36,19 @@ async fn console_sign_in_cookie_csrf_and_origin() {
     // The data needs the key or a session.
     s.get("/api/console/instances").await.expect(401);
     let v = s.get("/api/console/session").await.json();
-    assert_eq!((v["keyRequired"].as_bool(), v["signedIn"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (v["keyRequired"].as_bool(), v["signedIn"].as_bool()),
+        (Some(true), Some(false))
+    );
     s.post("/api/console/session", r#"{"key":"wrong"}"#).await.expect(401);
-    s.req("POST", "/api/console/session", &[("Content-Type", "text/plain")], KEY.as_bytes())
-        .await
-        .expect(415);
+    s.req(
+        "POST",
+        "/api/console/session",
+        &[("Content-Type", "text/plain")],
+        KEY.as_bytes(),
+    )
+    .await
+    .expect(415);
     let r = s.post("/api/console/session", &format!(r#"{{"key":"{KEY}"}}"#)).await;
     r.expect(200);
     let csrf = r.json()["csrf"].as_str().unwrap().to_owned();
@@ -73,14 +84,23 @@ async fn console_sign_in_cookie_csrf_and_origin() {
     assert_eq!(list.json()["instances"][0]["instanceId"], "c1");
     let suspend = df("/instances/c1/suspend");
     s.req("POST", &suspend, &with_cookie, b"").await.expect(403);
-    s.req("POST", &suspend, &[("Cookie", &cookie), ("X-Cairn-CSRF", "forged")], b"")
-        .await
-        .expect(403);
+    s.req(
+        "POST",
+        &suspend,
+        &[("Cookie", &cookie), ("X-Cairn-CSRF", "forged")],
+        b"",
+    )
+    .await
+    .expect(403);
     // Another site's page cannot use the cookie even with a token.
     s.req(
         "POST",
         &suspend,
-        &[("Cookie", &cookie), ("X-Cairn-CSRF", &csrf), ("Origin", "http://evil.example")],
+        &[
+            ("Cookie", &cookie),
+            ("X-Cairn-CSRF", &csrf),
+            ("Origin", "http://evil.example"),
+        ],
         b"",
     )
     .await
@@ -126,7 +146,9 @@ async fn console_sign_in_cookie_csrf_and_origin() {
     let out = s.req("DELETE", "/api/console/session", &with_cookie, b"").await;
     out.expect(200);
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
-    s.req("GET", "/api/console/instances", &with_cookie, b"").await.expect(401);
+    s.req("GET", "/api/console/instances", &with_cookie, b"")
+        .await
+        .expect(401);
     s.stop().await;
 }
 
@@ -134,11 +156,16 @@ async fn console_sign_in_cookie_csrf_and_origin() {
 async fn keyless_console_is_signed_in_and_loopback_only() {
     let s = Server::new(&[]).await;
     let v = s.get("/api/console/session").await.json();
-    assert_eq!((v["keyRequired"].as_bool(), v["signedIn"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(
+        (v["keyRequired"].as_bool(), v["signedIn"].as_bool()),
+        (Some(false), Some(true))
+    );
     s.get("/api/console/components").await.expect(200);
     s.get("/api/console/locks").await.expect(200);
     // DNS rebinding: a page served under another name gets nothing.
-    s.req("GET", "/", &[("Host", "rebind.example:7071")], b"").await.expect(403);
+    s.req("GET", "/", &[("Host", "rebind.example:7071")], b"")
+        .await
+        .expect(403);
     s.req("GET", "/api/console/instances", &[("Host", "rebind.example")], b"")
         .await
         .expect(403);
