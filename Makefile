@@ -10,7 +10,7 @@ CARGO ?= cargo
 CAIRN := $(CARGO_TARGET_DIR)/release/cairn
 DEMO_DB := target/demo/cairn.db
 
-.PHONY: all setup build guests guests-rust demo test lint unit bench bench-js clean pg-start pg-stop
+.PHONY: all setup browser build guests guests-rust demo test lint unit bench bench-js clean pg-start pg-stop
 
 all: build guests
 
@@ -42,10 +42,14 @@ lint: setup
 	cd guests/rust && $(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 
+# Headless Chromium + chromedriver for the console's browser test (tests/console).
+browser:
+	scripts/install-chromium.sh
+
 # The tests need PostgreSQL (the conformance suite runs on every backend): a
 # throwaway cluster under target/pg/ runs for the duration, and is stopped
 # even when a test fails.
-test: guests lint
+test: guests lint browser
 	@set -euo pipefail; \
 	trap 'scripts/pg.sh stop' EXIT; \
 	export CAIRN_TEST_PG="$$(scripts/pg.sh start)"; \

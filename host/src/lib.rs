@@ -15,9 +15,12 @@
 //! - [`hub`]      — the operations people use (deploy, start, status, ...), shared by CLI and API
 //! - [`admin`]    — management operations: purge, restart, paged listing, delete task hub, remove component
 //! - [`api`]      — the HTTP management API (Durable Functions routes + Cairn's own), hyper
+//! - [`metrics`]  — Prometheus metrics (`prometheus-client`): histograms, per-function and per-route counters
 //! - [`status`]   — status and history documents in the Durable Functions JSON shapes
 //! - [`cli`]      — the `cairn` command, one function per verb
 //! - [`bench`]    — the `cairn bench` workloads
+//! - [`timeline`] — PURE: a history as Gantt bars (activities, timers, children, HTTP, event waits, locks)
+//! - [`timetravel`] — the orchestrator replayed up to any history event (open tasks, custom status, logs)
 //! - [`upgrade`]  — upgrade checks: replay running instances against a candidate version
 //! - [`crash`]    — named crash points for crash tests (`CAIRN_CRASH_AT`)
 //! - [`clock`]    — the wall clock and ISO 8601 formatting
@@ -33,8 +36,11 @@ pub mod engine;
 pub mod history;
 pub mod hub;
 pub mod ids;
+pub mod metrics;
 pub mod replay;
 pub mod sandbox;
 pub mod status;
 pub mod store;
+pub mod timeline;
+pub mod timetravel;
 pub mod upgrade;

@@ -15,3 +15,4 @@ mod python;
 mod replay;
 mod sandbox;
 mod store;
+mod timetravel;

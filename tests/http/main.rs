@@ -8,9 +8,12 @@ mod common;
 
 mod browser;
 mod cli;
+mod console_api;
+mod console_scale;
 mod df_client;
 mod failures;
 mod flood;
+mod metrics;
 mod own;
 mod routes;
 mod security;

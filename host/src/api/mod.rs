@@ -10,6 +10,8 @@
 //! - `slots`     — connection slots: idle connections give way to new ones
 //! - `durable`   — the Durable Functions routes
 //! - `own`       — Cairn's own routes
+//! - `console`   — the web console: assets built into the binary, its JSON routes (`/api/console/...`)
+//! - `session`   — console sign-in: session cookie (HttpOnly, SameSite=Strict) and CSRF token
 //! - [`client`]  — a small HTTP/1.1 client for `cairn --url`
 //!
 //! Limits: request bodies are capped (413, refused from `Content-Length`
@@ -28,9 +30,11 @@
 pub mod auth;
 mod browser;
 pub mod client;
+mod console;
 mod durable;
 pub mod http;
 mod own;
+mod session;
 mod slots;
 
 use std::convert::Infallible;
@@ -148,6 +152,11 @@ pub struct Api {
     key: Option<ApiKey>,
     /// Permits of component uploads in progress.
     deploys: Arc<Semaphore>,
+    /// Console sessions (cookies traded for the API key).
+    sessions: session::Sessions,
+    /// Permits of console replays (time travel, timeline event waits):
+    /// each runs a guest, so only a few at once.
+    replays: Arc<Semaphore>,
 }
 
 impl Api {
@@ -172,6 +181,8 @@ impl Api {
             hub,
             engine,
             deploys: Arc::new(Semaphore::new(config.max_concurrent_deploys)),
+            sessions: session::Sessions::default(),
+            replays: Arc::new(Semaphore::new(2)),
             config,
             key,
         }))
@@ -189,6 +200,7 @@ impl Api {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, local: SocketAddr) -> Resp {
         let started = Instant::now();
         let method = req.method().clone();
+        let path = req.uri().path().to_owned();
         let logged = format!("{}{}", req.uri().path(), redact_query(req.uri().query()));
         let forwarded_host = if self.config.trust_forwarded {
             req.headers().get("x-forwarded-host").and_then(|v| v.to_str().ok())
@@ -221,6 +233,21 @@ impl Api {
                 }
             },
         };
+        let route = crate::metrics::route_template(&path);
+        let t = &self.engine.telemetry;
+        t.http_requests
+            .get_or_create(&crate::metrics::HttpLabels {
+                method: method.as_str().to_owned(),
+                route,
+                status: resp.status().as_u16(),
+            })
+            .inc();
+        t.http_seconds
+            .get_or_create(&crate::metrics::RouteLabels {
+                method: method.as_str().to_owned(),
+                route,
+            })
+            .observe(started.elapsed().as_secs_f64());
         tracing::debug!(
             target: "cairn::api",
             %method,
@@ -243,12 +270,31 @@ impl Api {
         if segs.len() == 1 && is(0, "healthz") {
             return self.healthz(&parts.method).await;
         }
+        // The console's pages hold no data: served without the key (the
+        // page signs in, then calls the API with its session cookie).
+        if let Some((content_type, body)) = console::asset(&path) {
+            return Ok(console::serve_asset(&parts.method, &path, content_type, body));
+        }
+        let console_session = segs.len() == 3 && is(0, "api") && is(1, "console") && is(2, "session");
         // Authentication first: a caller without the key learns nothing
         // about its request, not even that its query string is malformed.
-        if let Some(key) = &self.key
+        // A console session cookie stands for the key; a change made with
+        // it alone must carry the session's CSRF token.
+        if !console_session
+            && let Some(key) = &self.key
             && !key.accepts(&Query::parse_lossy(parts.uri.query()), &parts.headers)
         {
-            return Err(HttpError::unauthorized());
+            let Some(csrf) = self.sessions.lookup(&parts.headers) else {
+                return Err(HttpError::unauthorized());
+            };
+            if parts.method != Method::GET
+                && parts.method != Method::HEAD
+                && !session::csrf_matches(&parts.headers, &csrf)
+            {
+                return Err(HttpError::forbidden(
+                    "a change made with the console's session needs its CSRF token in the X-Cairn-CSRF header; reload the console",
+                ));
+            }
         }
         let query = Query::parse(parts.uri.query())?;
         let durable = segs.len() >= 3 && is(0, "runtime") && is(1, "webhooks") && is(2, "durabletask");
@@ -272,6 +318,13 @@ impl Api {
             query,
             body: Some(body),
         };
+        if console_session {
+            let secure = ctx.urls.base.starts_with("https://");
+            return self.console_session(ctx, secure).await;
+        }
+        if segs.len() >= 2 && is(0, "api") && is(1, "console") {
+            return self.console(ctx, &segs).await;
+        }
         if durable {
             return self.durable(ctx, &segs[3..]).await;
         }

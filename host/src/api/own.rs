@@ -1,9 +1,6 @@
 //! Cairn's own routes (not part of the Durable Functions surface):
 //! components, health, Prometheus metrics, the OpenAPI document.
 
-use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -11,7 +8,7 @@ use serde_json::{Value, json};
 use super::http::{HttpError, Resp, decode_segment, json_response, with_type};
 use super::{Api, Ctx};
 use crate::clock::iso;
-use crate::store::RuntimeStatus;
+use crate::metrics::load;
 
 /// The backend part of a provider's description (`sqlite`, `postgres`):
 /// `/healthz` answers without a key, so it names no path or address.
@@ -152,82 +149,30 @@ impl Api {
         Ok(json_response(StatusCode::OK, &json!({ "functions": out })))
     }
 
-    /// Prometheus text exposition of the engine's counters and the task
-    /// hub's gauges.
+    /// The OpenMetrics exposition of [`crate::metrics`]: the engine's
+    /// histograms and counters, and the task hub's gauges read now.
     async fn metrics(&self) -> Result<Resp, HttpError> {
         let counts = self.hub.store.instance_counts().await?;
-        let (inbox, work) = self.hub.store.queue_depths().await?;
+        let queues = self.hub.store.queue_stats(crate::clock::now_ms()).await?;
         let m = &self.engine.metrics;
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let mut t = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-            let _ = writeln!(t, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in samples {
-                let _ = writeln!(t, "{name}{labels} {v}");
-            }
+        let snapshot = crate::metrics::Snapshot {
+            counts,
+            queues,
+            hot_instances: self.engine.hot_count() as u64,
+            episodes: load(&m.episodes),
+            hot_hits: load(&m.hot_resumes),
+            hot_misses: load(&m.replays),
+            evictions: load(&m.evictions),
         };
-        let by_status: Vec<(String, u64)> = RuntimeStatus::ALL
-            .iter()
-            .map(|s| {
-                let n = counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n);
-                (format!("{{status=\"{s}\"}}"), n)
-            })
-            .collect();
-        metric("cairn_instances", "gauge", "Instances by runtime status.", &by_status);
-        metric(
-            "cairn_episodes_total",
-            "counter",
-            "Orchestration episodes run.",
-            &[(String::new(), load(&m.episodes))],
-        );
-        metric(
-            "cairn_episode_starts_total",
-            "counter",
-            "Episodes by how the guest got to its position: replay of the history or resume of a hot instance.",
-            &[
-                ("{mode=\"replay\"}".into(), load(&m.replays)),
-                ("{mode=\"hot_resume\"}".into(), load(&m.hot_resumes)),
-            ],
-        );
-        metric(
-            "cairn_activity_executions_total",
-            "counter",
-            "Activity executions started.",
-            &[(String::new(), load(&m.activities))],
-        );
-        metric(
-            "cairn_queue_depth",
-            "gauge",
-            "Rows waiting in the task hub's queues.",
-            &[
-                ("{queue=\"inbox\"}".into(), inbox),
-                ("{queue=\"work_items\"}".into(), work),
-            ],
-        );
-        metric(
-            "cairn_hot_instances",
-            "gauge",
-            "Instances kept hot in memory.",
-            &[(String::new(), self.engine.hot_count() as u64)],
-        );
-        metric(
-            "cairn_hot_evictions_total",
-            "counter",
-            "Hot instances evicted from memory.",
-            &[(String::new(), load(&m.evictions))],
-        );
-        let micros = load(&m.checkpoint_micros);
-        let _ = writeln!(
-            t,
-            "# HELP cairn_checkpoint_duration_seconds Time to commit an episode's checkpoint.\n# TYPE cairn_checkpoint_duration_seconds summary\ncairn_checkpoint_duration_seconds_sum {}.{:06}\ncairn_checkpoint_duration_seconds_count {}",
-            micros / 1_000_000,
-            micros % 1_000_000,
-            load(&m.checkpoints)
-        );
+        let text = self
+            .engine
+            .telemetry
+            .encode(&snapshot)
+            .map_err(|e| HttpError::internal(format!("encoding the metrics failed: {e}")))?;
         Ok(with_type(
             StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            Bytes::from(t),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Bytes::from(text),
         ))
     }
 }

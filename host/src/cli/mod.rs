@@ -59,6 +59,11 @@ pub struct Cli {
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log format on stderr: `text`, or `json` (one object per line).
+    /// Guest output is logged under its own target, `cairn::guest`: e.g.
+    /// `RUST_LOG=info,cairn::guest=warn` turns it down without hiding the host's.
+    #[arg(long, global = true, env = "CAIRN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Run the verb against a remote `cairn serve` (e.g. http://127.0.0.1:7071)
     /// over its HTTP API instead of on a local task hub file.
     #[arg(long, global = true, env = "CAIRN_URL")]
@@ -296,6 +301,11 @@ pub enum Command {
         /// Replay against this component instead (test new code on old histories).
         #[arg(long)]
         component: Option<PathBuf>,
+        /// Time travel: replay only up to this history event (0-based index,
+        /// as in `cairn history`) and print the open tasks, the custom status
+        /// and the guest's log lines at that point. Works on running instances too.
+        #[arg(long, value_name = "EVENT_INDEX")]
+        until: Option<usize>,
     },
     /// Delete component versions no unfinished instance uses (the newest
     /// version of every function is kept).
@@ -306,13 +316,44 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
 }
 
+/// Format of the log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Sets up logging to stderr (`RUST_LOG` overrides the level).
 pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
+    init_logging(verbose, LogFormat::Text);
+}
+
+/// Sets up logging to stderr in `format` (`RUST_LOG` overrides the level).
+pub fn init_logging(verbose: u8, format: LogFormat) {
+    if format == LogFormat::Json {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter(verbose)));
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_current_span(false)
+            .try_init();
+        return;
+    }
+    init_text(verbose);
+}
+
+fn default_filter(verbose: u8) -> &'static str {
+    match verbose {
         0 => "warn,cairn=info",
         1 => "info,cairn=debug",
         _ => "debug",
-    };
+    }
+}
+
+fn init_text(verbose: u8) {
+    let default = default_filter(verbose);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
@@ -616,7 +657,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&serde_json::to_value(&report).unwrap_or_default());
             Ok(())
         }
-        Command::Replay { id, component } => {
+        Command::Replay { id, component, until } => {
             let candidate = match &component {
                 Some(path) => Some(std::fs::read(path).map_err(|source| CliError::Io {
                     path: path.clone(),
@@ -624,6 +665,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 })?),
                 None => None,
             };
+            if let Some(until) = until {
+                let travel = crate::timetravel::replay_until(&hub, &id, until, candidate).await?;
+                print_json(&serde_json::to_value(&travel).unwrap_or_default());
+                return match travel.error {
+                    Some(f) => Err(CliError::Usage(format!(
+                        "the replay of {id} up to event {until} failed: {f}"
+                    ))),
+                    None => Ok(()),
+                };
+            }
             let report = crate::upgrade::replay_finished(&hub, &id, candidate).await?;
             print_json(&serde_json::to_value(&report).unwrap_or_default());
             if report.is_identical() {

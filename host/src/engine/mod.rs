@@ -117,6 +117,8 @@ pub struct Engine {
     versions: Mutex<HashMap<String, (String, Instant)>>,
     grants: Mutex<HashMap<String, (crate::sandbox::Grants, Instant)>>,
     pub metrics: Metrics,
+    /// Histograms and per-function counters exported at `/metrics`.
+    pub telemetry: crate::metrics::Telemetry,
 }
 
 /// Handle to the running engine's background tasks.
@@ -165,6 +167,7 @@ impl Engine {
             versions: Mutex::default(),
             grants: Mutex::default(),
             metrics: Metrics::default(),
+            telemetry: crate::metrics::Telemetry::new(),
         })
     }
 
@@ -415,6 +418,14 @@ impl Engine {
                 .await;
         }
         self.metrics.episodes.fetch_add(1, Ordering::Relaxed);
+        let episode_started = Instant::now();
+        if input
+            .messages
+            .iter()
+            .any(|m| matches!(m.event, Event::ExecutionStarted { .. }))
+        {
+            crate::metrics::Telemetry::count(&self.telemetry.starts, "orchestrator", &row.name);
+        }
         if input
             .messages
             .iter()
@@ -573,11 +584,19 @@ impl Engine {
             return self.fail_by_replay(id, consumed, f, now).await;
         }
         let finished = output.finish.is_some();
+        let outcome = output.finish.as_ref().map(crate::replay::Finish::status);
         let added = output.events.len() as u64;
         let cp = self
             .checkpoint_of(row, consumed, output, entry.parent.as_ref(), now)
             .await;
         self.commit(cp, !finished && self.config.hot_cache, &row.name).await?;
+        self.telemetry
+            .episode_seconds
+            .get_or_create(&crate::metrics::NameLabels { name: row.name.clone() })
+            .observe(episode_started.elapsed().as_secs_f64());
+        if let Some(status) = outcome {
+            self.count_finish(row, status);
+        }
         if !finished && self.config.hot_cache {
             entry.history_len = row.history_len + added;
             if let Ok(mut cache) = self.hot.lock() {
@@ -586,6 +605,28 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Counts an execution's end in the metrics.
+    fn count_finish(&self, row: &crate::store::InstanceRow, status: crate::history::CompletionStatus) {
+        use crate::history::CompletionStatus as C;
+        let (family, label) = match status {
+            C::Completed => (Some(&self.telemetry.completions), "Completed"),
+            C::Failed => (Some(&self.telemetry.failures), "Failed"),
+            C::Terminated => (None, "Terminated"),
+            C::ContinuedAsNew => (None, "ContinuedAsNew"),
+        };
+        if let Some(f) = family {
+            crate::metrics::Telemetry::count(f, "orchestrator", &row.name);
+        }
+        let secs = now_ms().saturating_sub(row.created_at) as f64 / 1000.0;
+        self.telemetry
+            .orchestration_seconds
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                name: row.name.clone(),
+                status: label,
+            })
+            .observe(secs);
     }
 
     async fn wait_yield(&self, session: &mut Session) -> Option<Yielded> {
@@ -610,6 +651,9 @@ impl Engine {
             _ => None,
         });
         let r = self.store.checkpoint(cp, self.lease()).await;
+        self.telemetry
+            .checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.metrics.checkpoint_micros.fetch_add(
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -681,7 +725,9 @@ impl Engine {
         let finish = replay.terminate(reason);
         let out = replay.take_episode(Some(finish));
         let cp = self.checkpoint_of(row, consumed, out, parent.as_ref(), now).await;
-        self.commit(cp, false, &row.name).await
+        self.commit(cp, false, &row.name).await?;
+        self.count_finish(row, crate::history::CompletionStatus::Terminated);
+        Ok(())
     }
 
     async fn record_suspension(
@@ -736,11 +782,19 @@ impl Engine {
                 return;
             };
             engine.metrics.activities.fetch_add(1, Ordering::Relaxed);
+            let t = &engine.telemetry;
+            crate::metrics::Telemetry::count(&t.starts, "activity", &item.name);
+            let started = Instant::now();
             let outcome = if item.attempt > engine.config.max_deliveries {
                 Err(decide::poison(&item))
             } else {
                 engine.execute_activity(&item).await
             };
+            t.activity_seconds
+                .get_or_create(&crate::metrics::NameLabels {
+                    name: item.name.clone(),
+                })
+                .observe(started.elapsed().as_secs_f64());
             let now = now_ms();
             let outcome = decide::activity_outcome(&item, outcome, now, engine.config.max_deliveries);
             if let Event::TaskFailed { failure: f, .. } | Event::TaskRetrying { failure: f, .. } = &outcome.message {
@@ -755,6 +809,12 @@ impl Engine {
                     f.message
                 );
             }
+            let family = match outcome.message {
+                Event::TaskCompleted { .. } => &t.completions,
+                Event::TaskRetrying { .. } => &t.retries,
+                _ => &t.failures,
+            };
+            crate::metrics::Telemetry::count(family, "activity", &item.name);
             crate::crash::point("activity_done_before_result_commit");
             // A busy or full database is retried here (the result is not
             // lost to a 6-minute lease); anything else leaves the item to

@@ -126,6 +126,16 @@ struct Done {
     order: u64,
 }
 
+/// A task the guest created that has not completed (for time travel).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OpenTask {
+    pub task_id: TaskId,
+    /// `activity`, `sub-orchestration`, `timer`, `lock` or `event`.
+    pub kind: &'static str,
+    /// Activity, orchestrator or event name; lock names joined with `,`.
+    pub name: String,
+}
+
 /// Outcome of a waiting call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Wait<T> {
@@ -381,6 +391,41 @@ impl Replay {
                 .or_default()
                 .push_back((payload, episode, self.order));
         }
+    }
+
+    /// The tasks created so far that have no completion: scheduled
+    /// actions (not unlocks) and event waits, by task id.
+    #[must_use]
+    pub fn open_tasks(&self) -> Vec<OpenTask> {
+        let mut out: Vec<OpenTask> = self
+            .actions
+            .iter()
+            .filter(|(id, a)| a.kind != ActionKind::Unlock && !self.completions.contains_key(id))
+            .map(|(id, a)| OpenTask {
+                task_id: *id,
+                kind: match a.kind {
+                    ActionKind::Activity => "activity",
+                    ActionKind::SubOrchestration => "sub-orchestration",
+                    ActionKind::Timer => "timer",
+                    ActionKind::Lock | ActionKind::Unlock => "lock",
+                },
+                name: a.name.clone(),
+            })
+            .collect();
+        for (name, tasks) in &self.waiters {
+            out.extend(
+                tasks
+                    .iter()
+                    .filter(|id| !self.completions.contains_key(id))
+                    .map(|id| OpenTask {
+                        task_id: *id,
+                        kind: "event",
+                        name: name.clone(),
+                    }),
+            );
+        }
+        out.sort_by_key(|t| t.task_id);
+        out
     }
 
     /// Would `event` change anything? Duplicate and stray completions

@@ -40,12 +40,27 @@ fn level(l: wit::LogLevel) -> tracing::Level {
     }
 }
 
-fn emit(instance: &str, l: wit::LogLevel, message: &str) {
+fn level_name(l: wit::LogLevel) -> &'static str {
+    match l {
+        wit::LogLevel::Trace => "trace",
+        wit::LogLevel::Debug => "debug",
+        wit::LogLevel::Info => "info",
+        wit::LogLevel::Warn => "warn",
+        wit::LogLevel::Error => "error",
+    }
+}
+
+/// At most [`MAX_LOG_BYTES`] of `message`, cut at a character boundary.
+fn truncated(message: &str) -> &str {
     let mut end = message.len().min(MAX_LOG_BYTES);
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    let m = &message[..end];
+    &message[..end]
+}
+
+fn emit(instance: &str, l: wit::LogLevel, message: &str) {
+    let m = truncated(message);
     match level(l) {
         tracing::Level::TRACE => tracing::trace!(target: "cairn::guest", instance, "{m}"),
         tracing::Level::DEBUG => tracing::debug!(target: "cairn::guest", instance, "{m}"),
@@ -106,6 +121,9 @@ impl GuestState {
             self.io
                 .quiet
                 .store(ctx.replay.is_replaying(), std::sync::atomic::Ordering::Relaxed);
+            if let Some(p) = &ctx.probe {
+                p.set_position(ctx.replay.current_time(), ctx.replay.is_replaying());
+            }
         }
     }
 
@@ -116,6 +134,9 @@ impl GuestState {
         let ctx = self.orch()?;
         if let Err(f) = ctx.replay.check_blocked() {
             return Err(wasmtime::Error::new(GuestAbort(f)));
+        }
+        if let Some(p) = &ctx.probe {
+            p.stopped(ctx.replay.open_tasks());
         }
         let output = ctx.replay.take_episode(None);
         ctx.yielded
@@ -225,7 +246,12 @@ impl orchestration::Host for GuestState {
     async fn wait_for_event(&mut self, name: String) -> wasmtime::Result<u32> {
         valid_name("event name", &name)?;
         self.check_tasks()?;
-        self.orch()?.replay.wait_for_event(&name).map_err(Self::replay_err)
+        let ctx = self.orch()?;
+        let task = ctx.replay.wait_for_event(&name).map_err(Self::replay_err)?;
+        if let Some(p) = &ctx.probe {
+            p.wait(task, &name);
+        }
+        Ok(task)
     }
 
     async fn await_task(&mut self, id: u32) -> wasmtime::Result<Result<String, wit::Failure>> {
@@ -322,7 +348,9 @@ impl orchestration::Host for GuestState {
 
     async fn log(&mut self, level: wit::LogLevel, message: String) -> wasmtime::Result<()> {
         let ctx = self.orch()?;
-        if !ctx.replay.is_replaying() {
+        if let Some(p) = &ctx.probe {
+            p.line(level_name(level), truncated(&message));
+        } else if !ctx.replay.is_replaying() {
             emit(ctx.replay.instance_id(), level, &message);
         }
         Ok(())

@@ -14,6 +14,7 @@ mod host;
 mod http;
 mod limits;
 mod output;
+pub mod probe;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -181,6 +182,8 @@ struct OrchestratorCtx {
     max_payload: usize,
     max_tasks: u32,
     in_lock: bool,
+    /// Records what the guest does (time travel); `None` for real episodes.
+    probe: Option<Arc<probe::Probe>>,
 }
 
 /// What an activity call knows about itself.
@@ -538,6 +541,28 @@ impl Sandbox {
     /// the channels to drive it. The first [`Yielded`] arrives on the
     /// returned receiver.
     pub fn start_session(self: &Arc<Self>, loaded: Arc<Loaded>, replay: Replay) -> Session {
+        self.start_session_with(loaded, replay, None)
+    }
+
+    /// As [`Sandbox::start_session`], with a probe recording everything
+    /// the guest does, replayed episodes included; the guest's output goes
+    /// to the probe only, not to the host log. For side runs (time travel)
+    /// whose results are never committed.
+    pub fn start_probed_session(
+        self: &Arc<Self>,
+        loaded: Arc<Loaded>,
+        replay: Replay,
+        probe: Arc<probe::Probe>,
+    ) -> Session {
+        self.start_session_with(loaded, replay, Some(probe))
+    }
+
+    fn start_session_with(
+        self: &Arc<Self>,
+        loaded: Arc<Loaded>,
+        replay: Replay,
+        probe: Option<Arc<probe::Probe>>,
+    ) -> Session {
         let (resume_tx, resume_rx) = mpsc::channel(1);
         let (yield_tx, yield_rx) = mpsc::channel(1);
         let clock = Arc::new(AtomicU64::new(replay.current_time()));
@@ -546,6 +571,11 @@ impl Sandbox {
         seed_bytes.copy_from_slice(&seed);
         let insecure_seed = u128::from_le_bytes(seed_bytes[..16].try_into().unwrap_or([0; 16]));
         let io = GuestIo::new(replay.instance_id(), replay.is_replaying());
+        if let Some(p) = &probe {
+            p.set_position(replay.current_time(), replay.is_replaying());
+            io.stdout.set_probe(p.clone());
+            io.stderr.set_probe(p.clone());
+        }
         let wasi = io
             .builder()
             .wall_clock(VirtualClock(clock.clone()))
@@ -569,6 +599,7 @@ impl Sandbox {
             max_payload: self.limits.max_payload_bytes,
             max_tasks: self.limits.max_tasks_per_execution,
             in_lock: false,
+            probe,
         };
         let mut store = self.new_store(
             Role::Orchestrator(Box::new(ctx)),
@@ -600,6 +631,9 @@ impl Sandbox {
                 Err(trap) => Err(trap_failure(&trap, &captured)),
             };
             let finish = ctx.replay.finish(guest);
+            if let Some(p) = &ctx.probe {
+                p.stopped(ctx.replay.open_tasks());
+            }
             let out = ctx.replay.take_episode(Some(finish));
             let _ = fallback_tx.send(Yielded::Finished(out)).await;
         });

@@ -31,6 +31,8 @@ struct Inner {
     instance: String,
     tail: Vec<u8>,
     line: Vec<u8>,
+    /// Lines go here instead of the host log (a probed side run).
+    probe: Option<Arc<super::probe::Probe>>,
 }
 
 impl GuestOutput {
@@ -41,6 +43,7 @@ impl GuestOutput {
                 instance: instance.to_owned(),
                 tail: Vec::new(),
                 line: Vec::new(),
+                probe: None,
             })),
             quiet,
         }
@@ -53,6 +56,13 @@ impl GuestOutput {
             inner.tail.clear();
             inner.line.clear();
             instance.clone_into(&mut inner.instance);
+        }
+    }
+
+    /// Sends every line to `probe` instead of the host log.
+    pub(super) fn set_probe(&self, probe: Arc<super::probe::Probe>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.probe = Some(probe);
         }
     }
 
@@ -73,7 +83,10 @@ impl GuestOutput {
         let quiet = self.quiet.load(Ordering::Relaxed);
         for &b in bytes {
             if b == b'\n' || inner.line.len() >= MAX_LINE {
-                if !quiet {
+                if let Some(p) = &inner.probe {
+                    let text = String::from_utf8_lossy(&inner.line);
+                    p.line(inner.stream, text.trim_end_matches('\r'));
+                } else if !quiet {
                     inner.emit();
                 }
                 inner.line.clear();

@@ -258,6 +258,84 @@ pub trait Provider: Send + Sync + 'static {
     /// Rows of the queues: (inbox messages, work items).
     async fn queue_depths(&self) -> Result<(u64, u64), StoreError>;
 
+    // ---- queries with default implementations ---------------------------
+    // Built from the methods above so that every backend has them; a
+    // backend overrides them with one query.
+
+    /// The queues at `now`: ready, delayed (timers and retries not yet
+    /// due) and leased rows, and the age of the oldest ready row. The
+    /// default counts every row as ready, with no age.
+    async fn queue_stats(&self, now: Millis) -> Result<QueueStats, StoreError> {
+        let _ = now;
+        let (inbox, work) = self.queue_depths().await?;
+        Ok(QueueStats {
+            inbox_ready: inbox,
+            work_ready: work,
+            ..QueueStats::default()
+        })
+    }
+
+    /// One page of instances for the console: `q`'s filters, plus an
+    /// orchestrator name, newest first when `newest_first` (then `q.after`
+    /// continues *before* that position). The default pages through
+    /// [`Provider::list_instances`] (a full scan when newest first or
+    /// filtered by name).
+    async fn browse_instances(&self, q: BrowseQuery) -> Result<Vec<InstanceRow>, StoreError> {
+        if q.name.is_none() && !q.newest_first {
+            return self.list_instances(q.base).await;
+        }
+        let top = q.base.top.map_or(usize::MAX, |t| t as usize);
+        let mut all = scan_instances(self, &q.base, q.name.as_deref()).await?;
+        if let Some((at, id)) = &q.base.after {
+            let after = (*at, id.as_str());
+            all.retain(|r| ((r.created_at, r.instance_id.as_str()) < after) == q.newest_first);
+        }
+        if q.newest_first {
+            all.reverse();
+        }
+        all.truncate(top);
+        Ok(all)
+    }
+
+    /// Number of instances per status among those matching `q` (its
+    /// statuses, `after` and `top` ignored) and `name`. The default scans.
+    async fn count_instances(
+        &self,
+        q: InstanceQuery,
+        name: Option<String>,
+    ) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+        let unfiltered = q.created_from.is_none() && q.created_to.is_none() && q.id_prefix.is_none();
+        if unfiltered && name.is_none() {
+            return self.instance_counts().await;
+        }
+        let base = InstanceQuery {
+            statuses: Vec::new(),
+            after: None,
+            top: None,
+            ..q
+        };
+        let mut out: Vec<(RuntimeStatus, u64)> = Vec::new();
+        for row in scan_instances(self, &base, name.as_deref()).await? {
+            match out.iter_mut().find(|(s, _)| *s == row.status) {
+                Some((_, n)) => *n += 1,
+                None => out.push((row.status, 1)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of instances per component version and status. The default scans.
+    async fn instances_per_version(&self) -> Result<Vec<(String, RuntimeStatus, u64)>, StoreError> {
+        let mut out: Vec<(String, RuntimeStatus, u64)> = Vec::new();
+        for row in scan_instances(self, &InstanceQuery::default(), None).await? {
+            match out.iter_mut().find(|(v, s, _)| *v == row.version && *s == row.status) {
+                Some((_, _, n)) => *n += 1,
+                None => out.push((row.version, row.status, 1)),
+            }
+        }
+        Ok(out)
+    }
+
     // ---- the engine ---------------------------------------------------
 
     /// Instances with a message visible at `now` that can be processed
@@ -654,4 +732,61 @@ pub struct LockInfo {
     pub holder: Option<(String, Millis)>,
     /// Instances waiting for it, oldest first.
     pub waiting: Vec<String>,
+}
+
+/// The queues of a task hub at one moment ([`Provider::queue_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Inbox messages visible now.
+    pub inbox_ready: u64,
+    /// Inbox messages visible later (durable timers).
+    pub inbox_delayed: u64,
+    /// Age of the oldest visible inbox message, ms (0 when none).
+    pub inbox_oldest_ready_ms: u64,
+    /// Work items visible now and not leased.
+    pub work_ready: u64,
+    /// Work items visible later (retry delays).
+    pub work_delayed: u64,
+    /// Work items leased to a worker (running).
+    pub work_leased: u64,
+    /// Age of the oldest ready work item, ms (0 when none).
+    pub work_oldest_ready_ms: u64,
+}
+
+/// Filter of [`Provider::browse_instances`].
+#[derive(Debug, Clone, Default)]
+pub struct BrowseQuery {
+    pub base: InstanceQuery,
+    /// Only instances of this orchestrator.
+    pub name: Option<String>,
+    /// Newest first (order: created_at, instance_id, descending).
+    pub newest_first: bool,
+}
+
+/// Every instance matching `q` (its `top` and `after` ignored) and
+/// `name`, oldest first, read in pages: the default implementations'
+/// full scan.
+async fn scan_instances<P: Provider + ?Sized>(
+    p: &P,
+    q: &InstanceQuery,
+    name: Option<&str>,
+) -> Result<Vec<InstanceRow>, StoreError> {
+    const PAGE: u32 = 1000;
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = p
+            .list_instances(InstanceQuery {
+                top: Some(PAGE),
+                after: after.take(),
+                ..q.clone()
+            })
+            .await?;
+        let n = page.len();
+        after = page.last().map(|r| (r.created_at, r.instance_id.clone()));
+        out.extend(page.into_iter().filter(|r| name.is_none_or(|n| r.name == n)));
+        if n < PAGE as usize {
+            return Ok(out);
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! served by one engine process at a time: [`HostGuard`] is that guard.
 
 mod admin;
+mod console;
 mod locks;
 mod ops;
 mod schema;
@@ -24,9 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 pub use schema::SCHEMA_VERSION;
 
 use super::{
-    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow, Lease,
-    LockInfo, NewExecution, Notes, Provider, PurgeOne, RemoveComponent, RewindPlan, RuntimeStatus, StoreError,
-    WorkItem,
+    ActivityOutcome, BrowseQuery, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow,
+    Lease, LockInfo, NewExecution, Notes, Provider, PurgeOne, QueueStats, RemoveComponent, RewindPlan, RuntimeStatus,
+    StoreError, WorkItem,
 };
 use crate::history::{Event, Millis};
 
@@ -515,6 +516,22 @@ impl Provider for SqliteStore {
     }
     async fn queue_depths(&self) -> Result<(u64, u64), StoreError> {
         Self::queue_depths(self).await
+    }
+    async fn queue_stats(&self, now: Millis) -> Result<QueueStats, StoreError> {
+        Self::queue_stats(self, now).await
+    }
+    async fn browse_instances(&self, q: BrowseQuery) -> Result<Vec<InstanceRow>, StoreError> {
+        Self::browse_instances(self, q).await
+    }
+    async fn count_instances(
+        &self,
+        q: InstanceQuery,
+        name: Option<String>,
+    ) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
+        Self::count_instances(self, q, name).await
+    }
+    async fn instances_per_version(&self) -> Result<Vec<(String, RuntimeStatus, u64)>, StoreError> {
+        Self::instances_per_version(self).await
     }
     async fn due_instances(&self, now: Millis, limit: u32, owner: &str) -> Result<Vec<String>, StoreError> {
         Self::due_instances(self, now, limit, owner).await

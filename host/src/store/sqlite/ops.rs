@@ -10,9 +10,9 @@ use crate::store::{
     Lease, Message, NewExecution, Notes, Outbox, RewindPlan, RuntimeStatus, StoreError, WorkItem,
 };
 
-const INSTANCE_COLS: &str = "instance_id, execution_id, name, version, status, input, output, custom_status, created_at, updated_at, parent_instance, history_len";
+pub(super) const INSTANCE_COLS: &str = "instance_id, execution_id, name, version, status, input, output, custom_status, created_at, updated_at, parent_instance, history_len";
 
-fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
+pub(super) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
     let status: String = r.get(4)?;
     Ok(InstanceRow {
         instance_id: r.get(0)?,
@@ -47,7 +47,7 @@ fn work_from_row(r: &Row<'_>) -> rusqlite::Result<WorkItem> {
     })
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(super) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 

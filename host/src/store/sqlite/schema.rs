@@ -112,6 +112,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE instances ADD COLUMN lease_owner TEXT;
     ALTER TABLE instances ADD COLUMN lease_expires INTEGER;
     ",
+    // 6: the console's listing filtered by orchestrator name, newest first.
+    r"
+    CREATE INDEX instances_by_name ON instances(name, created_at);
+    ",
 ];
 
 /// Current schema version of this build.
