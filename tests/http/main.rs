@@ -12,6 +12,7 @@ mod console_api;
 mod console_scale;
 mod flood;
 mod metrics;
+mod otlp;
 mod own;
 mod routes;
 mod security;

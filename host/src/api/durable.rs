@@ -118,6 +118,21 @@ impl Api {
                 version.as_deref(),
             )
             .await?;
+        if crate::traces::enabled()
+            && let Ok(Some(row)) = self.hub.store.get_instance(id.as_str()).await
+        {
+            let traceparent = ctx.headers.get("traceparent").and_then(|v| v.to_str().ok());
+            crate::traces::set_parent(&row.instance_id, &row.execution_id, traceparent);
+            crate::traces::span(crate::traces::SpanRecord {
+                instance: &row.instance_id,
+                execution: &row.execution_id,
+                name: format!("start {name}"),
+                start: row.created_at,
+                end: crate::clock::now_ms(),
+                attributes: vec![opentelemetry::KeyValue::new("cairn.orchestrator", name.to_owned())],
+                error: None,
+            });
+        }
         if let Some(secs) = timeout {
             // Clamp before converting: a huge finite number would not fit a Duration.
             let wait = Duration::from_secs_f64(secs.min(self.config.max_wait.as_secs_f64()));
