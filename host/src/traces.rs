@@ -11,8 +11,9 @@
 //! trace id and the root span id are hashes of the instance and execution
 //! ids, and every span names the root as its parent. A W3C `traceparent` on
 //! the start request becomes the root's parent (and the trace id); that link
-//! is kept in memory, so after a restart the instance's remaining spans go
-//! to its derived trace.
+//! is kept in memory (by instance id, set before the instance is created
+//! and dropped when its execution ends), so after a restart the instance's
+//! remaining spans go to its derived trace.
 //!
 //! Spans are built with explicit start and end times and handed to the SDK's
 //! batch processor (its own thread); the OTLP client is the hyper client of
@@ -43,8 +44,8 @@ const MAX_PARENTS: usize = 100_000;
 struct Traces {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
-    /// `instance\0execution` → the span context of the start request's
-    /// `traceparent`.
+    /// Instance id → the span context of its start request's
+    /// `traceparent` (until its execution ends).
     parents: Mutex<HashMap<String, SpanContext>>,
 }
 
@@ -161,10 +162,6 @@ pub fn enabled() -> bool {
     TRACES.get().is_some()
 }
 
-fn key(instance: &str, execution: &str) -> String {
-    format!("{instance}\0{execution}")
-}
-
 fn hash(parts: &[&str]) -> [u8; 32] {
     let mut h = Sha256::new();
     for p in parts {
@@ -202,11 +199,7 @@ pub fn parse_traceparent(value: &str) -> Option<SpanContext> {
 
 /// The trace of an execution: its trace id and root span id.
 fn ids(t: &Traces, instance: &str, execution: &str) -> (TraceId, SpanId, Option<SpanContext>) {
-    let parent = t
-        .parents
-        .lock()
-        .ok()
-        .and_then(|p| p.get(&key(instance, execution)).cloned());
+    let parent = t.parents.lock().ok().and_then(|p| p.get(instance).cloned());
     let h = hash(&["cairn-trace", instance, execution]);
     let mut trace = [0u8; 16];
     trace.copy_from_slice(&h[..16]);
@@ -218,9 +211,10 @@ fn ids(t: &Traces, instance: &str, execution: &str) -> (TraceId, SpanId, Option<
     (trace_id, SpanId::from_bytes(root), parent)
 }
 
-/// Remembers the `traceparent` of an execution's start request.
-pub fn set_parent(instance: &str, execution: &str, traceparent: Option<&str>) {
-    let (Some(t), Some(sc)) = (TRACES.get(), traceparent.and_then(parse_traceparent)) else {
+/// Links an instance about to start to its start request's `traceparent`
+/// (until its execution ends).
+pub fn set_parent(instance: &str, traceparent: &str) {
+    let (Some(t), Some(sc)) = (TRACES.get(), parse_traceparent(traceparent)) else {
         return;
     };
     if let Ok(mut p) = t.parents.lock() {
@@ -230,7 +224,14 @@ pub fn set_parent(instance: &str, execution: &str, traceparent: Option<&str>) {
                 p.remove(&k);
             }
         }
-        p.insert(key(instance, execution), sc);
+        p.insert(instance.to_owned(), sc);
+    }
+}
+
+/// Drops the link of a start that failed.
+pub fn forget_parent(instance: &str) {
+    if let Some(Ok(mut p)) = TRACES.get().map(|t| t.parents.lock()) {
+        p.remove(instance);
     }
 }
 
@@ -270,10 +271,10 @@ pub fn root(r: SpanRecord<'_>) {
         Some(p) => Context::new().with_remote_span_context(p),
         None => Context::new(),
     };
-    let key = key(r.instance, r.execution);
+    let instance = r.instance.to_owned();
     emit(t, &cx, Some((trace_id, root)), r, SpanKind::Internal);
     if let Ok(mut p) = t.parents.lock() {
-        p.remove(&key);
+        p.remove(&instance);
     }
 }
 
@@ -303,4 +304,35 @@ fn emit(t: &Traces, cx: &Context, ids: Option<(TraceId, SpanId)>, r: SpanRecord<
     let span = t.tracer.build_with_context(b, cx);
     // The end time is set on the builder; ending now records it as is.
     drop(span);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_parse_strictly() {
+        let sc = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(sc.is_sampled() && sc.is_remote());
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47zz-00f067aa0ba902b7-01",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints_come_from_the_flag_first() {
+        assert_eq!(
+            endpoint_from(Some("http://127.0.0.1:4318/")).as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+    }
 }
