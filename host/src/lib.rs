@@ -21,6 +21,7 @@
 //! - [`bench`]    — the `cairn bench` workloads
 //! - [`timeline`] — PURE: a history as Gantt bars (activities, timers, children, HTTP, event waits, locks)
 //! - [`timetravel`] — the orchestrator replayed up to any history event (open tasks, custom status, logs)
+//! - [`traces`]   — OpenTelemetry traces over OTLP/HTTP: one trace per execution (start, episodes, attempts, timers)
 //! - [`upgrade`]  — upgrade checks: replay running instances against a candidate version
 //! - [`crash`]    — named crash points for crash tests (`CAIRN_CRASH_AT`)
 //! - [`clock`]    — the wall clock and ISO 8601 formatting
@@ -43,4 +44,5 @@ pub mod status;
 pub mod store;
 pub mod timeline;
 pub mod timetravel;
+pub mod traces;
 pub mod upgrade;

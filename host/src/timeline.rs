@@ -99,7 +99,7 @@ pub struct Timeline {
 }
 
 /// `METHOD url` of a durable HTTP request's input, else the input.
-fn http_label(input: &str) -> String {
+pub(crate) fn http_label(input: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(input).unwrap_or_default();
     let method = v.get("method").and_then(|m| m.as_str()).unwrap_or("GET");
     match v.get("url").or_else(|| v.get("uri")).and_then(|u| u.as_str()) {

@@ -211,6 +211,14 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
         .0,
         200
     );
+    // Every attempt fails: the instance fails with the activity's typed failure.
+    let (code, v) = post(
+        &c,
+        &format!("{DF}/orchestrators/RetryFlaky/retry-fail?timeout=30"),
+        r#"{"fail_times":9}"#,
+    )
+    .await;
+    assert_eq!((code, v["runtimeStatus"].as_str()), (200, Some("Failed")), "{v}");
     // The approval waits on its timer and event (its custom status says so).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -252,7 +260,7 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
         Value::String(String::new()),
         "HttpOnly cookie"
     );
-    for id in ["hello-1", "approval-1", "retry-1"] {
+    for id in ["hello-1", "approval-1", "retry-1", "retry-fail"] {
         b.wait(&format!("tr[data-test=instance-row][data-id={id}]"), 10).await;
     }
     let running = b.text("button.chip[data-status=Running] .n").await;
@@ -261,7 +269,7 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     assert_eq!(b.text("button.chip[data-status=Completed] .n").await, completed);
     assert_eq!(
         b.text("button.chip[data-status=Failed] .n").await,
-        (BULK / 2).to_string()
+        (BULK / 2 + 1).to_string()
     );
     b.shot("02-instances").await;
     // A fresh page load (HTML, script, session, first page with counts).
@@ -271,11 +279,11 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     let load_ms = started.elapsed().as_millis();
     eprintln!(
         "with {} instances: list shown {list_ms} ms after sign-in; fresh page load {load_ms} ms",
-        BULK + 3
+        BULK + 4
     );
     // Paging stays server-side: the next page holds the bulk instances.
     b.click("#page-older").await;
-    b.wait("tr[data-test=instance-row][data-id=bulk-099952]", 20).await;
+    b.wait("tr[data-test=instance-row][data-id=bulk-099953]", 20).await;
     assert!(b.text("#page-info").await.starts_with("Page 2"));
     b.click("#page-newer").await;
     b.wait("tr[data-test=instance-row][data-id=hello-1]", 20).await;
@@ -289,10 +297,10 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     )
     .await;
     b.fill("#f-name", "").await;
-    b.fill("#f-prefix", "retry-").await;
+    b.fill("#f-prefix", "retry-f").await;
     b.click("#f-apply").await;
     b.wait_js(
-        "document.querySelectorAll('tr[data-test=instance-row]').length === 1 && !!document.querySelector('tr[data-id=retry-1]')",
+        "document.querySelectorAll('tr[data-test=instance-row]').length === 1 && !!document.querySelector('tr[data-id=retry-fail]')",
         10,
     )
     .await;
@@ -319,6 +327,21 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
     b.wait("#timeline [data-test=bar][data-kind=activity][data-retries='2']", 20)
         .await;
     b.shot("04-retry-timeline").await;
+
+    // A failed instance shows its failure's type and message; it can be rewound.
+    b.goto(&format!("{base}/#/instance/retry-fail")).await;
+    b.wait("#failure", 20).await;
+    assert!(b.text("#failure").await.contains("TransientError"));
+    assert_eq!(
+        b.js("return document.getElementById('act-rewind').disabled").await,
+        Value::Bool(false)
+    );
+    b.wait(
+        "#timeline [data-test=bar][data-kind=activity][data-outcome=failed][data-retries='4']",
+        10,
+    )
+    .await;
+    b.shot("05a-failed").await;
 
     // The approval: a pending timer and a pending event wait.
     b.goto(&format!("{base}/#/instance/approval-1")).await;

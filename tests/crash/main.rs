@@ -611,6 +611,37 @@ fn failures_are_logged_once_at_the_default_level_and_status_omits_the_output_unl
     );
 }
 
+#[test]
+fn guest_output_has_its_own_log_target_and_json_format() {
+    let dir = TempDir::new("guest-target");
+    let db = dir.0.join("hub.db");
+    let log = dir.0.join("serve.log");
+    deploy(&db, "sandbox-abuse");
+    // Guest output turned off, the host's log kept, as JSON lines.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--db")
+        .arg(&db)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info,cairn::guest=off")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    start(&db, "Chatty", "quiet-1", r#"{"lines":5}"#);
+    wait_until(|| status(&db, "quiet-1")["runtimeStatus"] == "Completed", "completion");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("chatty before"), "guest output is off:\n{text}");
+    let records: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        records.iter().any(|r| r["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("workers running"))),
+        "the host's own lines stay, as JSON:\n{text}"
+    );
+}
+
 /// RELIABILITY.md test 1: a mixed workload (sequences, fan-outs, instances
 /// waiting on events and on timers, plus starts and events sent between
 /// kills) under `cycles` SIGKILLs of `cairn serve` at varying moments.

@@ -91,3 +91,33 @@ async fn timeline_of_a_sub_orchestration_links_the_child() {
         assert!(b.end.unwrap() >= b.start);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_collects_log_calls_with_their_level() {
+    let t = TestHub::new(true).await;
+    t.deploy("human-interaction").await;
+    let row = t.run("ApprovalWorkflow", r#"{"timeout_ms":10}"#, "escalates").await;
+    assert_eq!(row.output.as_deref(), Some("\"escalated\""));
+    let last = t.hub.store.get_history("escalates").await.unwrap().len() - 1;
+    let at = replay_until(&t.hub, "escalates", last, None).await.unwrap();
+    assert_eq!(at.state, "finished");
+    let warn: Vec<_> = at.logs.iter().filter(|l| l.level == "warn").collect();
+    assert_eq!(warn.len(), 1, "{:?}", at.logs);
+    assert!(warn[0].message.contains("no answer within 10 ms"), "{:?}", warn[0]);
+    assert!(warn[0].replaying, "a recorded episode's line");
+    // The custom status was cleared once the race was decided.
+    assert_eq!(at.custom_status, serde_json::Value::Null);
+    // Before the timer fired, the race was open and the status set.
+    let fired = t
+        .hub
+        .store
+        .get_history("escalates")
+        .await
+        .unwrap()
+        .iter()
+        .position(|(_, e)| e.type_name() == "TimerFired")
+        .unwrap();
+    let at = replay_until(&t.hub, "escalates", fired - 1, None).await.unwrap();
+    assert_eq!(at.custom_status["stage"], "waiting-for-approval");
+    assert!(at.logs.iter().all(|l| l.level != "warn"));
+}

@@ -109,7 +109,22 @@ impl Api {
             .body(self.config.max_body_bytes, self.config.body_read_timeout)
             .await?;
         let input = json_body(&body, self.config.max_json_depth)?;
-        let id = self
+        // With traces, the start request's `traceparent` is linked to the
+        // instance before it can run (a fast one may end at once).
+        let traceparent = ctx
+            .headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| crate::traces::enabled())
+            .map(str::to_owned);
+        let id = match (id, &traceparent) {
+            (None, Some(_)) => Some(InstanceId::generate()),
+            (id, _) => id,
+        };
+        if let (Some(id), Some(tp)) = (&id, &traceparent) {
+            crate::traces::set_parent(id.as_str(), tp);
+        }
+        let started = self
             .hub
             .start(
                 name,
@@ -117,7 +132,29 @@ impl Api {
                 id.as_ref().map(InstanceId::as_str),
                 version.as_deref(),
             )
-            .await?;
+            .await;
+        let id = match started {
+            Ok(id) => id,
+            Err(e) => {
+                if let (Some(id), Some(_)) = (&id, &traceparent) {
+                    crate::traces::forget_parent(id.as_str());
+                }
+                return Err(e.into());
+            }
+        };
+        if crate::traces::enabled()
+            && let Ok(Some(row)) = self.hub.store.get_instance(id.as_str()).await
+        {
+            crate::traces::span(crate::traces::SpanRecord {
+                instance: &row.instance_id,
+                execution: &row.execution_id,
+                name: format!("start {name}"),
+                start: row.created_at,
+                end: crate::clock::now_ms(),
+                attributes: vec![opentelemetry::KeyValue::new("cairn.orchestrator", name.to_owned())],
+                error: None,
+            });
+        }
         if let Some(secs) = timeout {
             // Clamp before converting: a huge finite number would not fit a Duration.
             let wait = Duration::from_secs_f64(secs.min(self.config.max_wait.as_secs_f64()));

@@ -150,6 +150,11 @@ pub enum Command {
         /// with CORS headers (repeatable; other origins get 403).
         #[arg(long = "allow-origin", value_name = "ORIGIN")]
         allow_origin: Vec<String>,
+        /// Export traces over OTLP/HTTP to this collector (base URL, e.g.
+        /// http://127.0.0.1:4318; `/v1/traces` is appended). Also read from
+        /// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL).
+        #[arg(long, value_name = "URL")]
+        otlp_endpoint: Option<String>,
     },
     /// Deploy components; prints each function's name, kind and version.
     Deploy {
@@ -446,7 +451,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             max_connections,
             max_concurrent_deploys,
             allow_origin,
+            otlp_endpoint,
         } => {
+            if let Some(endpoint) = crate::traces::endpoint_from(otlp_endpoint.as_deref()) {
+                crate::traces::init(&endpoint).map_err(|e| CliError::Usage(e.to_string()))?;
+                tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
+            }
             let api = ApiConfig {
                 api_key: cli.api_key.clone(),
                 allowed_origins: allow_origin,
@@ -788,6 +798,7 @@ async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool, api: ApiCo
     let _ = stop_api.send(());
     let served = server.await;
     running.shutdown(&engine, Duration::from_secs(8)).await;
+    let _ = tokio::task::spawn_blocking(crate::traces::shutdown).await;
     match served {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(CliError::Usage(e.to_string())),

@@ -491,6 +491,7 @@ impl Engine {
             return self.record_suspension(&input, hot, messages, consumed, now).await;
         }
 
+        let replayed = hot.is_none() || input.history.is_some();
         // Run the guest: resume the hot session, or replay.
         let (mut entry, first) = match hot.filter(|_| input.history.is_none()) {
             Some(mut h) => {
@@ -585,6 +586,19 @@ impl Engine {
         }
         let finished = output.finish.is_some();
         let outcome = output.finish.as_ref().map(crate::replay::Finish::status);
+        let timers: Vec<(crate::history::TaskId, Millis)> = if crate::traces::enabled() {
+            output
+                .events
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    Event::TimerCreated { task_id, fire_at } => Some((*task_id, *fire_at)),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+
         let added = output.events.len() as u64;
         let cp = self
             .checkpoint_of(row, consumed, output, entry.parent.as_ref(), now)
@@ -594,6 +608,37 @@ impl Engine {
             .episode_seconds
             .get_or_create(&crate::metrics::NameLabels { name: row.name.clone() })
             .observe(episode_started.elapsed().as_secs_f64());
+        if crate::traces::enabled() {
+            use opentelemetry::KeyValue;
+            let span = |name: String, start: Millis, end: Millis, attributes: Vec<KeyValue>| {
+                crate::traces::span(crate::traces::SpanRecord {
+                    instance: &row.instance_id,
+                    execution: &row.execution_id,
+                    name,
+                    start,
+                    end,
+                    attributes,
+                    error: None,
+                });
+            };
+            span(
+                format!("episode {}", row.name),
+                now,
+                now_ms(),
+                vec![
+                    KeyValue::new("cairn.replayed", replayed),
+                    KeyValue::new("cairn.events_added", i64::try_from(added).unwrap_or(i64::MAX)),
+                ],
+            );
+            for (task, fire_at) in timers {
+                span(
+                    "timer".to_owned(),
+                    now,
+                    fire_at,
+                    vec![KeyValue::new("cairn.task_id", i64::from(task))],
+                );
+            }
+        }
         if let Some(status) = outcome {
             self.count_finish(row, status);
         }
@@ -619,7 +664,20 @@ impl Engine {
         if let Some(f) = family {
             crate::metrics::Telemetry::count(f, "orchestrator", &row.name);
         }
-        let secs = now_ms().saturating_sub(row.created_at) as f64 / 1000.0;
+        let end = now_ms();
+        crate::traces::root(crate::traces::SpanRecord {
+            instance: &row.instance_id,
+            execution: &row.execution_id,
+            name: format!("orchestration {}", row.name),
+            start: row.created_at,
+            end,
+            attributes: vec![
+                opentelemetry::KeyValue::new("cairn.orchestrator", row.name.clone()),
+                opentelemetry::KeyValue::new("cairn.status", label),
+            ],
+            error: (label == "Failed").then(|| "the orchestration failed".to_owned()),
+        });
+        let secs = end.saturating_sub(row.created_at) as f64 / 1000.0;
         self.telemetry
             .orchestration_seconds
             .get_or_create(&crate::metrics::OutcomeLabels {
@@ -785,6 +843,7 @@ impl Engine {
             let t = &engine.telemetry;
             crate::metrics::Telemetry::count(&t.starts, "activity", &item.name);
             let started = Instant::now();
+            let started_ms = now_ms();
             let outcome = if item.attempt > engine.config.max_deliveries {
                 Err(decide::poison(&item))
             } else {
@@ -815,6 +874,37 @@ impl Engine {
                 _ => &t.failures,
             };
             crate::metrics::Telemetry::count(family, "activity", &item.name);
+            if crate::traces::enabled() {
+                let (name, kind) = if item.name == durable_http::HTTP_ACTIVITY {
+                    (format!("http {}", crate::timeline::http_label(&item.input)), "http")
+                } else {
+                    (format!("activity {}", item.name), "activity")
+                };
+                let error = match &outcome.message {
+                    Event::TaskFailed { failure, .. } | Event::TaskRetrying { failure, .. } => {
+                        Some(failure.to_string())
+                    }
+                    _ => None,
+                };
+                crate::traces::span(crate::traces::SpanRecord {
+                    instance: &item.instance_id,
+                    execution: &item.execution_id,
+                    name,
+                    start: started_ms,
+                    end: now,
+                    attributes: vec![
+                        opentelemetry::KeyValue::new("cairn.kind", kind),
+                        opentelemetry::KeyValue::new("cairn.function", item.name.clone()),
+                        opentelemetry::KeyValue::new("cairn.attempt", i64::from(item.attempt)),
+                        opentelemetry::KeyValue::new("cairn.task_id", i64::from(item.task_id)),
+                        opentelemetry::KeyValue::new(
+                            "cairn.retrying",
+                            matches!(outcome.message, Event::TaskRetrying { .. }),
+                        ),
+                    ],
+                    error,
+                });
+            }
             crate::crash::point("activity_done_before_result_commit");
             // A busy or full database is retried here (the result is not
             // lost to a 6-minute lease); anything else leaves the item to
