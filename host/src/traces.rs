@@ -10,7 +10,8 @@
 //! threads, possibly after a restart, so ids are derived, not carried: the
 //! trace id and the root span id are hashes of the instance and execution
 //! ids, and every span names the root as its parent. A W3C `traceparent` on
-//! the start request becomes the root's parent (and the trace id); that link
+//! the start request becomes the root's parent (and the trace id), and a
+//! sub-orchestration's root is a child of its parent's root; that link
 //! is kept in memory (by instance id, set before the instance is created
 //! and dropped when its execution ends), so after a restart the instance's
 //! remaining spans go to its derived trace.
@@ -225,6 +226,21 @@ pub fn set_parent(instance: &str, traceparent: &str) {
             }
         }
         p.insert(instance.to_owned(), sc);
+    }
+}
+
+/// Puts a sub-orchestration's trace under its parent's: the child's root
+/// span becomes a child of the parent execution's root span (unless the
+/// child has a link already). Called at each of the child's episodes, so
+/// the link is back after a restart from its next episode on.
+pub fn set_parent_execution(instance: &str, parent_instance: &str, parent_execution: &str) {
+    let Some(t) = TRACES.get() else { return };
+    let (trace_id, root, _) = ids(t, parent_instance, parent_execution);
+    let sc = SpanContext::new(trace_id, root, TraceFlags::SAMPLED, true, TraceState::default());
+    if let Ok(mut p) = t.parents.lock()
+        && p.len() < MAX_PARENTS
+    {
+        p.entry(instance.to_owned()).or_insert(sc);
     }
 }
 

@@ -170,7 +170,10 @@ async fn trace_of(spans: &Spans, instance: &str) -> Vec<Span> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_of_a_fan_out_and_a_retry_form_one_tree_per_instance() {
     let (otlp, spans) = receiver().await;
-    let s = serve(&otlp, &["fan-out-fan-in", "retry", "human-interaction"]);
+    let s = serve(
+        &otlp,
+        &["fan-out-fan-in", "retry", "human-interaction", "sub-orchestration"],
+    );
     let c = cairn::api::client::Client::new(&format!("http://{}", s.addr), None).unwrap();
     let post = |path: String, body: &'static str, extra: Vec<(&'static str, String)>| {
         let c = c.clone();
@@ -259,6 +262,33 @@ async fn spans_of_a_fan_out_and_a_retry_form_one_tree_per_instance() {
     let t = timer.iter().find(|s| s.name == "timer").expect("a timer span");
     let ms = (t.end_time_unix_nano - t.start_time_unix_nano) / 1_000_000;
     assert!((40..=60).contains(&ms), "due 50 ms after its creation: {ms} ms");
+
+    // Sub-orchestrations join their parent's trace, under its root.
+    let r = post(
+        format!("{base}/ProvisionAll/parent-1?timeout=30"),
+        r#"{"devices":["a"]}"#,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let parent = trace_of(&spans, "parent-1").await;
+    let parent_root = parent.iter().find(|s| s.name == "orchestration ProvisionAll").unwrap();
+    let child_id = spans
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|s| s.name == "orchestration ProvisionDevice")
+        .map(instance_of);
+    let child = trace_of(&spans, &child_id.expect("the child's root span")).await;
+    let child_root = child
+        .iter()
+        .find(|s| s.name == "orchestration ProvisionDevice")
+        .unwrap();
+    assert_eq!(child_root.trace_id, parent_root.trace_id, "one trace");
+    assert_eq!(
+        child_root.parent_span_id, parent_root.span_id,
+        "under the parent's root"
+    );
 
     // Ids are hex of the right lengths.
     let by_id: HashMap<Vec<u8>, &Span> = fan.iter().map(|s| (s.span_id.clone(), s)).collect();

@@ -584,6 +584,9 @@ impl Engine {
             );
             return self.fail_by_replay(id, consumed, f, now).await;
         }
+        if let Some(p) = &entry.parent {
+            crate::traces::set_parent_execution(id, &p.instance_id, &p.execution_id);
+        }
         let finished = output.finish.is_some();
         let outcome = output.finish.as_ref().map(crate::replay::Finish::status);
         let timers: Vec<(crate::history::TaskId, Millis)> = if crate::traces::enabled() {
