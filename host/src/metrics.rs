@@ -20,7 +20,7 @@
 //! | `cairn_function_starts_total` | counter | `kind`, `name` |
 //! | `cairn_function_completions_total` | counter | `kind`, `name` |
 //! | `cairn_function_failures_total` | counter | `kind`, `name` |
-//! | `cairn_function_retries_total` | counter (activity attempts retried) | `kind`, `name` |
+//! | `cairn_function_retries_total` | counter: activity attempts, and child executions the parent's policy runs again | `kind`, `name` |
 //! | `cairn_queue_ready` | gauge: messages / work items ready now | `queue` |
 //! | `cairn_queue_delayed` | gauge: timers and retries not yet due | `queue` |
 //! | `cairn_queue_in_progress` | gauge: work items leased to a worker | `queue` |

@@ -31,7 +31,7 @@ fn value(s: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_move_with_work() {
-    let s = Server::new(&["hello-cities", "retry"]).await;
+    let s = Server::new(&["hello-cities", "retry", "features"]).await;
     let before = scrape(&s).await;
     assert_eq!(
         value(&before, "cairn_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
@@ -49,6 +49,11 @@ async fn metrics_parse_and_move_with_work() {
     s.post(&df("/orchestrators/RetryFlaky/mx2?timeout=20"), r#"{"fail_times":2}"#)
         .await
         .expect(200);
+    // A child that always fails, run three times by its parent's policy:
+    // two retries and one failure of FailingChild.
+    s.post(&df("/orchestrators/RetriesChild/mx3?timeout=20"), "null")
+        .await
+        .expect(200);
     s.get(&df("/instances/mx1")).await.expect(200);
     let after = scrape(&s).await;
 
@@ -62,7 +67,10 @@ async fn metrics_parse_and_move_with_work() {
     let hello = [("kind", "orchestrator"), ("name", "HelloCities")];
     assert_eq!(value(&after, "cairn_function_starts_total", &hello), 1.0);
     assert_eq!(value(&after, "cairn_function_completions_total", &hello), 1.0);
-    assert_eq!(value(&after, "cairn_instances", &[("status", "Completed")]), 2.0);
+    let child = [("kind", "orchestrator"), ("name", "FailingChild")];
+    assert_eq!(value(&after, "cairn_function_retries_total", &child), 2.0);
+    assert_eq!(value(&after, "cairn_function_failures_total", &child), 1.0);
+    assert_eq!(value(&after, "cairn_instances", &[("status", "Completed")]), 3.0);
 
     // Histograms: one observation per activity attempt and per finished
     // orchestration; episodes of HelloCities (one per activity + the start).
@@ -101,7 +109,7 @@ async fn metrics_parse_and_move_with_work() {
         ("route", "/runtime/webhooks/durabletask/orchestrators/:name"),
         ("status", "200"),
     ];
-    assert_eq!(value(&after, "cairn_http_requests_total", &started), 2.0);
+    assert_eq!(value(&after, "cairn_http_requests_total", &started), 3.0);
     let status = [
         ("route", "/runtime/webhooks/durabletask/instances/:id"),
         ("status", "200"),

@@ -606,6 +606,8 @@ impl Engine {
         let cp = self
             .checkpoint_of(row, consumed, output, entry.parent.as_ref(), now)
             .await;
+        // A failed child that its parent's policy runs again stays Pending.
+        let retried = finished && cp.status == RuntimeStatus::Pending;
         self.commit(cp, !finished && self.config.hot_cache, &row.name).await?;
         self.telemetry
             .episode_seconds
@@ -642,7 +644,9 @@ impl Engine {
                 );
             }
         }
-        if let Some(status) = outcome {
+        if retried {
+            crate::metrics::Telemetry::count(&self.telemetry.retries, "orchestrator", &row.name);
+        } else if let Some(status) = outcome {
             self.count_finish(row, status);
         }
         if !finished && self.config.hot_cache {
