@@ -12,6 +12,25 @@ const APPLY: UpgradeOptions = UpgradeOptions {
     allow_input_changes: false,
 };
 
+/// A new engine (nothing hot) on `store`, running, polling every 10 ms.
+fn fresh_engine(
+    store: &cairn::store::Store,
+    sandbox: &std::sync::Arc<cairn::sandbox::Sandbox>,
+    hot: bool,
+) -> (std::sync::Arc<cairn::engine::Engine>, cairn::engine::Running) {
+    let engine = cairn::engine::Engine::new(
+        store.clone(),
+        sandbox.clone(),
+        cairn::engine::EngineConfig {
+            hot_cache: hot,
+            poll_interval: std::time::Duration::from_millis(10),
+            ..Default::default()
+        },
+    );
+    let running = engine.run();
+    (engine, running)
+}
+
 /// Rewrites a completed HelloCities instance so that it is mid-flight
 /// (history up to the second TaskScheduled, a pending result in its inbox)
 /// and pinned to `version`: its next episode replays the recorded history
@@ -48,16 +67,7 @@ async fn replaying_history_against_a_different_component_fails_with_non_determin
         rewind_to_mid_flight(&t.hub.store, "nd", &v2).await;
         // A fresh engine on the same file (cold: nothing hot).
         let hub = cairn::hub::Hub::open_with(&t.db(), Default::default(), Some(compiled_cache())).unwrap();
-        let engine = cairn::engine::Engine::new(
-            hub.store.clone(),
-            hub.sandbox.clone(),
-            cairn::engine::EngineConfig {
-                hot_cache: hot,
-                poll_interval: std::time::Duration::from_millis(10),
-                ..Default::default()
-            },
-        );
-        let running = engine.run();
+        let (engine, running) = fresh_engine(&hub.store, &hub.sandbox, hot);
         let row = engine.wait_for("nd", std::time::Duration::from_secs(30)).await.unwrap();
         running.shutdown(&engine, std::time::Duration::from_secs(2)).await;
         assert_eq!(row.status, RuntimeStatus::Failed, "{row:?}");
@@ -161,16 +171,7 @@ async fn upgrade_check_reports_divergence_and_moves_compatible_instances() {
 
         // A normal engine finishes them on the new version.
         t.halt().await;
-        let engine = cairn::engine::Engine::new(
-            t.hub.store.clone(),
-            t.hub.sandbox.clone(),
-            cairn::engine::EngineConfig {
-                hot_cache: hot,
-                poll_interval: std::time::Duration::from_millis(10),
-                ..Default::default()
-            },
-        );
-        let running = engine.run();
+        let (engine, running) = fresh_engine(&t.hub.store, &t.hub.sandbox, hot);
         for id in &ids {
             let row = engine.wait_for(id, std::time::Duration::from_secs(30)).await.unwrap();
             assert_eq!(row.version, report.candidate);
@@ -347,16 +348,7 @@ async fn upgrade_check_reports_changed_inputs_and_moves_them_only_when_allowed()
         // Moved, they carry on with the result recorded for the old input
         // (task 0 ran SayHello "Tokyo"), which is what the report warned of.
         t.halt().await;
-        let engine = cairn::engine::Engine::new(
-            t.hub.store.clone(),
-            t.hub.sandbox.clone(),
-            cairn::engine::EngineConfig {
-                hot_cache: hot,
-                poll_interval: std::time::Duration::from_millis(10),
-                ..Default::default()
-            },
-        );
-        let running = engine.run();
+        let (engine, running) = fresh_engine(&t.hub.store, &t.hub.sandbox, hot);
         for id in ids {
             let row = engine.wait_for(id, std::time::Duration::from_secs(30)).await.unwrap();
             assert_eq!(row.version, report.candidate);

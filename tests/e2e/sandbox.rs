@@ -103,8 +103,10 @@ async fn runaway_guests_fail_their_instance_while_others_complete() {
             "the looping activity fails its attempt: {out}"
         );
         // Deadlines: 300 ms (orchestrator), 500 ms + 1 s wall (activity).
+        // The bound only tells them from the 30 s episode timeout and the
+        // activity's default time limit: it has to hold on a loaded machine.
         assert!(
-            started.elapsed() < Duration::from_secs(8),
+            started.elapsed() < Duration::from_secs(20),
             "both failed within their deadlines: {:?}",
             started.elapsed()
         );
