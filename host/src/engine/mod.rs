@@ -7,6 +7,7 @@
 
 pub mod durable_http;
 mod hot;
+mod pace;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +39,9 @@ pub struct EngineConfig {
     pub activity_concurrency: usize,
     /// Lease of an activity work item, ms (default: activity time limit + 60 s).
     pub lease_ms: u64,
-    /// Inbox poll interval for timers and other processes' messages (default 50 ms).
+    /// Inbox poll interval for other processes' messages and expired leases
+    /// while there is work (default 50 ms); an idle engine backs off to
+    /// 500 ms, and polls when a timer or retry it wrote falls due.
     pub poll_interval: Duration,
     /// Deliveries of one work item before it is failed as poison (default 10).
     pub max_deliveries: u32,
@@ -115,6 +118,8 @@ pub struct Engine {
     /// instance, and only it, finishes.
     waiters: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<()>>>>,
     versions: Mutex<HashMap<String, (String, Instant)>>,
+    /// The earliest timer or retry this engine wrote: the dispatcher polls then.
+    due: pace::DueTimes,
     grants: Mutex<HashMap<String, (crate::sandbox::Grants, Instant)>>,
     pub metrics: Metrics,
     /// Histograms and per-function counters exported at `/metrics`.
@@ -165,6 +170,7 @@ impl Engine {
             finished,
             waiters: Mutex::default(),
             versions: Mutex::default(),
+            due: pace::DueTimes::default(),
             grants: Mutex::default(),
             metrics: Metrics::default(),
             telemetry: crate::metrics::Telemetry::new(),
@@ -216,10 +222,19 @@ impl Engine {
             engine.claim_work(engine.config.exclusive).await;
             let renew_every = (engine.config.instance_lease_ms / 3).max(1);
             let mut renewed_at = now_ms();
-            let mut tick = tokio::time::interval(engine.config.poll_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut ticks: u64 = 0;
+            let base = engine.config.poll_interval;
+            // Idle, poll at least twice per lease renewal period.
+            let max_idle = pace::MAX_IDLE_POLL.min(Duration::from_millis(renew_every / 2));
+            let mut idle_polls: u32 = 0;
+            let mut next_poll = tokio::time::Instant::now() + base;
+            let mut claimed_at = tokio::time::Instant::now();
             loop {
+                let wake = match engine.due.next() {
+                    Some(at) => {
+                        next_poll.min(tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms())))
+                    }
+                    None => next_poll,
+                };
                 tokio::select! {
                     _ = stop_rx.changed() => break,
                     n = notes.recv() => {
@@ -234,11 +249,19 @@ impl Engine {
                             engine.wake_waiters(id);
                             let _ = engine.finished.send(id.clone());
                         }
+                        // Busy again: poll at the base interval.
+                        idle_polls = 0;
+                        next_poll = next_poll.min(tokio::time::Instant::now() + base);
                     }
-                    _ = tick.tick() => {
-                        ticks += 1;
+                    () = engine.due.earlier() => {}
+                    () = tokio::time::sleep_until(wake) => {
+                        let due = engine.due.take_due(now_ms());
+                        let mut found = false;
                         match engine.store.due_instances(now_ms(), 1024, &engine.owner).await {
-                            Ok(ids) => ids.iter().for_each(|id| engine.schedule(id)),
+                            Ok(ids) => {
+                                found = !ids.is_empty();
+                                ids.iter().for_each(|id| engine.schedule(id));
+                            }
                             Err(e) => tracing::warn!(error = %e, "polling the inbox failed"),
                         }
                         if !engine.config.exclusive && now_ms() >= renewed_at + renew_every {
@@ -246,9 +269,12 @@ impl Engine {
                             engine.renew_leases().await;
                         }
                         // Retries whose delay passed, and expired leases.
-                        if ticks.is_multiple_of(4) {
-                            engine.claim_work(false).await;
+                        if due || claimed_at.elapsed() >= base.saturating_mul(4) {
+                            claimed_at = tokio::time::Instant::now();
+                            found |= engine.claim_work(false).await > 0;
                         }
+                        idle_polls = if found { 0 } else { idle_polls.saturating_add(1) };
+                        next_poll = tokio::time::Instant::now() + pace::backoff(base, idle_polls, max_idle);
                     }
                 }
             }
@@ -256,14 +282,22 @@ impl Engine {
         Running { stop, task }
     }
 
-    async fn claim_work(self: &Arc<Self>, reclaim_all: bool) {
+    /// Claims ready work items and runs them; returns how many.
+    async fn claim_work(self: &Arc<Self>, reclaim_all: bool) -> usize {
         match self
             .store
             .claim_work_items(self.lease(), now_ms(), reclaim_all, 1024)
             .await
         {
-            Ok(items) => items.into_iter().for_each(|i| self.spawn_activity(i)),
-            Err(e) => tracing::warn!(error = %e, "claiming work items failed"),
+            Ok(items) => {
+                let n = items.len();
+                items.into_iter().for_each(|i| self.spawn_activity(i));
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming work items failed");
+                0
+            }
         }
     }
 
@@ -715,7 +749,23 @@ impl Engine {
             }
             _ => None,
         });
+        // What falls due later: the dispatcher polls then.
+        let due = cp
+            .outbox
+            .iter()
+            .filter_map(|o| match o {
+                crate::store::Outbox::Message(m) => Some(m.visible_at),
+                crate::store::Outbox::StartChild { child: n, .. } | crate::store::Outbox::NextExecution(n) => {
+                    Some(n.visible_at)
+                }
+                _ => None,
+            })
+            .filter(|at| *at > cp.now)
+            .min();
         let r = self.store.checkpoint(cp, self.lease()).await;
+        if let (Ok(()), Some(at)) = (&r, due) {
+            self.due.note(at);
+        }
         self.telemetry
             .checkpoint_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -924,7 +974,12 @@ impl Engine {
                     .complete_work_item(item.clone(), engine.owner.clone(), outcome.clone(), now)
                     .await;
                 match commit {
-                    Ok(_) => break,
+                    Ok(_) => {
+                        if let Some(at) = outcome.retry_at {
+                            engine.due.note(at);
+                        }
+                        break;
+                    }
                     Err(e) if e.is_retryable() && Instant::now() + delay < give_up => {
                         tracing::warn!(error = %e, "committing an activity result failed; retrying");
                         tokio::time::sleep(delay).await;

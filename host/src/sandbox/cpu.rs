@@ -11,8 +11,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -90,6 +90,54 @@ impl CpuMeter {
     }
 }
 
+/// Polls of guest code running now, in the whole process.
+static GUESTS_RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// Some epoch ticker waits in [`wait_for_guests`].
+static TICKER_PARKED: AtomicBool = AtomicBool::new(false);
+static TICKER: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+
+/// Waits (at most `timeout`) until guest code runs somewhere in the
+/// process; true if it does. The epoch ticker sleeps here, so that an idle
+/// host does not wake 200 times a second: epochs only matter to running
+/// guests, and every guest runs inside a [`Metered`] poll.
+pub(super) fn wait_for_guests(timeout: Duration) -> bool {
+    if GUESTS_RUNNING.load(Ordering::SeqCst) > 0 {
+        return true;
+    }
+    let Ok(guard) = TICKER.0.lock() else { return true };
+    TICKER_PARKED.store(true, Ordering::SeqCst);
+    // A guest that started before the flag was seen is seen here.
+    if GUESTS_RUNNING.load(Ordering::SeqCst) > 0 {
+        TICKER_PARKED.store(false, Ordering::SeqCst);
+        return true;
+    }
+    let woken = TICKER.1.wait_timeout(guard, timeout);
+    TICKER_PARKED.store(false, Ordering::SeqCst);
+    drop(woken);
+    GUESTS_RUNNING.load(Ordering::SeqCst) > 0
+}
+
+/// Guest code is polled until the guard drops.
+struct Running;
+
+impl Running {
+    fn enter() -> Self {
+        GUESTS_RUNNING.fetch_add(1, Ordering::SeqCst);
+        if TICKER_PARKED.load(Ordering::SeqCst)
+            && let Ok(_guard) = TICKER.0.lock()
+        {
+            TICKER.1.notify_all();
+        }
+        Self
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        GUESTS_RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A future that runs guest code, with the CPU time of each poll added to
 /// `meter`.
 pub(super) struct Metered<F> {
@@ -111,6 +159,7 @@ impl<F: Future> Future for Metered<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
+        let _running = Running::enter();
         this.meter.begin_slice();
         let result = this.inner.as_mut().poll(cx);
         this.meter.end_slice();
@@ -147,5 +196,29 @@ mod tests {
         assert!(used >= Duration::from_millis(30), "{used:?}");
         assert!(used < Duration::from_millis(150), "the sleep was not counted: {used:?}");
         assert_eq!(meter.used(), None, "no poll running");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_guest_poll_wakes_the_parked_epoch_ticker() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done = Arc::new(AtomicBool::new(false));
+        let ticker_done = done.clone();
+        let ticker = std::thread::spawn(move || {
+            tx.send(()).ok();
+            let busy = wait_for_guests(Duration::from_secs(30));
+            done.store(true, Ordering::SeqCst);
+            busy
+        });
+        rx.recv().ok();
+        let started = std::time::Instant::now();
+        // Guest code runs (polled) until the ticker has seen it.
+        Metered::new(CpuMeter::new(), async {
+            while !ticker_done.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+        })
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(20), "woken, not timed out");
+        assert!(ticker.join().unwrap_or(false), "it saw the guest running");
     }
 }

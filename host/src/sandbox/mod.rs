@@ -270,10 +270,16 @@ impl Sandbox {
         std::thread::Builder::new()
             .name("cairn-epoch".into())
             .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
+                // Ticks only while some guest runs (an idle host sleeps).
+                loop {
+                    let busy = cpu::wait_for_guests(Duration::from_millis(500));
+                    if busy {
+                        std::thread::sleep(EPOCH_TICK);
+                    }
+                    let Some(engine) = weak.upgrade() else { break };
+                    if busy {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .map_err(|e| SandboxError::Config(e.to_string()))?;
