@@ -218,6 +218,7 @@ async fn run(
             None,
             Some(Failure::new("Trap", "the replay stopped without an answer")),
         ),
+        Ok(Some(Yielded::HostExhausted(e))) => ("diverged", None, Some(Failure::new("HostExhausted", e))),
         Err(_) => (
             "diverged",
             None,

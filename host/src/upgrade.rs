@@ -180,6 +180,7 @@ async fn replay_from_start(
     match tokio::time::timeout(REPLAY_TIMEOUT, session.yielded.recv()).await {
         Ok(Some(Yielded::Blocked { output, .. })) => Ok(output),
         Ok(Some(Yielded::Finished(out))) => Ok(out),
+        Ok(Some(Yielded::HostExhausted(e))) => Err(Failure::new("HostExhausted", e)),
         Ok(None) | Err(_) => Err(Failure::new("Timeout", "replay did not finish in 30 s")),
     }
 }

@@ -462,6 +462,57 @@ fn rss_mib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// `cairn serve` limited to `kib` of address space (`ulimit -v`), its log in `log`.
+fn serve_in_address_space(db: &Path, log: &Path, kib: u64) -> Child {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--db")
+        .arg(db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// The host running out of memory for guests (here: address space, as
+/// with `vm.max_map_count` or an overcommitted machine) is not the
+/// instances' failure: they wait until there is room, and all complete.
+#[test]
+fn a_host_out_of_guest_memory_fails_no_instance() {
+    const INSTANCES: usize = 16;
+    let dir = TempDir::new("exhausted");
+    let db = dir.0.join("hub.db");
+    let log = dir.0.join("serve.log");
+    deploy(&db, "features");
+    for i in 0..INSTANCES {
+        start(&db, "Sleeps", &format!("s{i}"), r#"{"ms":1500}"#);
+    }
+    // A parked instance reserves about 4 GiB of address space: room for a
+    // few next to the host's own 1 GiB, not for all 16 at once.
+    let mut child = serve_in_address_space(&db, &log, 20 << 20);
+    for i in 0..INSTANCES {
+        let id = format!("s{i}");
+        wait_until(
+            || {
+                let s = status(&db, &id);
+                assert_ne!(s["runtimeStatus"], "Failed", "{s}");
+                s["runtimeStatus"] == "Completed"
+            },
+            "every instance to complete",
+        );
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("the host ran out of memory for a guest"),
+        "the limit was reached (else this test proves nothing): {text}"
+    );
+}
+
 #[test]
 fn memory_bombs_fail_at_the_limit_and_host_rss_stays_bounded() {
     const LIMIT_MIB: u64 = 64;

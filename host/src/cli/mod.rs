@@ -133,6 +133,13 @@ pub enum Command {
         /// Disable the hot instance cache (replay at every episode).
         #[arg(long)]
         no_hot_cache: bool,
+        /// Most instances kept hot (parked in memory between episodes).
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        max_hot_instances: usize,
+        /// Resident memory of this process, MiB, above which the least
+        /// recently used hot instances are evicted (they replay when next needed).
+        #[arg(long, value_name = "MIB", default_value_t = 2048)]
+        max_hot_memory_mib: usize,
         /// Build the URLs of check-status payloads from X-Forwarded-Host /
         /// X-Forwarded-Proto (only behind a proxy that sets them).
         #[arg(long)]
@@ -446,6 +453,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve {
             listen,
             no_hot_cache,
+            max_hot_instances,
+            max_hot_memory_mib,
             trust_forwarded_headers,
             max_body_bytes,
             max_connections,
@@ -466,7 +475,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 max_concurrent_deploys,
                 ..ApiConfig::default()
             };
-            serve(&cli.db, hub, &listen, no_hot_cache, api).await
+            let hot = HotCache {
+                enabled: !no_hot_cache,
+                max_instances: max_hot_instances,
+                max_memory: max_hot_memory_mib.saturating_mul(1 << 20),
+            };
+            serve(&cli.db, hub, &listen, hot, api).await
         }
         Command::Deploy {
             files,
@@ -763,7 +777,14 @@ async fn wait_here(db: &Path, hub: &Hub, id: &str, timeout: Duration) -> Result<
     }
 }
 
-async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool, api: ApiConfig) -> Result<(), CliError> {
+/// `serve`'s hot cache settings.
+struct HotCache {
+    enabled: bool,
+    max_instances: usize,
+    max_memory: usize,
+}
+
+async fn serve(db: &Path, hub: Hub, listen: &str, hot: HotCache, api: ApiConfig) -> Result<(), CliError> {
     let _lock = lock_hub(db)?;
     let addr = resolve_listen(listen).await?;
     crate::api::check_listen(addr, &api).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -772,7 +793,9 @@ async fn serve(db: &Path, hub: Hub, listen: &str, no_hot_cache: bool, api: ApiCo
         .map_err(|e| CliError::Usage(format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr().unwrap_or(addr);
     let config = EngineConfig {
-        hot_cache: !no_hot_cache,
+        hot_cache: hot.enabled,
+        max_hot_instances: hot.max_instances.max(1),
+        max_hot_memory: hot.max_memory,
         // A lease outlives the longest activity call.
         lease_ms: u64::try_from(hub.sandbox.limits().activity_cpu.as_millis()).unwrap_or(u64::MAX / 2) + 60_000,
         // Many hosts may serve a PostgreSQL task hub: no lease is void at

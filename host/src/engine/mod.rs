@@ -33,7 +33,8 @@ pub struct EngineConfig {
     pub hot_cache: bool,
     /// Most instances kept hot (default 10,000).
     pub max_hot_instances: usize,
-    /// Most guest linear memory kept hot, bytes (default 2 GiB).
+    /// Resident memory of the process above which hot instances are
+    /// evicted, bytes (default 2 GiB; see `engine::hot`).
     pub max_hot_memory: usize,
     /// Activities running at once (default 64).
     pub activity_concurrency: usize,
@@ -588,6 +589,19 @@ impl Engine {
                 output
             }
             Some(Yielded::Finished(output)) => output,
+            Some(Yielded::HostExhausted(error)) => {
+                // Nothing is recorded: the inbox keeps the messages, and a
+                // later poll runs the episode again, with room made now.
+                drop(entry);
+                let evicted = self.hot.lock().map(|mut h| h.shrink_after_exhaustion()).unwrap_or(0);
+                self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
+                tracing::warn!(
+                    instance = %id,
+                    evicted,
+                    "the host ran out of memory for a guest; hot instances evicted, the episode will run again: {error}"
+                );
+                return Ok(());
+            }
             None => {
                 // The guest hung in a host call or the session died.
                 drop(entry);

@@ -148,6 +148,19 @@ pub enum Yielded {
     Blocked { output: EpisodeOutput, memory: usize },
     /// The execution ended (the output's `finish` is set).
     Finished(EpisodeOutput),
+    /// The host ran out of memory or memory mappings for the guest: not the
+    /// guest's failure; nothing is recorded and the episode runs again.
+    HostExhausted(String),
+}
+
+/// Whether `error` is the host running out of memory or memory mappings
+/// (mmap's ENOMEM), rather than the guest failing.
+fn host_exhausted(error: &wasmtime::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(12))
+            || e.downcast_ref::<rustix::io::Errno>() == Some(&rustix::io::Errno::NOMEM)
+    }) || format!("{error:#}").contains("(os error 12)")
 }
 
 /// Per-store state of a guest.
@@ -625,6 +638,12 @@ impl Sandbox {
                 }
             })
             .await;
+            if let Err(e) = &result
+                && host_exhausted(e)
+            {
+                let _ = fallback_tx.send(Yielded::HostExhausted(format!("{e:#}"))).await;
+                return;
+            }
             let state = store.data_mut();
             let captured = state.io.stderr.tail();
             let Role::Orchestrator(ctx) = &mut state.role else {
