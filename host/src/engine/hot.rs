@@ -49,19 +49,23 @@ impl HotCache {
         drop(self.take(id));
     }
 
-    /// Inserts an entry; returns how many entries were evicted for room.
-    pub fn put(&mut self, id: String, entry: HotEntry) -> usize {
-        let mut evicted = 0;
+    /// Inserts an entry; returns the ids of the entries evicted for room
+    /// (their instances are no longer hot here: the engine releases their
+    /// leases). Replacing an entry of the same id evicts nothing.
+    pub fn put(&mut self, id: String, entry: HotEntry) -> Vec<String> {
+        let mut evicted = Vec::new();
         self.memory += entry.memory;
-        if let Some((_, old)) = self.entries.push(id, entry) {
+        if let Some((old_id, old)) = self.entries.push(id.clone(), entry) {
             self.memory = self.memory.saturating_sub(old.memory);
-            evicted += 1;
+            if old_id != id {
+                evicted.push(old_id);
+            }
         }
         while self.memory > self.max_memory && self.entries.len() > 1 {
             match self.entries.pop_lru() {
-                Some((_, old)) => {
+                Some((old_id, old)) => {
                     self.memory = self.memory.saturating_sub(old.memory);
-                    evicted += 1;
+                    evicted.push(old_id);
                 }
                 None => break,
             }

@@ -37,6 +37,11 @@ pub struct EngineConfig {
     /// Activities running at once (default 64).
     pub activity_concurrency: usize,
     /// Lease of an activity work item, ms (default: activity time limit + 60 s).
+    /// On a shared task hub (`exclusive: false`) work items are leased for
+    /// `instance_lease_ms` instead and renewed while this engine has them
+    /// queued or running, so that a dead host's activities run elsewhere
+    /// after that expiry; `lease_ms` then only bounds how long a result's
+    /// commit is retried.
     pub lease_ms: u64,
     /// Inbox poll interval for timers and other processes' messages (default 50 ms).
     pub poll_interval: Duration,
@@ -109,6 +114,9 @@ pub struct Engine {
     owner: String,
     dispatch: Mutex<Dispatch>,
     hot: Mutex<HotCache>,
+    /// Work items leased to this engine whose attempt has not ended
+    /// (queued for a slot or running): their leases are renewed.
+    held_work: Mutex<HashSet<i64>>,
     activity_slots: Arc<Semaphore>,
     finished: broadcast::Sender<String>,
     /// Callers of [`Engine::wait_for`], by instance: woken when that
@@ -162,6 +170,7 @@ impl Engine {
             owner: format!("{}-{}", std::process::id(), crate::ids::random_hex()),
             config,
             dispatch: Mutex::default(),
+            held_work: Mutex::default(),
             finished,
             waiters: Mutex::default(),
             versions: Mutex::default(),
@@ -193,10 +202,31 @@ impl Engine {
         self.finished.subscribe()
     }
 
+    /// This engine's lease owner id (`<pid>-<random>`), as stored with the
+    /// leases it holds.
+    #[must_use]
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Instance leases this engine holds now (a query of the task hub).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn instance_leases_held(&self) -> Result<u64, StoreError> {
+        let held = self.store.instance_leases(Some(self.owner.clone()), now_ms()).await?;
+        Ok(held.len() as u64)
+    }
+
+    /// The lease of the activity work items this engine claims or creates.
     fn lease(&self) -> Lease {
         Lease {
             owner: self.owner.clone(),
-            duration_ms: self.config.lease_ms,
+            duration_ms: if self.config.exclusive {
+                self.config.lease_ms
+            } else {
+                self.config.instance_lease_ms.min(self.config.lease_ms)
+            },
         }
     }
 
@@ -267,9 +297,25 @@ impl Engine {
         }
     }
 
-    /// Renews the leases of the hot instances; those lost to another
-    /// engine stop being hot here.
+    /// Renews the leases of the hot instances (those lost to another
+    /// engine stop being hot here) and of the work items queued or running
+    /// here (an attempt whose lease was lost runs on, but its result is
+    /// refused: the new owner delivers the item again).
     async fn renew_leases(&self) {
+        let work: Vec<i64> = self
+            .held_work
+            .lock()
+            .map(|w| w.iter().copied().collect())
+            .unwrap_or_default();
+        if !work.is_empty() {
+            match self.store.renew_work_leases(work, &self.lease(), now_ms()).await {
+                Ok(lost) if !lost.is_empty() => {
+                    tracing::debug!(items = lost.len(), "work item leases lost to another host");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "renewing work item leases failed"),
+            }
+        }
         let ids = self.hot.lock().map(|h| h.ids()).unwrap_or_default();
         if ids.is_empty() {
             return;
@@ -299,6 +345,37 @@ impl Engine {
 
     async fn release_leases(&self) -> Result<(), StoreError> {
         self.store.release_leases(self.owner.clone()).await
+    }
+
+    /// Puts `entry` in the hot cache; the instances it evicts for room are
+    /// no longer hot here, so their leases are released (unless an episode
+    /// of theirs is in flight here: it holds the lease and ends it).
+    fn keep_hot(self: &Arc<Self>, id: &str, entry: HotEntry) {
+        let evicted = match self.hot.lock() {
+            Ok(mut cache) => cache.put(id.to_owned(), entry),
+            Err(_) => return,
+        };
+        if evicted.is_empty() {
+            return;
+        }
+        self.metrics
+            .evictions
+            .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        let idle: Vec<String> = match self.dispatch.lock() {
+            Ok(d) => evicted.into_iter().filter(|e| !d.in_flight.contains(e)).collect(),
+            Err(_) => return,
+        };
+        if idle.is_empty() {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            for id in idle {
+                if let Err(e) = engine.store.release_instance(&id, &engine.owner).await {
+                    tracing::debug!(instance = %id, error = %e, "releasing an evicted instance's lease failed");
+                }
+            }
+        });
     }
 
     /// Queues an episode for `id` (coalescing with one in flight).
@@ -405,8 +482,8 @@ impl Engine {
             return Ok(());
         };
         if input.messages.is_empty() {
-            if let (Some(h), Ok(mut cache)) = (hot, self.hot.lock()) {
-                cache.put(id.to_owned(), h);
+            if let Some(h) = hot {
+                self.keep_hot(id, h);
             }
             return Ok(());
         }
@@ -647,10 +724,7 @@ impl Engine {
         }
         if !finished && self.config.hot_cache {
             entry.history_len = row.history_len + added;
-            if let Ok(mut cache) = self.hot.lock() {
-                let evicted = cache.put(id.to_owned(), entry);
-                self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
-            }
+            self.keep_hot(id, entry);
         }
         Ok(())
     }
@@ -792,7 +866,7 @@ impl Engine {
     }
 
     async fn record_suspension(
-        &self,
+        self: &Arc<Self>,
         input: &crate::store::EpisodeInput,
         hot: Option<HotEntry>,
         messages: Vec<(Millis, Event)>,
@@ -806,11 +880,9 @@ impl Engine {
         self.commit(cp, keep, &row.name).await?;
         // The guest did not run: a hot session stays valid, only the
         // position moved.
-        if let (Some(mut h), true) = (hot, input.history.is_none())
-            && let Ok(mut cache) = self.hot.lock()
-        {
+        if let (Some(mut h), true) = (hot, input.history.is_none()) {
             h.history_len = row.history_len + added;
-            cache.put(row.instance_id.clone(), h);
+            self.keep_hot(&row.instance_id, h);
         }
         Ok(())
     }
@@ -838,7 +910,23 @@ impl Engine {
 
     fn spawn_activity(self: &Arc<Self>, item: WorkItem) {
         let engine = self.clone();
+        if let Ok(mut held) = self.held_work.lock() {
+            held.insert(item.id);
+        }
         tokio::spawn(async move {
+            let item_id = item.id;
+            engine.run_activity(item).await;
+            if let Ok(mut held) = engine.held_work.lock() {
+                held.remove(&item_id);
+            }
+        });
+    }
+
+    /// One attempt of a work item: waits for an activity slot, runs it and
+    /// commits its outcome.
+    async fn run_activity(self: &Arc<Self>, item: WorkItem) {
+        let engine = self;
+        {
             let Ok(_permit) = engine.activity_slots.clone().acquire_owned().await else {
                 return;
             };
@@ -932,7 +1020,7 @@ impl Engine {
                     }
                 }
             }
-        });
+        }
     }
 
     async fn execute_activity(&self, item: &WorkItem) -> Result<String, Failure> {
