@@ -347,6 +347,19 @@ impl Engine {
         self.store.release_leases(self.owner.clone()).await
     }
 
+    /// Ends the lease an episode of `id` took when it committed nothing
+    /// that keeps the instance here (on a shared task hub; a checkpoint
+    /// sets or ends the lease itself). A lease left behind would keep other
+    /// hosts off the instance until it expires, were this host to die.
+    async fn let_go(&self, id: &str) {
+        if self.config.exclusive {
+            return;
+        }
+        if let Err(e) = self.store.release_instance(id, &self.owner).await {
+            tracing::debug!(instance = %id, error = %e, "releasing an instance lease failed");
+        }
+    }
+
     /// Puts `entry` in the hot cache; the instances it evicts for room are
     /// no longer hot here, so their leases are released (unless an episode
     /// of theirs is in flight here: it holds the lease and ends it).
@@ -397,6 +410,7 @@ impl Engine {
                     if let Ok(mut hot) = engine.hot.lock() {
                         hot.remove(&id);
                     }
+                    engine.let_go(&id).await;
                     if e.is_retryable() {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
@@ -479,20 +493,23 @@ impl Engine {
             .as_ref()
             .map(|h| (h.execution_id.clone(), h.history_len, h.version.clone()));
         let Some(input) = self.store.load_episode(id, now, key).await? else {
+            self.let_go(id).await;
             return Ok(());
         };
         if input.messages.is_empty() {
-            if let Some(h) = hot {
-                self.keep_hot(id, h);
+            match hot {
+                Some(h) => self.keep_hot(id, h),
+                None => self.let_go(id).await,
             }
             return Ok(());
         }
         let row = &input.instance;
         if row.status.is_terminal() {
-            return self
-                .store
+            self.store
                 .discard_messages(input.messages.iter().map(|m| m.id).collect())
-                .await;
+                .await?;
+            self.let_go(id).await;
+            return Ok(());
         }
         self.metrics.episodes.fetch_add(1, Ordering::Relaxed);
         let episode_started = Instant::now();
@@ -589,7 +606,9 @@ impl Engine {
                 replay.begin_episode(now, messages);
                 if !replay.is_started() {
                     // Messages for an instance whose ExecutionStarted is gone.
-                    return self.store.discard_messages(consumed).await;
+                    self.store.discard_messages(consumed).await?;
+                    self.let_go(id).await;
+                    return Ok(());
                 }
                 self.metrics.replays.fetch_add(1, Ordering::Relaxed);
                 let parent = replay.parent().cloned();
