@@ -25,8 +25,9 @@
 //! `OrchestratorStarted` at or after the kill time K; the dead host cannot
 //! have run it). The takeover time of X is E − K, or E − T when that
 //! episode was triggered by something that happened after the kill (an
-//! event raised at T > K, a timer due at T > K): an idle instance is not
-//! late because nobody needed it. Every takeover must be within lease
+//! event raised at T > K, a timer due at T > K: the events recorded just
+//! before that `OrchestratorStarted`): an idle instance is not late
+//! because nobody needed it. Every takeover must be within lease
 //! expiry + 2 s; the maximum and median are printed.
 //!
 //! The tests take the failover lock: they never run at the same time (one
@@ -83,6 +84,8 @@ struct Hosts {
     url: String,
     procs: Vec<ServeProcess>,
     addrs: Arc<Mutex<Vec<Option<SocketAddr>>>>,
+    /// Logs of the processes that were replaced (for diagnostics).
+    old_logs: Vec<String>,
 }
 
 fn serve_args() -> Vec<String> {
@@ -99,6 +102,7 @@ impl Hosts {
             url: url.to_owned(),
             procs,
             addrs,
+            old_logs: Vec::new(),
         }
     }
 
@@ -114,8 +118,29 @@ impl Hosts {
     fn restart(&mut self, i: usize) {
         let args = serve_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.procs[i] = ServeProcess::start(&self.url, &args);
+        let old = std::mem::replace(&mut self.procs[i], ServeProcess::start(&self.url, &args));
+        self.old_logs.push(format!("(pid {}) {}", old.pid(), old.log()));
         self.addrs.lock().unwrap()[i] = Some(self.procs[i].addr);
+    }
+
+    /// Every log line (of every process so far) that mentions `what`.
+    fn log_lines(&self, what: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, log) in self
+            .old_logs
+            .iter()
+            .cloned()
+            .chain(self.procs.iter().map(|p| format!("(pid {}) {}", p.pid(), p.log())))
+            .enumerate()
+        {
+            let pid = log.split(')').next().unwrap_or_default().to_owned();
+            out.extend(
+                log.lines()
+                    .filter(|l| l.contains(what))
+                    .map(|l| format!("[{i} {pid})] {l}")),
+            );
+        }
+        out
     }
 
     fn assert_all_running(&mut self) {
@@ -359,7 +384,10 @@ fn verify(
 
 /// The takeover time of each instance leased by a killed host (see the
 /// module documentation), ms.
-fn takeovers(kills: &[(Millis, Vec<String>)], histories: &HashMap<String, Vec<(Millis, Event)>>) -> Vec<(u64, String)> {
+fn takeovers(
+    kills: &[(Millis, Vec<String>)],
+    histories: &HashMap<String, Vec<(Millis, Event)>>,
+) -> Vec<(u64, String, Millis)> {
     let mut out = Vec::new();
     for (k, held) in kills {
         for id in held {
@@ -371,10 +399,11 @@ fn takeovers(kills: &[(Millis, Vec<String>)], histories: &HashMap<String, Vec<(M
                 continue;
             };
             let e = h[start].0;
-            // What that episode consumed: the events after its
-            // OrchestratorStarted that come from outside the guest.
-            let trigger = h[start + 1..]
+            // What that episode consumed: the events recorded before its
+            // OrchestratorStarted, after the previous episode's end.
+            let trigger = h[..start]
                 .iter()
+                .rev()
                 .take_while(|(_, e)| !matches!(e, Event::OrchestratorCompleted))
                 .filter_map(|(ts, e)| match e {
                     Event::EventRaised { .. } => Some(*ts),
@@ -383,7 +412,7 @@ fn takeovers(kills: &[(Millis, Vec<String>)], histories: &HashMap<String, Vec<(M
                 })
                 .min();
             let from = trigger.filter(|t| *t > *k).unwrap_or(*k);
-            out.push((e.saturating_sub(from), id.clone()));
+            out.push((e.saturating_sub(from), id.clone(), *k));
         }
     }
     out
@@ -454,6 +483,24 @@ fn kill_loop(kills_wanted: usize, mix: &Mix, tag: &str) {
     let held: usize = kills.iter().map(|(_, h)| h.len()).sum();
     let median = times.get(times.len() / 2).map_or(0, |t| t.0);
     let max = times.last().cloned().unwrap_or_default();
+    for (ms, id, k) in times.iter().rev().take(3) {
+        let h = &histories[id];
+        let events: Vec<String> = h
+            .iter()
+            .map(|(ts, e)| match e {
+                Event::TimerFired { fire_at, .. } => format!(
+                    "TimerFired(due {:+})@{:+}",
+                    *fire_at as i64 - *k as i64,
+                    *ts as i64 - *k as i64
+                ),
+                _ => format!("{}@{:+}", e.type_name(), *ts as i64 - *k as i64),
+            })
+            .collect();
+        println!("slow takeover {ms} ms: {id}, kill at {k}: {}", events.join(" "));
+        for l in hosts.log_lines(id) {
+            println!("  {l}");
+        }
+    }
     println!(
         "failover: {} kills, {total} starts accepted ({} instances in the hub), {held} leases held by killed hosts, \
          {} takeovers measured: median {median} ms, max {} ms ({}), lease {LEASE_MS} ms, run {:.0} s",
@@ -473,7 +520,10 @@ fn kill_loop(kills_wanted: usize, mix: &Mix, tag: &str) {
         "takeover of {} took {} ms (lease {LEASE_MS} ms + 2 s allowed); slowest: {:?}",
         max.1,
         max.0,
-        &times[times.len().saturating_sub(10)..]
+        times[times.len().saturating_sub(10)..]
+            .iter()
+            .map(|t| (t.0, &t.1))
+            .collect::<Vec<_>>()
     );
     drop(hosts);
     drop(store);
