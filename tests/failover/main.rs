@@ -533,7 +533,7 @@ fn kill_loop(kills_wanted: usize, mix: &Mix, tag: &str) {
 fn hosts_killed_with_sigkill_hand_their_instances_over() {
     let mix = Mix {
         hello: 1_000,
-        fanouts: 8,
+        fanouts: 4,
         waiters: 40,
         timers: 40,
         subs: 15,

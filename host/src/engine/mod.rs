@@ -244,8 +244,23 @@ impl Engine {
                 tracing::warn!(error = %e, "reclaiming leases failed");
             }
             engine.claim_work(engine.config.exclusive).await;
-            let renew_every = (engine.config.instance_lease_ms / 3).max(1);
-            let mut renewed_at = now_ms();
+            if !engine.config.exclusive {
+                // Renewals run on their own: a slow inbox poll or claim
+                // must not let this host's leases lapse.
+                let renewer = engine.clone();
+                let mut stop = stop_rx.clone();
+                let every = Duration::from_millis((engine.config.instance_lease_ms / 3).max(1));
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(every);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            _ = tick.tick() => renewer.renew_leases().await,
+                        }
+                    }
+                });
+            }
             let mut tick = tokio::time::interval(engine.config.poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut ticks: u64 = 0;
@@ -270,10 +285,6 @@ impl Engine {
                         match engine.store.due_instances(now_ms(), 1024, &engine.owner).await {
                             Ok(ids) => ids.iter().for_each(|id| engine.schedule(id)),
                             Err(e) => tracing::warn!(error = %e, "polling the inbox failed"),
-                        }
-                        if !engine.config.exclusive && now_ms() >= renewed_at + renew_every {
-                            renewed_at = now_ms();
-                            engine.renew_leases().await;
                         }
                         // Retries whose delay passed, and expired leases.
                         if ticks.is_multiple_of(4) {
@@ -316,7 +327,21 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "renewing work item leases failed"),
             }
         }
-        let ids = self.hot.lock().map(|h| h.ids()).unwrap_or_default();
+        let mut ids: HashSet<String> = self
+            .hot
+            .lock()
+            .map(|h| h.ids())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        // Episodes in flight hold the lease they took, and keep it however
+        // long they run (a replay of a long history, a slow database):
+        // otherwise another host would run the same episode meanwhile and
+        // one of the two commits would be refused.
+        if let Ok(d) = self.dispatch.lock() {
+            ids.extend(d.in_flight.iter().cloned());
+        }
+        let ids: Vec<String> = ids.into_iter().collect();
         if ids.is_empty() {
             return;
         }
