@@ -231,8 +231,9 @@ impl Engine {
     }
 
     /// Starts the dispatcher. Work items leased by an earlier (dead) process
-    /// are reclaimed at once: the caller guarantees it is the only engine on
-    /// this task hub (see `cli::serve`'s lock file).
+    /// are reclaimed at once when `config.exclusive`: the caller guarantees
+    /// it is the only engine on this task hub (see
+    /// [`crate::store::Provider::claim_host`]).
     pub fn run(self: &Arc<Self>) -> Running {
         let (stop, mut stop_rx) = watch::channel(false);
         let engine = self.clone();
