@@ -511,6 +511,10 @@ fn kill_loop(kills_wanted: usize, mix: &Mix, tag: &str) {
         max.1,
         began.elapsed().as_secs_f64()
     );
+    // Commits wait for fsync: a disk saturated by other processes stalls
+    // every host at once (shown, to tell such a stall from a slow takeover).
+    let io = std::fs::read_to_string("/proc/pressure/io").unwrap_or_default();
+    println!("io pressure of the machine: {}", io.trim().replace('\n', "; "));
     assert!(
         !times.is_empty(),
         "no takeover was measured: the kills hit idle hosts only"
