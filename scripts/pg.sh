@@ -5,6 +5,10 @@
 #                         with apt-get when initdb is missing)
 #   scripts/pg.sh url     print its URL (postgres://postgres@127.0.0.1:PORT/postgres)
 #   scripts/pg.sh stop    stop it
+#   scripts/pg.sh restart [fast|immediate]
+#                         restart the running cluster (immediate: like a
+#                         crash, recovery from the WAL at start); for the
+#                         failover tests
 #
 # It lives in target/pg/ (or /tmp when the server's user cannot reach the
 # checkout) and listens on 127.0.0.1 only, on the first free port from 55432 (or
@@ -152,15 +156,28 @@ stop() {
     fi
 }
 
+restart() {
+    local mode="${1:-fast}"
+    case "$mode" in
+        fast | immediate | smart) ;;
+        *) echo "pg.sh: restart mode must be fast, immediate or smart" >&2; exit 2 ;;
+    esac
+    bindir="$(pg_bindir)" || { echo "pg.sh: PostgreSQL not found" >&2; exit 1; }
+    running || { echo "pg.sh: no running cluster to restart; run scripts/pg.sh start" >&2; exit 1; }
+    as_owner "$bindir/pg_ctl" -D "$data" -l "$log" -m "$mode" -w -t 60 restart >/dev/null \
+        || { tail -n 20 "$log" >&2; exit 1; }
+}
+
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    restart) restart "${2:-fast}" ;;
     url)
         [[ -f "$state/port" ]] || { echo "pg.sh: no cluster; run scripts/pg.sh start" >&2; exit 1; }
         url
         ;;
     *)
-        echo "usage: $0 start|stop|url" >&2
+        echo "usage: $0 start|stop|url|restart [fast|immediate]" >&2
         exit 2
         ;;
 esac

@@ -28,6 +28,7 @@
 //! | `cairn_hot_cache_hits_total`, `cairn_hot_cache_misses_total` | counter | |
 //! | `cairn_hot_instances` | gauge | |
 //! | `cairn_hot_evictions_total` | counter | |
+//! | `cairn_instance_leases_held` | gauge: instance leases this host holds | |
 //! | `cairn_checkpoint_duration_seconds` | histogram | |
 //! | `cairn_http_requests_total` | counter | `method`, `route`, `status` |
 //! | `cairn_http_request_duration_seconds` | histogram | `method`, `route` |
@@ -128,6 +129,8 @@ pub struct Snapshot {
     pub hot_hits: u64,
     pub hot_misses: u64,
     pub evictions: u64,
+    /// Unexpired instance leases held by this host's engine.
+    pub instance_leases: u64,
 }
 
 impl Default for Telemetry {
@@ -278,6 +281,13 @@ impl Telemetry {
             "Hot instances evicted from memory.",
             counter_of(s.evictions),
         );
+        let leases = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        leases.set(i64::try_from(s.instance_leases).unwrap_or(i64::MAX));
+        r.register(
+            "cairn_instance_leases_held",
+            "Instance leases this host holds (instances it runs or keeps hot; another host takes one over only after it expires).",
+            leases,
+        );
         r.register(
             "cairn_http_requests",
             "HTTP requests answered, by route template and status.",
@@ -416,6 +426,7 @@ mod tests {
             "cairn_activity_duration_seconds_bucket{",
             "cairn_queue_ready{queue=\"inbox\"} 0",
             "cairn_hot_cache_hits_total 0",
+            "cairn_instance_leases_held 0",
             "# EOF",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");

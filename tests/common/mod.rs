@@ -2,6 +2,9 @@
 //! task hub in a temporary directory.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pg;
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

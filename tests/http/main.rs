@@ -14,6 +14,7 @@ mod df_client;
 mod failures;
 mod flood;
 mod metrics;
+mod multihost;
 mod otlp;
 mod own;
 mod routes;

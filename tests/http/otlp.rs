@@ -6,8 +6,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tokio::net::TcpListener;
 
+use crate::common::serve::{ServeProcess, cairn_cli};
 use crate::common::{TempDir, repo_root};
 
 /// The spans received so far.
@@ -80,16 +79,9 @@ async fn receiver() -> (String, Spans) {
 }
 
 struct Serve {
-    child: Child,
+    server: ServeProcess,
     addr: String,
     _dir: TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve(otlp: &str, components: &[&str]) -> Serve {
@@ -97,40 +89,17 @@ fn serve(otlp: &str, components: &[&str]) -> Serve {
     let db = dir.0.join("hub.db");
     for c in components {
         let path = repo_root().join(format!("target/guests/rust/{c}.wasm"));
-        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .arg("--db")
-            .arg(&db)
-            .args(["deploy", path.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        let db = db.to_str().unwrap();
+        let (ok, _, err) = cairn_cli(&["--db", db, "deploy", path.to_str().unwrap()]);
+        assert!(ok, "{err}");
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .arg("--db")
-        .arg(&db)
-        .args(["serve", "--listen", "127.0.0.1:0", "--otlp-endpoint", otlp])
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("management API on http://").nth(1)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("cairn serve printed its address");
-    Serve { child, addr, _dir: dir }
+    let server = ServeProcess::start_with_env(&db, &["--otlp-endpoint", otlp], &[("OTEL_BSP_SCHEDULE_DELAY", "100")]);
+    let addr = server.addr.to_string();
+    Serve {
+        server,
+        addr,
+        _dir: dir,
+    }
 }
 
 fn attr(span: &Span, key: &str) -> Option<AnyValue> {

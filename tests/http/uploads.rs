@@ -1,9 +1,7 @@
 //! Memory of concurrent component uploads (issue 10, item 3), measured on
 //! a real `cairn serve` process so that no other test shares the numbers.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +13,7 @@ use crate::{Reply, parse_reply};
 
 /// A `cairn serve` child process on a temporary task hub.
 struct ServeProcess {
-    child: Child,
+    server: crate::common::serve::ServeProcess,
     addr: SocketAddr,
     _dir: TempDir,
 }
@@ -23,41 +21,18 @@ struct ServeProcess {
 impl ServeProcess {
     fn start(extra: &[&str]) -> Self {
         let dir = TempDir::new("serve-rss");
-        let db = dir.0.join("hub.db");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .arg("--db")
-            .arg(&db)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The address is on the banner line; keep draining stderr after it.
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("management API on http://").nth(1)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("cairn serve printed its address")
-            .parse()
-            .unwrap();
-        Self { child, addr, _dir: dir }
+        let server = crate::common::serve::ServeProcess::start(dir.0.join("hub.db"), extra);
+        let addr = server.addr;
+        Self {
+            server,
+            addr,
+            _dir: dir,
+        }
     }
 
     /// A `kB` field of `/proc/<pid>/status` (VmRSS, VmHWM), in MiB.
     fn status_mib(&self, field: &str) -> u64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.server.pid())).unwrap();
         let kib: u64 = text
             .lines()
             .find(|l| l.starts_with(field))
@@ -65,13 +40,6 @@ impl ServeProcess {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{field} missing from /proc status"));
         kib / 1024
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

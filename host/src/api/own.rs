@@ -163,6 +163,7 @@ impl Api {
             hot_hits: load(&m.hot_resumes),
             hot_misses: load(&m.replays),
             evictions: load(&m.evictions),
+            instance_leases: self.engine.instance_leases_held().await?,
         };
         let text = self
             .engine

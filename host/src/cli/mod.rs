@@ -1,7 +1,6 @@
 //! The `cairn` command line. Verbs work directly on the task hub file (as
 //! `func durable` works on storage); `serve` runs the workers.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use crate::engine::{Engine, EngineConfig, wait_for_instance};
 use crate::history::Event;
 use crate::hub::{Hub, HubError};
 use crate::status::{StatusOptions, history_table, status_json};
-use crate::store::StoreError;
+use crate::store::{Hosting, StoreError};
 
 mod remote;
 
@@ -34,10 +33,6 @@ pub enum CliError {
     Remote { status: u16, message: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error(
-        "another `cairn serve` is already running on task hub {0} (lock file held); stop it first or use another --db"
-    )]
-    HubBusy(PathBuf),
     #[error("the replay of {0} differs from its recorded history (see the report above)")]
     ReplayDiffers(String),
 }
@@ -162,6 +157,18 @@ pub enum Command {
         /// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL).
         #[arg(long, value_name = "URL")]
         otlp_endpoint: Option<String>,
+        /// Lease of an instance this host runs or keeps hot, e.g. 30s, 3s,
+        /// 500ms (renewed every third of it while held). On a PostgreSQL
+        /// task hub another host takes a dead host's instances over after
+        /// it expires (its activities too: their leases are as long).
+        #[arg(
+            long,
+            env = "CAIRN_INSTANCE_LEASE",
+            value_name = "DURATION",
+            default_value = "30s",
+            value_parser = parse_duration
+        )]
+        instance_lease: Duration,
     },
     /// Deploy components; prints each function's name, kind and version.
     Deploy {
@@ -389,38 +396,29 @@ fn json_arg(arg: Option<&str>) -> Result<Option<String>, CliError> {
     }
 }
 
-/// The exclusive lock a running engine holds on a SQLite task hub.
-pub struct HubLock {
-    _file: Option<File>,
-}
-
-/// Takes the engine lock of the task hub at `db`. A PostgreSQL task hub is
-/// shared by many hosts (they coordinate through instance and work-item
-/// leases): it has no lock file, and this always succeeds.
+/// Parses a duration such as `30s`, `500ms`, `2m` or `1h` (a positive
+/// whole number and a unit).
 ///
 /// # Errors
-/// [`CliError::HubBusy`] when another process holds it.
-pub fn lock_hub(db: &Path) -> Result<HubLock, CliError> {
-    if crate::store::is_postgres(db) {
-        return Ok(HubLock { _file: None });
+/// A message saying what is expected.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let expected = || format!("{text:?}: expected a duration such as 30s, 3s or 500ms (units: ms, s, m, h)");
+    let n: u64 = digits.parse().map_err(|_| expected())?;
+    let ms_per = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(expected()),
+    };
+    let ms = n.checked_mul(ms_per).ok_or_else(expected)?;
+    if ms == 0 {
+        return Err(format!("{text:?}: the duration must be more than zero"));
     }
-    let mut name = db.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
-    name.push(".lock");
-    let path = db.with_file_name(name);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| CliError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(HubLock { _file: Some(file) }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::HubBusy(db.to_owned())),
-        Err(std::fs::TryLockError::Error(source)) => Err(CliError::Io { path, source }),
-    }
+    Ok(Duration::from_millis(ms))
 }
 
 fn print_json(v: &serde_json::Value) {
@@ -461,6 +459,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             max_concurrent_deploys,
             allow_origin,
             otlp_endpoint,
+            instance_lease,
         } => {
             if let Some(endpoint) = crate::traces::endpoint_from(otlp_endpoint.as_deref()) {
                 crate::traces::init(&endpoint).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -475,12 +474,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 max_concurrent_deploys,
                 ..ApiConfig::default()
             };
-            let hot = HotCache {
-                enabled: !no_hot_cache,
-                max_instances: max_hot_instances,
-                max_memory: max_hot_memory_mib.saturating_mul(1 << 20),
+            let engine = EngineConfig {
+                hot_cache: !no_hot_cache,
+                max_hot_instances: max_hot_instances.max(1),
+                max_hot_memory: max_hot_memory_mib.saturating_mul(1 << 20),
+                instance_lease_ms: u64::try_from(instance_lease.as_millis()).unwrap_or(u64::MAX / 2),
+                ..EngineConfig::default()
             };
-            serve(&cli.db, hub, &listen, hot, api).await
+            serve(&cli.db, hub, &listen, engine, api).await
         }
         Command::Deploy {
             files,
@@ -519,7 +520,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .await?;
             print_out(&format!("{id}\n"));
             if let Some(secs) = wait {
-                let row = wait_here(&cli.db, &hub, id.as_str(), Duration::from_secs(secs)).await?;
+                let row = wait_here(&hub, id.as_str(), Duration::from_secs(secs)).await?;
                 let opts = StatusOptions::default();
                 print_json(&status_json(&row, None, opts));
                 if !row.status.is_terminal() {
@@ -654,7 +655,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     "delete-task-hub deletes every instance and component; pass --yes to confirm".into(),
                 ));
             }
-            let _lock = lock_hub(&cli.db)?;
+            // Not under a running server of a one-host task hub.
+            hub.store.claim_host()?;
             let n = hub.delete_task_hub().await?;
             eprintln!(
                 "deleted task hub {}: {n} instance(s) and every component",
@@ -758,12 +760,13 @@ fn print_continuation(token: Option<&str>) {
 }
 
 /// Waits for an instance. When no server runs on the task hub, runs the
-/// engine in this process until the instance finishes.
-async fn wait_here(db: &Path, hub: &Hub, id: &str, timeout: Duration) -> Result<crate::store::InstanceRow, CliError> {
-    match lock_hub(db) {
-        Ok(_lock) => {
+/// engine in this process until the instance finishes (on a shared task
+/// hub, beside the servers).
+async fn wait_here(hub: &Hub, id: &str, timeout: Duration) -> Result<crate::store::InstanceRow, CliError> {
+    match hub.store.claim_host() {
+        Ok(hosting) => {
             let config = EngineConfig {
-                exclusive: !crate::store::is_postgres(db),
+                exclusive: hosting == Hosting::Exclusive,
                 ..EngineConfig::default()
             };
             let engine = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
@@ -772,20 +775,14 @@ async fn wait_here(db: &Path, hub: &Hub, id: &str, timeout: Duration) -> Result<
             running.shutdown(&engine, Duration::from_secs(5)).await;
             Ok(row?)
         }
-        Err(CliError::HubBusy(_)) => Ok(wait_for_instance(&hub.store, None, id, timeout).await?),
-        Err(e) => Err(e),
+        Err(StoreError::HostBusy(_)) => Ok(wait_for_instance(&hub.store, None, id, timeout).await?),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// `serve`'s hot cache settings.
-struct HotCache {
-    enabled: bool,
-    max_instances: usize,
-    max_memory: usize,
-}
-
-async fn serve(db: &Path, hub: Hub, listen: &str, hot: HotCache, api: ApiConfig) -> Result<(), CliError> {
-    let _lock = lock_hub(db)?;
+async fn serve(db: &Path, hub: Hub, listen: &str, engine: EngineConfig, api: ApiConfig) -> Result<(), CliError> {
+    // SQLite: the one-host guard, held by the store until it is dropped.
+    let hosting = hub.store.claim_host()?;
     let addr = resolve_listen(listen).await?;
     crate::api::check_listen(addr, &api).map_err(|e| CliError::Usage(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -793,15 +790,12 @@ async fn serve(db: &Path, hub: Hub, listen: &str, hot: HotCache, api: ApiConfig)
         .map_err(|e| CliError::Usage(format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr().unwrap_or(addr);
     let config = EngineConfig {
-        hot_cache: hot.enabled,
-        max_hot_instances: hot.max_instances.max(1),
-        max_hot_memory: hot.max_memory,
         // A lease outlives the longest activity call.
         lease_ms: u64::try_from(hub.sandbox.limits().activity_cpu.as_millis()).unwrap_or(u64::MAX / 2) + 60_000,
         // Many hosts may serve a PostgreSQL task hub: no lease is void at
         // start-up, and each episode runs under an instance lease.
-        exclusive: !crate::store::is_postgres(db),
-        ..EngineConfig::default()
+        exclusive: hosting == Hosting::Exclusive,
+        ..engine
     };
     let engine: Arc<Engine> = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
     let api = crate::api::Api::new(hub, engine.clone(), api).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -874,5 +868,35 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_their_unit_and_refuse_zero_and_garbage() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration(" 1h "), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "0s",
+            "0ms",
+            "30",
+            "s",
+            "3 sec",
+            "-1s",
+            "1.5s",
+            "99999999999999999999h",
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(
+                e.contains("expected a duration") || e.contains("more than zero"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

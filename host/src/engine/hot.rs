@@ -87,16 +87,20 @@ impl HotCache {
         drop(self.take(id));
     }
 
-    /// Inserts an entry; returns how many entries were evicted for room.
-    pub fn put(&mut self, id: String, entry: HotEntry) -> usize {
-        let mut evicted = 0;
+    /// Inserts an entry; returns the ids of the entries evicted for room
+    /// (their instances are no longer hot here: the engine releases their
+    /// leases). Replacing an entry of the same id evicts nothing.
+    pub fn put(&mut self, id: String, entry: HotEntry) -> Vec<String> {
+        let mut evicted = Vec::new();
         if self.entries.is_empty() {
             self.empty_level = (self.resident)();
         }
         self.memory += entry.memory;
-        if let Some((_, old)) = self.entries.push(id, entry) {
+        if let Some((old_id, old)) = self.entries.push(id.clone(), entry) {
             self.memory = self.memory.saturating_sub(old.memory);
-            evicted += 1;
+            if old_id != id {
+                evicted.push(old_id);
+            }
         }
         self.since_check += 1;
         let excess = match self.empty_level {
@@ -116,9 +120,11 @@ impl HotCache {
         };
         let mut to_evict = excess;
         while to_evict > 0 && self.entries.len() > 1 {
-            let Some((_, old)) = self.entries.pop_lru() else { break };
+            let Some((old_id, old)) = self.entries.pop_lru() else {
+                break;
+            };
             self.memory = self.memory.saturating_sub(old.memory);
-            evicted += 1;
+            evicted.push(old_id);
             to_evict -= 1;
             // Counting declared memory: evict until it fits.
             if self.empty_level.is_none() && self.memory > self.max_memory {
@@ -130,14 +136,18 @@ impl HotCache {
 
     /// The host ran out of memory or memory mappings with this many hot
     /// instances: from now on, keep at most 7/8 of them; evicts the rest
-    /// and returns how many.
-    pub fn shrink_after_exhaustion(&mut self) -> usize {
+    /// and returns their ids.
+    pub fn shrink_after_exhaustion(&mut self) -> Vec<String> {
         let keep = self.entries.len() - self.entries.len() / 8;
-        let before = self.entries.len();
+        let mut evicted = Vec::new();
+        while self.entries.len() > keep {
+            let Some((id, old)) = self.entries.pop_lru() else { break };
+            self.memory = self.memory.saturating_sub(old.memory);
+            evicted.push(id);
+        }
         self.entries
             .resize(NonZeroUsize::new(keep).unwrap_or(NonZeroUsize::MIN));
-        self.memory = self.entries.iter().map(|(_, e)| e.memory).sum();
-        before - self.entries.len()
+        evicted
     }
 
     /// Ids of every hot instance.
@@ -243,7 +253,7 @@ mod tests {
         }
         let mut cache = HotCache::with_resident(10_000, usize::MAX, resident);
         fill(&mut cache, &HOT, 800, MIB);
-        assert_eq!(cache.shrink_after_exhaustion(), 100);
+        assert_eq!(cache.shrink_after_exhaustion().len(), 100);
         assert_eq!(cache.len(), 700);
         fill(&mut cache, &HOT, 100, MIB);
         assert_eq!(cache.len(), 700, "the lower bound stays");

@@ -39,6 +39,11 @@ pub struct EngineConfig {
     /// Activities running at once (default 64).
     pub activity_concurrency: usize,
     /// Lease of an activity work item, ms (default: activity time limit + 60 s).
+    /// On a shared task hub (`exclusive: false`) work items are leased for
+    /// `instance_lease_ms` instead and renewed while this engine has them
+    /// queued or running, so that a dead host's activities run elsewhere
+    /// after that expiry; `lease_ms` then only bounds how long a result's
+    /// commit is retried.
     pub lease_ms: u64,
     /// Inbox poll interval for other processes' messages and expired leases
     /// while there is work (default 50 ms); an idle engine backs off to
@@ -113,6 +118,9 @@ pub struct Engine {
     owner: String,
     dispatch: Mutex<Dispatch>,
     hot: Mutex<HotCache>,
+    /// Work items leased to this engine whose attempt has not ended
+    /// (queued for a slot or running): their leases are renewed.
+    held_work: Mutex<HashSet<i64>>,
     activity_slots: Arc<Semaphore>,
     finished: broadcast::Sender<String>,
     /// Callers of [`Engine::wait_for`], by instance: woken when that
@@ -168,6 +176,7 @@ impl Engine {
             owner: format!("{}-{}", std::process::id(), crate::ids::random_hex()),
             config,
             dispatch: Mutex::default(),
+            held_work: Mutex::default(),
             finished,
             waiters: Mutex::default(),
             versions: Mutex::default(),
@@ -200,16 +209,38 @@ impl Engine {
         self.finished.subscribe()
     }
 
+    /// This engine's lease owner id (`<pid>-<random>`), as stored with the
+    /// leases it holds.
+    #[must_use]
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Instance leases this engine holds now (a query of the task hub).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn instance_leases_held(&self) -> Result<u64, StoreError> {
+        let held = self.store.instance_leases(Some(self.owner.clone()), now_ms()).await?;
+        Ok(held.len() as u64)
+    }
+
+    /// The lease of the activity work items this engine claims or creates.
     fn lease(&self) -> Lease {
         Lease {
             owner: self.owner.clone(),
-            duration_ms: self.config.lease_ms,
+            duration_ms: if self.config.exclusive {
+                self.config.lease_ms
+            } else {
+                self.config.instance_lease_ms.min(self.config.lease_ms)
+            },
         }
     }
 
     /// Starts the dispatcher. Work items leased by an earlier (dead) process
-    /// are reclaimed at once: the caller guarantees it is the only engine on
-    /// this task hub (see `cli::serve`'s lock file).
+    /// are reclaimed at once when `config.exclusive`: the caller guarantees
+    /// it is the only engine on this task hub (see
+    /// [`crate::store::Provider::claim_host`]).
     pub fn run(self: &Arc<Self>) -> Running {
         let (stop, mut stop_rx) = watch::channel(false);
         let engine = self.clone();
@@ -221,8 +252,24 @@ impl Engine {
                 tracing::warn!(error = %e, "reclaiming leases failed");
             }
             engine.claim_work(engine.config.exclusive).await;
+            if !engine.config.exclusive {
+                // Renewals run on their own: a slow inbox poll or claim
+                // must not let this host's leases lapse.
+                let renewer = engine.clone();
+                let mut stop = stop_rx.clone();
+                let every = Duration::from_millis((engine.config.instance_lease_ms / 3).max(1));
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(every);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            _ = tick.tick() => renewer.renew_leases().await,
+                        }
+                    }
+                });
+            }
             let renew_every = (engine.config.instance_lease_ms / 3).max(1);
-            let mut renewed_at = now_ms();
             let base = engine.config.poll_interval;
             // Idle, poll at least twice per lease renewal period.
             let max_idle = pace::MAX_IDLE_POLL.min(Duration::from_millis(renew_every / 2));
@@ -265,10 +312,6 @@ impl Engine {
                             }
                             Err(e) => tracing::warn!(error = %e, "polling the inbox failed"),
                         }
-                        if !engine.config.exclusive && now_ms() >= renewed_at + renew_every {
-                            renewed_at = now_ms();
-                            engine.renew_leases().await;
-                        }
                         // Retries whose delay passed, and expired leases.
                         if due || claimed_at.elapsed() >= base.saturating_mul(4) {
                             claimed_at = tokio::time::Instant::now();
@@ -302,10 +345,40 @@ impl Engine {
         }
     }
 
-    /// Renews the leases of the hot instances; those lost to another
-    /// engine stop being hot here.
+    /// Renews the leases of the hot instances (those lost to another
+    /// engine stop being hot here) and of the work items queued or running
+    /// here (an attempt whose lease was lost runs on, but its result is
+    /// refused: the new owner delivers the item again).
     async fn renew_leases(&self) {
-        let ids = self.hot.lock().map(|h| h.ids()).unwrap_or_default();
+        let work: Vec<i64> = self
+            .held_work
+            .lock()
+            .map(|w| w.iter().copied().collect())
+            .unwrap_or_default();
+        if !work.is_empty() {
+            match self.store.renew_work_leases(work, &self.lease(), now_ms()).await {
+                Ok(lost) if !lost.is_empty() => {
+                    tracing::debug!(items = lost.len(), "work item leases lost to another host");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "renewing work item leases failed"),
+            }
+        }
+        let mut ids: HashSet<String> = self
+            .hot
+            .lock()
+            .map(|h| h.ids())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        // Episodes in flight hold the lease they took, and keep it however
+        // long they run (a replay of a long history, a slow database):
+        // otherwise another host would run the same episode meanwhile and
+        // one of the two commits would be refused.
+        if let Ok(d) = self.dispatch.lock() {
+            ids.extend(d.in_flight.iter().cloned());
+        }
+        let ids: Vec<String> = ids.into_iter().collect();
         if ids.is_empty() {
             return;
         }
@@ -336,6 +409,56 @@ impl Engine {
         self.store.release_leases(self.owner.clone()).await
     }
 
+    /// Ends the lease an episode of `id` took when it committed nothing
+    /// that keeps the instance here (on a shared task hub; a checkpoint
+    /// sets or ends the lease itself). A lease left behind would keep other
+    /// hosts off the instance until it expires, were this host to die.
+    async fn let_go(&self, id: &str) {
+        if self.config.exclusive {
+            return;
+        }
+        if let Err(e) = self.store.release_instance(id, &self.owner).await {
+            tracing::debug!(instance = %id, error = %e, "releasing an instance lease failed");
+        }
+    }
+
+    /// Puts `entry` in the hot cache; the instances it evicts for room are
+    /// no longer hot here, so their leases are released (unless an episode
+    /// of theirs is in flight here: it holds the lease and ends it).
+    fn keep_hot(self: &Arc<Self>, id: &str, entry: HotEntry) {
+        let evicted = match self.hot.lock() {
+            Ok(mut cache) => cache.put(id.to_owned(), entry),
+            Err(_) => return,
+        };
+        self.release_evicted(evicted);
+    }
+
+    /// Counts instances evicted from the hot cache and releases the leases
+    /// of those without an episode in flight here.
+    fn release_evicted(self: &Arc<Self>, evicted: Vec<String>) {
+        if evicted.is_empty() {
+            return;
+        }
+        self.metrics
+            .evictions
+            .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        let idle: Vec<String> = match self.dispatch.lock() {
+            Ok(d) => evicted.into_iter().filter(|e| !d.in_flight.contains(e)).collect(),
+            Err(_) => return,
+        };
+        if idle.is_empty() {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            for id in idle {
+                if let Err(e) = engine.store.release_instance(&id, &engine.owner).await {
+                    tracing::debug!(instance = %id, error = %e, "releasing an evicted instance's lease failed");
+                }
+            }
+        });
+    }
+
     /// Queues an episode for `id` (coalescing with one in flight).
     fn schedule(self: &Arc<Self>, id: &str) {
         {
@@ -355,6 +478,7 @@ impl Engine {
                     if let Ok(mut hot) = engine.hot.lock() {
                         hot.remove(&id);
                     }
+                    engine.let_go(&id).await;
                     if e.is_retryable() {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
@@ -437,20 +561,23 @@ impl Engine {
             .as_ref()
             .map(|h| (h.execution_id.clone(), h.history_len, h.version.clone()));
         let Some(input) = self.store.load_episode(id, now, key).await? else {
+            self.let_go(id).await;
             return Ok(());
         };
         if input.messages.is_empty() {
-            if let (Some(h), Ok(mut cache)) = (hot, self.hot.lock()) {
-                cache.put(id.to_owned(), h);
+            match hot {
+                Some(h) => self.keep_hot(id, h),
+                None => self.let_go(id).await,
             }
             return Ok(());
         }
         let row = &input.instance;
         if row.status.is_terminal() {
-            return self
-                .store
+            self.store
                 .discard_messages(input.messages.iter().map(|m| m.id).collect())
-                .await;
+                .await?;
+            self.let_go(id).await;
+            return Ok(());
         }
         self.metrics.episodes.fetch_add(1, Ordering::Relaxed);
         let episode_started = Instant::now();
@@ -547,7 +674,9 @@ impl Engine {
                 replay.begin_episode(now, messages);
                 if !replay.is_started() {
                     // Messages for an instance whose ExecutionStarted is gone.
-                    return self.store.discard_messages(consumed).await;
+                    self.store.discard_messages(consumed).await?;
+                    self.let_go(id).await;
+                    return Ok(());
                 }
                 self.metrics.replays.fetch_add(1, Ordering::Relaxed);
                 let parent = replay.parent().cloned();
@@ -593,13 +722,18 @@ impl Engine {
                 // Nothing is recorded: the inbox keeps the messages, and a
                 // later poll runs the episode again, with room made now.
                 drop(entry);
-                let evicted = self.hot.lock().map(|mut h| h.shrink_after_exhaustion()).unwrap_or(0);
-                self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
+                let evicted = self
+                    .hot
+                    .lock()
+                    .map(|mut h| h.shrink_after_exhaustion())
+                    .unwrap_or_default();
                 tracing::warn!(
                     instance = %id,
-                    evicted,
+                    evicted = evicted.len(),
                     "the host ran out of memory for a guest; hot instances evicted, the episode will run again: {error}"
                 );
+                self.release_evicted(evicted);
+                self.let_go(id).await;
                 return Ok(());
             }
             None => {
@@ -699,10 +833,7 @@ impl Engine {
         }
         if !finished && self.config.hot_cache {
             entry.history_len = row.history_len + added;
-            if let Ok(mut cache) = self.hot.lock() {
-                let evicted = cache.put(id.to_owned(), entry);
-                self.metrics.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
-            }
+            self.keep_hot(id, entry);
         }
         Ok(())
     }
@@ -860,7 +991,7 @@ impl Engine {
     }
 
     async fn record_suspension(
-        &self,
+        self: &Arc<Self>,
         input: &crate::store::EpisodeInput,
         hot: Option<HotEntry>,
         messages: Vec<(Millis, Event)>,
@@ -874,11 +1005,9 @@ impl Engine {
         self.commit(cp, keep, &row.name).await?;
         // The guest did not run: a hot session stays valid, only the
         // position moved.
-        if let (Some(mut h), true) = (hot, input.history.is_none())
-            && let Ok(mut cache) = self.hot.lock()
-        {
+        if let (Some(mut h), true) = (hot, input.history.is_none()) {
             h.history_len = row.history_len + added;
-            cache.put(row.instance_id.clone(), h);
+            self.keep_hot(&row.instance_id, h);
         }
         Ok(())
     }
@@ -906,7 +1035,23 @@ impl Engine {
 
     fn spawn_activity(self: &Arc<Self>, item: WorkItem) {
         let engine = self.clone();
+        if let Ok(mut held) = self.held_work.lock() {
+            held.insert(item.id);
+        }
         tokio::spawn(async move {
+            let item_id = item.id;
+            engine.run_activity(item).await;
+            if let Ok(mut held) = engine.held_work.lock() {
+                held.remove(&item_id);
+            }
+        });
+    }
+
+    /// One attempt of a work item: waits for an activity slot, runs it and
+    /// commits its outcome.
+    async fn run_activity(self: &Arc<Self>, item: WorkItem) {
+        let engine = self;
+        {
             let Ok(_permit) = engine.activity_slots.clone().acquire_owned().await else {
                 return;
             };
@@ -1005,7 +1150,7 @@ impl Engine {
                     }
                 }
             }
-        });
+        }
     }
 
     async fn execute_activity(&self, item: &WorkItem) -> Result<String, Failure> {

@@ -80,6 +80,12 @@ pub enum StoreError {
     Decode(String),
     #[error("the store's writer has stopped")]
     Closed,
+    /// The task hub admits one engine host and another process is it
+    /// (SQLite's one-host guard).
+    #[error(
+        "another `cairn serve` is already running on task hub {0} (lock file held); stop it first or use another --db"
+    )]
+    HostBusy(String),
 }
 
 impl StoreError {
@@ -174,6 +180,16 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Checks that the task hub answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Prepares this handle to run an engine and says how the task hub is
+    /// shared. SQLite admits one engine host per file: this takes its guard
+    /// (a lock file beside the database), held until the handle's last
+    /// clone is dropped, and answers [`Hosting::Exclusive`];
+    /// [`StoreError::HostBusy`] when another process holds it. PostgreSQL
+    /// admits any number of hosts (they coordinate through leases):
+    /// [`Hosting::Shared`]. Handles that only read or manage (the CLI's
+    /// verbs) never claim, and work while a server runs.
+    fn claim_host(&self) -> Result<Hosting, StoreError>;
 
     // ---- components ---------------------------------------------------
 
@@ -355,6 +371,14 @@ pub trait Provider: Send + Sync + 'static {
         lease: &Lease,
         now: Millis,
     ) -> Result<Vec<String>, StoreError>;
+    /// The unexpired instance leases at `now` (only `owner`'s when given),
+    /// ordered by instance id: for `/metrics` and operators.
+    async fn instance_leases(&self, owner: Option<String>, now: Millis) -> Result<Vec<InstanceLease>, StoreError>;
+    /// Renews `lease` on the work items among `ids` that `lease.owner`
+    /// still holds (a host heartbeats the activities it runs or has queued,
+    /// so that their lease can be short); returns the ids it no longer
+    /// holds (expired and claimed by another host, or completed).
+    async fn renew_work_leases(&self, ids: Vec<i64>, lease: &Lease, now: Millis) -> Result<Vec<i64>, StoreError>;
     /// Ends `owner`'s lease on `instance_id` (nothing when it holds none).
     async fn release_instance(&self, instance_id: &str, owner: &str) -> Result<(), StoreError>;
     /// Voids every instance lease not held by `owner`: for the only engine
@@ -651,6 +675,23 @@ pub struct Checkpoint {
     /// The committing engine keeps the instance's lease until then (it
     /// keeps the instance hot); `None` releases it.
     pub lease_until: Option<Millis>,
+}
+
+/// How engines share a task hub ([`Provider::claim_host`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hosting {
+    /// This engine is the only one (leases of other owners are void at start).
+    Exclusive,
+    /// Many hosts share the task hub; episodes run under instance leases.
+    Shared,
+}
+
+/// An unexpired instance lease ([`Provider::instance_leases`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceLease {
+    pub instance_id: String,
+    pub owner: String,
+    pub expires: Millis,
 }
 
 /// Lease given to activity work items created by a checkpoint.

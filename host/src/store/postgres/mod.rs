@@ -26,6 +26,7 @@
 //! This module is the only one that touches tokio-postgres.
 
 mod admin;
+mod leases;
 mod locks;
 mod ops;
 mod schema;
@@ -45,9 +46,9 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 pub use schema::SCHEMA_VERSION;
 
 use super::{
-    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow, Lease,
-    LockInfo, NewExecution, Notes, Provider, PurgeOne, RemoveComponent, RewindPlan, RuntimeStatus, StoreError,
-    WorkItem,
+    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, Hosting, InstanceLease, InstanceQuery,
+    InstanceRow, Lease, LockInfo, NewExecution, Notes, Provider, PurgeOne, RemoveComponent, RewindPlan, RuntimeStatus,
+    StoreError, WorkItem,
 };
 use crate::history::{Event, Millis};
 
@@ -540,6 +541,10 @@ impl Provider for PostgresStore {
         query(&c, "SELECT 1", &[]).await.map(drop)
     }
 
+    fn claim_host(&self) -> Result<Hosting, StoreError> {
+        Ok(Hosting::Shared)
+    }
+
     async fn deploy_component(
         &self,
         hash: String,
@@ -641,6 +646,12 @@ impl Provider for PostgresStore {
     }
     async fn release_instance(&self, instance_id: &str, owner: &str) -> Result<(), StoreError> {
         Self::release_instance(self, instance_id, owner).await
+    }
+    async fn instance_leases(&self, owner: Option<String>, now: Millis) -> Result<Vec<InstanceLease>, StoreError> {
+        Self::instance_leases(self, owner, now).await
+    }
+    async fn renew_work_leases(&self, ids: Vec<i64>, lease: &Lease, now: Millis) -> Result<Vec<i64>, StoreError> {
+        Self::renew_work_leases(self, ids, lease, now).await
     }
     async fn reclaim_leases(&self, owner: &str) -> Result<(), StoreError> {
         Self::reclaim_leases(self, owner).await

@@ -7,10 +7,13 @@
 //! of separate connections (WAL readers never block the writer).
 //!
 //! This module is the only one that touches rusqlite. One task hub file is
-//! served by one engine process at a time: [`HostGuard`] is that guard.
+//! served by one engine process at a time: [`Provider::claim_host`] takes
+//! that guard (an flock on `<db>.lock`, see [`lock_path`]), which the handle
+//! holds until it is dropped (or the process dies).
 
 mod admin;
 mod console;
+mod leases;
 mod locks;
 mod ops;
 mod schema;
@@ -22,12 +25,13 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
+pub use leases::lock_path;
 pub use schema::SCHEMA_VERSION;
 
 use super::{
-    ActivityOutcome, BrowseQuery, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow,
-    Lease, LockInfo, NewExecution, Notes, Provider, PurgeOne, QueueStats, RemoveComponent, RewindPlan, RuntimeStatus,
-    StoreError, WorkItem,
+    ActivityOutcome, BrowseQuery, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, Hosting, InstanceLease,
+    InstanceQuery, InstanceRow, Lease, LockInfo, NewExecution, Notes, Provider, PurgeOne, QueueStats, RemoveComponent,
+    RewindPlan, RuntimeStatus, StoreError, WorkItem,
 };
 use crate::history::{Event, Millis};
 
@@ -71,6 +75,8 @@ struct Inner {
     jobs: mpsc::UnboundedSender<Job>,
     readers: Mutex<Vec<Connection>>,
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Notes>>>>>,
+    /// The one-host guard, once [`Provider::claim_host`] took it.
+    guard: Mutex<Option<std::fs::File>>,
 }
 
 fn open_conn(path: &Path) -> Result<Connection, StoreError> {
@@ -108,6 +114,7 @@ impl SqliteStore {
                 jobs,
                 readers: Mutex::new(Vec::new()),
                 subscribers,
+                guard: Mutex::new(None),
             }),
         })
     }
@@ -432,6 +439,18 @@ impl Provider for SqliteStore {
             .await
     }
 
+    fn claim_host(&self) -> Result<Hosting, StoreError> {
+        let mut guard = self
+            .inner
+            .guard
+            .lock()
+            .map_err(|_| StoreError::Backend("the host guard's mutex is poisoned".into()))?;
+        if guard.is_none() {
+            *guard = Some(leases::take_guard(&self.inner.path)?);
+        }
+        Ok(Hosting::Exclusive)
+    }
+
     async fn deploy_component(
         &self,
         hash: String,
@@ -549,6 +568,12 @@ impl Provider for SqliteStore {
     }
     async fn release_instance(&self, instance_id: &str, owner: &str) -> Result<(), StoreError> {
         Self::release_instance(self, instance_id, owner).await
+    }
+    async fn instance_leases(&self, owner: Option<String>, now: Millis) -> Result<Vec<InstanceLease>, StoreError> {
+        Self::instance_leases(self, owner, now).await
+    }
+    async fn renew_work_leases(&self, ids: Vec<i64>, lease: &Lease, now: Millis) -> Result<Vec<i64>, StoreError> {
+        Self::renew_work_leases(self, ids, lease, now).await
     }
     async fn reclaim_leases(&self, owner: &str) -> Result<(), StoreError> {
         Self::reclaim_leases(self, owner).await
