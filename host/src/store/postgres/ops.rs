@@ -156,6 +156,36 @@ pub(super) async fn insert_start(
     new: &NewExecution,
     now: Millis,
 ) -> Result<(), StoreError> {
+    // A new id (the common case): the row and its ExecutionStarted in one
+    // statement; the message is inserted only if the row was.
+    let created = execute(
+        tx,
+        "WITH i AS (
+           INSERT INTO instances (instance_id, execution_id, name, version, status, input, created_at, updated_at, parent_instance, history_len)
+           VALUES ($1, $2, $3, $4, 'Pending', $5, $6, $6, $7, 0) ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id)
+         INSERT INTO inbox (instance_id, execution_id, kind, visible_at, created_at, data)
+         SELECT $1, $2, $8, $9, $6, $10 FROM i",
+        &[
+            &new.instance_id,
+            &new.execution_id,
+            &new.name,
+            &new.version,
+            &new.input,
+            &to_i64(now),
+            &new.parent_instance,
+            &new.started.type_name(),
+            &to_i64(new.visible_at),
+            &new.started.encode(),
+        ],
+    )
+    .await?;
+    if created == 1 {
+        if new.visible_at <= now {
+            notes.inbox.push(new.instance_id.clone());
+        }
+        return Ok(());
+    }
+    // The id exists: replace it if it is finished.
     let existing = query_opt(
         tx,
         "SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE",
@@ -1083,14 +1113,32 @@ pub(super) async fn apply_checkpoint(
     let output = cp.output.clone().flatten();
     let custom = cp.custom_status.clone().flatten();
     let owner = until.map(|_| lease.owner.as_str());
-    let updated = execute(
+    // Guard, row update, history and consumed messages in ONE statement:
+    // the history insert and the inbox delete act only when the guarded
+    // UPDATE changed the row (data-modifying CTEs all run, each gated on it).
+    let seqs: Vec<i64> = (0..cp.events.len())
+        .map(|i| to_i64(cp.expected_history_len + i as u64))
+        .collect();
+    let types: Vec<&str> = cp.events.iter().map(|(_, e)| e.type_name()).collect();
+    let stamps: Vec<i64> = cp.events.iter().map(|(ts, _)| to_i64(*ts)).collect();
+    let data: Vec<String> = cp.events.iter().map(|(_, e)| e.encode()).collect();
+    let guarded = query_opt(
         tx,
-        "UPDATE instances SET status = $2, history_len = $3, updated_at = $4,
-                output = CASE WHEN $5 THEN $6 ELSE output END,
-                custom_status = CASE WHEN $7 THEN $8 ELSE custom_status END,
-                lease_owner = $9, lease_expires = $10
-          WHERE instance_id = $1 AND execution_id = $11 AND history_len = $12
-            AND (lease_owner IS NULL OR lease_owner = $13 OR lease_expires IS NULL OR lease_expires <= $4)",
+        "WITH g AS (
+           UPDATE instances SET status = $2, history_len = $3, updated_at = $4,
+                  output = CASE WHEN $5 THEN $6 ELSE output END,
+                  custom_status = CASE WHEN $7 THEN $8 ELSE custom_status END,
+                  lease_owner = $9, lease_expires = $10
+            WHERE instance_id = $1 AND execution_id = $11 AND history_len = $12
+              AND (lease_owner IS NULL OR lease_owner = $13 OR lease_expires IS NULL OR lease_expires <= $4)
+            RETURNING instance_id),
+         h AS (
+           INSERT INTO history (instance_id, execution_id, seq, event_type, timestamp, data)
+           SELECT $1, $11, s, t, ts, d FROM unnest($14::bigint[], $15::text[], $16::bigint[], $17::text[]) AS u(s, t, ts, d)
+            WHERE EXISTS (SELECT 1 FROM g)),
+         d AS (
+           DELETE FROM inbox WHERE id = ANY($18) AND EXISTS (SELECT 1 FROM g))
+         SELECT count(*) FROM g",
         &[
             &cp.instance_id,
             &cp.status.as_str(),
@@ -1105,28 +1153,21 @@ pub(super) async fn apply_checkpoint(
             &cp.execution_id,
             &to_i64(cp.expected_history_len),
             &lease.owner,
+            &seqs,
+            &types,
+            &stamps,
+            &data,
+            &cp.consumed,
         ],
     )
     .await?;
+    let updated: i64 = match &guarded {
+        Some(r) => col(r, 0)?,
+        None => 0,
+    };
     if updated != 1 {
         return Err(StoreError::Conflict(cp.instance_id.clone()));
     }
-    // Independent statements: sent back to back (pipelined), one wait.
-    let history = insert_history(
-        tx,
-        &cp.instance_id,
-        &cp.execution_id,
-        cp.expected_history_len,
-        &cp.events,
-    );
-    let consumed = async {
-        if cp.consumed.is_empty() {
-            Ok(0)
-        } else {
-            execute(tx, "DELETE FROM inbox WHERE id = ANY($1)", &[&cp.consumed]).await
-        }
-    };
-    tokio::try_join!(history, consumed)?;
     if release_locks && (cp.status.is_terminal() || cp.status == RuntimeStatus::ContinuedAsNew) {
         // Locks never outlive their holder's execution.
         super::locks::release_all(tx, notes, &cp.instance_id, cp.now).await?;
