@@ -471,7 +471,7 @@ async fn concurrent_writes_commit_or_fail_each_on_their_own(s: Store) {
     let mut items = s.claim_work_items(lease("h1"), T0 + 2_000, false, 100).await.unwrap();
     assert_eq!(items.len(), N);
     items.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-    let stale = |i: usize| i % 3 == 0;
+    let stale = |i: usize| i.is_multiple_of(3);
     let mut all = tokio::task::JoinSet::new();
     for (i, row) in rows.iter().enumerate() {
         let mut cp = checkpoint(
@@ -494,7 +494,7 @@ async fn concurrent_writes_commit_or_fail_each_on_their_own(s: Store) {
     }
     // Activity results: every other one under a lease its owner lost.
     for (i, item) in items.iter().cloned().enumerate() {
-        let owner = if i % 2 == 0 { "h1" } else { "someone-else" };
+        let owner = if i.is_multiple_of(2) { "h1" } else { "someone-else" };
         let outcome = cairn::store::ActivityOutcome {
             message: Event::TaskCompleted {
                 task_id: 1,
@@ -540,7 +540,7 @@ async fn concurrent_writes_commit_or_fail_each_on_their_own(s: Store) {
             assert_eq!(history[4].1, raised(&format!("e{i}")));
         }
         let kept = &outcomes[&format!("result {i}")];
-        assert_eq!(kept.as_ref().ok(), Some(&(i % 2 == 0)), "result {i}: {kept:?}");
+        assert_eq!(kept.as_ref().ok(), Some(&(i.is_multiple_of(2))), "result {i}: {kept:?}");
     }
     assert!(
         matches!(outcomes["start i1"], Err(StoreError::InstanceExists(_))),
@@ -568,6 +568,6 @@ async fn concurrent_writes_commit_or_fail_each_on_their_own(s: Store) {
             .await
             .iter()
             .any(|e| matches!(e, Event::TaskCompleted { task_id: 1, .. }));
-        assert_eq!(delivered, i % 2 == 0, "{}", item.instance_id);
+        assert_eq!(delivered, i.is_multiple_of(2), "{}", item.instance_id);
     }
 }
