@@ -51,6 +51,13 @@ pub struct BenchArgs {
     /// SQLite file per run.
     #[arg(long = "bench-db", value_name = "ADDRESS")]
     pub bench_db: Option<String>,
+    /// Drive running `cairn serve` hosts at these base URLs instead of an
+    /// engine started here (repeatable: starts go round robin over them,
+    /// e.g. two hosts on one PostgreSQL task hub). Needs `--via http` and
+    /// `--bench-db` naming the hosts' task hub (emptied and deployed to
+    /// before each run).
+    #[arg(long = "host-url", value_name = "URL", requires = "bench_db")]
+    pub urls: Vec<String>,
 }
 
 /// Where `make guests` puts the Rust example `name`: under the current
@@ -86,8 +93,8 @@ fn lang_of(path: &std::path::Path) -> &'static str {
 struct Setup {
     _dir: tempdir::TempDir,
     hub: Hub,
-    engine: Arc<Engine>,
-    running: crate::engine::Running,
+    /// The engine of this process (none when driving `--host-url` hosts).
+    engine: Option<(Arc<Engine>, crate::engine::Running)>,
     /// The API server for `--via http`: its base URL and stop signal.
     http: Option<(String, tokio::sync::oneshot::Sender<()>)>,
 }
@@ -108,6 +115,14 @@ async fn setup(args: &BenchArgs, hello: &PathBuf, fanout: &PathBuf) -> Result<Se
             source,
         })?;
         hub.deploy(bytes).await?;
+    }
+    if !args.urls.is_empty() {
+        return Ok(Setup {
+            _dir: dir,
+            hub,
+            engine: None,
+            http: None,
+        });
     }
     let config = EngineConfig {
         hot_cache: !args.no_hot_cache,
@@ -147,8 +162,7 @@ async fn setup(args: &BenchArgs, hello: &PathBuf, fanout: &PathBuf) -> Result<Se
     Ok(Setup {
         _dir: dir,
         hub,
-        engine,
-        running,
+        engine: Some((engine, running)),
         http,
     })
 }
@@ -174,7 +188,8 @@ async fn start_and_wait(target: &Target, name: &str, input: &str) -> Result<(), 
             let id = hub.start(name, Some(input), None, None).await?.to_string();
             wait_all(engine, &[id]).await
         }
-        Target::Http(client) => {
+        Target::Http(clients, next) => {
+            let client = &clients[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % clients.len()];
             let path = format!("{}/orchestrators/{name}?timeout=600", crate::api::BASE_PATH);
             let reply = client
                 .send(
@@ -200,7 +215,11 @@ async fn start_and_wait(target: &Target, name: &str, input: &str) -> Result<(), 
 #[derive(Clone)]
 enum Target {
     InProc(Hub, Arc<Engine>),
-    Http(crate::api::client::Client),
+    /// Hosts' APIs, used round robin.
+    Http(
+        Arc<Vec<crate::api::client::Client>>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ),
 }
 
 /// One run's numbers.
@@ -225,6 +244,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// # Errors
 /// Setup failures (components missing: run `make guests`).
 pub async fn run(args: BenchArgs) -> Result<(), CliError> {
+    if !args.urls.is_empty() && args.via != "http" {
+        return Err(CliError::Usage(
+            "--host-url drives hosts over HTTP: add --via http".into(),
+        ));
+    }
     let modes: Vec<&str> = match args.mode.as_str() {
         "all" => vec!["seq", "fanout", "latency"],
         m @ ("seq" | "fanout" | "latency") => vec![m],
@@ -257,11 +281,19 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         let mut samples = Vec::with_capacity(runs as usize);
         for run in 1..=runs {
             let setup = setup(&args, &hello, &fanout).await?;
-            let target = match &setup.http {
-                Some((url, _)) => Target::Http(
-                    crate::api::client::Client::new(url, None).map_err(|e| CliError::Usage(e.to_string()))?,
-                ),
-                None => Target::InProc(setup.hub.clone(), setup.engine.clone()),
+            let urls: Vec<String> = match &setup.http {
+                Some((url, _)) => vec![url.clone()],
+                None => args.urls.clone(),
+            };
+            let target = match &setup.engine {
+                Some((engine, _)) if urls.is_empty() => Target::InProc(setup.hub.clone(), engine.clone()),
+                _ => {
+                    let clients = urls
+                        .iter()
+                        .map(|u| crate::api::client::Client::new(u, None).map_err(|e| CliError::Usage(e.to_string())))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Target::Http(Arc::new(clients), Arc::default())
+                }
             };
             let (sample, line) = measure(mode, n, args.clients, &target).await?;
             println!("{mode:<8} run {run}/{runs}: {line}");
@@ -270,7 +302,9 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
             if let Some((_, stop)) = setup.http {
                 let _ = stop.send(());
             }
-            setup.running.shutdown(&setup.engine, Duration::from_secs(5)).await;
+            if let Some((engine, running)) = setup.engine {
+                running.shutdown(&engine, Duration::from_secs(5)).await;
+            }
         }
         let pick = |f: fn(&Sample) -> Option<f64>| {
             let v: Vec<f64> = samples.iter().filter_map(f).collect();
@@ -292,6 +326,9 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         let lang = lang_of(if mode == "fanout" { &fanout } else { &hello });
         let store = if args.bench_db.is_some() { "postgres" } else { "sqlite" };
         result.push_str(&format!(" via={} hot={hot} lang={lang} store={store}", args.via));
+        if !args.urls.is_empty() {
+            result.push_str(&format!(" hosts={}", args.urls.len()));
+        }
         if mode == "seq" {
             match args.clients {
                 Some(k) => result.push_str(&format!(" clients={}", k.max(1))),

@@ -12,6 +12,7 @@ use crate::*;
 crate::conformance!(
     a_refused_checkpoint_leaves_nothing,
     two_checkpoints_from_one_history_length_one_wins,
+    concurrent_writes_commit_or_fail_each_on_their_own,
     next_execution_replaces_the_history,
     a_finished_execution_drops_its_work_and_announces_itself,
     start_child_creates_the_child_or_delivers_refused,
@@ -454,4 +455,119 @@ async fn rewind_applies_the_plan_and_conflicts_when_history_changed(s: Store) {
         ),
         "{err}"
     );
+}
+
+/// Many checkpoints, starts and activity results submitted at once (which a
+/// provider may group into shared transactions): each one commits or is
+/// refused on its own. A refused checkpoint leaves nothing and never takes
+/// the others down; an accepted one is there in full.
+async fn concurrent_writes_commit_or_fail_each_on_their_own(s: Store) {
+    const N: usize = 24;
+    let mut rows = Vec::new();
+    for i in 0..N {
+        rows.push(first_episode(&s, &format!("i{i}"), vec![work(1)], "h1", T0).await);
+    }
+    // The first episodes leased their work to h1 for 1 s: take it again after that.
+    let mut items = s.claim_work_items(lease("h1"), T0 + 2_000, false, 100).await.unwrap();
+    assert_eq!(items.len(), N);
+    items.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    let stale = |i: usize| i.is_multiple_of(3);
+    let mut all = tokio::task::JoinSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        let mut cp = checkpoint(
+            row,
+            Vec::new(),
+            vec![
+                Event::OrchestratorStarted,
+                raised(&format!("e{i}")),
+                Event::OrchestratorCompleted,
+            ],
+            RuntimeStatus::Running,
+            vec![work(2)],
+            T0 + 2,
+        );
+        if stale(i) {
+            cp.expected_history_len = 1; // another writer got there first
+        }
+        let s = s.clone();
+        all.spawn(async move { (format!("cp {i}"), s.checkpoint(cp, lease("h1")).await.map(|()| true)) });
+    }
+    // Activity results: every other one under a lease its owner lost.
+    for (i, item) in items.iter().cloned().enumerate() {
+        let owner = if i.is_multiple_of(2) { "h1" } else { "someone-else" };
+        let outcome = cairn::store::ActivityOutcome {
+            message: Event::TaskCompleted {
+                task_id: 1,
+                result: format!("{i}"),
+            },
+            retry_at: None,
+        };
+        let s = s.clone();
+        all.spawn(async move {
+            (
+                format!("result {i}"),
+                s.complete_work_item(item, owner.to_owned(), outcome, T0 + 2).await,
+            )
+        });
+    }
+    for (id, exec) in [("i1", "again"), ("fresh", "fresh-e1")] {
+        let s = s.clone();
+        all.spawn(async move {
+            (
+                format!("start {id}"),
+                s.create_instance(new_execution(id, exec, T0 + 2), T0 + 2)
+                    .await
+                    .map(|()| true),
+            )
+        });
+    }
+    let mut outcomes = HashMap::new();
+    while let Some(r) = all.join_next().await {
+        let (what, r) = r.unwrap();
+        outcomes.insert(what, r);
+    }
+    for i in 0..N {
+        let r = &outcomes[&format!("cp {i}")];
+        let row = s.get_instance(&format!("i{i}")).await.unwrap().unwrap();
+        let history = s.get_history(&format!("i{i}")).await.unwrap();
+        if stale(i) {
+            assert!(matches!(r, Err(StoreError::Conflict(_))), "cp {i}: {r:?}");
+            assert_eq!(row.history_len, 3, "i{i}: nothing of the refused checkpoint");
+            assert_eq!(history.len(), 3);
+        } else {
+            assert!(matches!(r, Ok(true)), "cp {i}: {r:?}");
+            assert_eq!(row.history_len, 6, "i{i}");
+            assert_eq!(history[4].1, raised(&format!("e{i}")));
+        }
+        let kept = &outcomes[&format!("result {i}")];
+        assert_eq!(kept.as_ref().ok(), Some(&(i.is_multiple_of(2))), "result {i}: {kept:?}");
+    }
+    assert!(
+        matches!(outcomes["start i1"], Err(StoreError::InstanceExists(_))),
+        "{:?}",
+        outcomes["start i1"]
+    );
+    assert!(matches!(outcomes["start fresh"], Ok(true)));
+    assert_eq!(inbox(&s, "fresh", T0 + 2).await.len(), 1, "its start");
+    // The accepted checkpoints' work items (leased to h1 for 1 s), and only theirs.
+    let mut new_work: Vec<String> = s
+        .claim_work_items(lease("h2"), T0 + 5_000, false, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.task_id == 2)
+        .map(|w| w.instance_id)
+        .collect();
+    new_work.sort();
+    let mut want: Vec<String> = (0..N).filter(|&i| !stale(i)).map(|i| format!("i{i}")).collect();
+    want.sort();
+    assert_eq!(new_work, want);
+    // The results whose lease held were delivered, the others not.
+    for (i, item) in items.iter().enumerate() {
+        let delivered = inbox(&s, &item.instance_id, T0 + 3)
+            .await
+            .iter()
+            .any(|e| matches!(e, Event::TaskCompleted { task_id: 1, .. }));
+        assert_eq!(delivered, i.is_multiple_of(2), "{}", item.instance_id);
+    }
 }

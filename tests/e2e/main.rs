@@ -6,6 +6,7 @@ mod common;
 
 mod activities;
 mod basics;
+mod bench;
 mod examples;
 mod golden;
 mod js;

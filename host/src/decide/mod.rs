@@ -43,7 +43,9 @@ pub struct Inputs<'a> {
 #[must_use]
 pub fn versions_needed(out: &EpisodeOutput, own: &str) -> Vec<String> {
     let mut names = children_named(&out.events);
-    if out.finish.is_some() {
+    // Only a continue-as-new or a failure (retried by a parent's policy)
+    // starts a new execution of its own orchestrator.
+    if matches!(out.finish, Some(Finish::ContinuedAsNew { .. } | Finish::Failed(_))) {
         names.push(own.to_owned());
     }
     names.sort();

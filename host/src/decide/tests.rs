@@ -416,7 +416,7 @@ fn continue_as_new_stays_on_its_version_when_the_name_is_gone() {
 }
 
 #[test]
-fn versions_needed_names_children_and_own_when_finishing() {
+fn versions_needed_names_children_and_own_when_starting_anew() {
     let out = episode(
         vec![
             child_created(1, "B", None),
@@ -427,6 +427,14 @@ fn versions_needed_names_children_and_own_when_finishing() {
     );
     assert_eq!(versions_needed(&out, "Orch"), vec!["A", "B"]);
     let out = episode(vec![], Some(Finish::Completed("1".into())));
+    assert!(versions_needed(&out, "Orch").is_empty());
+    let out = episode(
+        vec![],
+        Some(Finish::ContinuedAsNew {
+            input: "1".into(),
+            carried_events: Vec::new(),
+        }),
+    );
     assert_eq!(versions_needed(&out, "Orch"), vec!["Orch"]);
 }
 

@@ -545,18 +545,23 @@ impl Engine {
     /// One episode of instance `id`: read, run, checkpoint.
     async fn episode(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
         let now = now_ms();
-        if !self.config.exclusive && !self.store.lease_instance(id, &self.instance_lease(), now).await? {
-            // Another engine runs it; a copy kept here is stale.
-            if let Ok(mut hot) = self.hot.lock() {
-                hot.remove(id);
-            }
-            return Ok(());
-        }
         let hot = if self.config.hot_cache {
             self.hot.lock().ok().and_then(|mut h| h.take(id))
         } else {
             None
         };
+        // A hot instance is leased to this engine already (its last
+        // checkpoint kept the lease, the renewals extend it, a lost one
+        // evicts it): no lease write. A cold one is leased first, so that
+        // two hosts do not both run it; either way the checkpoint's guard
+        // (lease and history length) refuses a host that lost the lease.
+        if !self.config.exclusive
+            && hot.is_none()
+            && !self.store.lease_instance(id, &self.instance_lease(), now).await?
+        {
+            // Another engine runs it.
+            return Ok(());
+        }
         let key = hot
             .as_ref()
             .map(|h| (h.execution_id.clone(), h.history_len, h.version.clone()));

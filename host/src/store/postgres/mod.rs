@@ -26,6 +26,7 @@
 //! This module is the only one that touches tokio-postgres.
 
 mod admin;
+mod commit;
 mod leases;
 mod locks;
 mod ops;
@@ -246,6 +247,8 @@ struct Inner {
     /// notifications were already published locally.
     own_pids: Arc<Mutex<HashSet<i32>>>,
     listening: AtomicBool,
+    /// Writes waiting for a group commit ([`commit`]).
+    queue: commit::Queue,
     /// Dropped with the handle: stops the listener.
     _stop: watch::Sender<()>,
     stop: watch::Receiver<()>,
@@ -378,6 +381,7 @@ impl PostgresStore {
                 subscribers: Arc::default(),
                 own_pids,
                 listening: AtomicBool::new(false),
+                queue: commit::Queue::default(),
                 _stop: stop_tx,
                 stop,
             }),

@@ -6,6 +6,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::commit::{Done, Job};
 use super::{PostgresStore, col, execute, query, query_opt, to_i64, to_u64, write_tx};
 use crate::history::{Event, Millis};
 use crate::store::{
@@ -149,12 +150,42 @@ pub(super) async fn delete_instance_rows(tx: &Transaction<'_>, id: &str) -> Resu
 /// Creates (or re-creates a finished) instance and its ExecutionStarted
 /// message. The existing row is locked first; a concurrent creation of a
 /// new id is caught by the primary key (`ON CONFLICT DO NOTHING`).
-async fn insert_start(
+pub(super) async fn insert_start(
     tx: &Transaction<'_>,
     notes: &mut Notes,
     new: &NewExecution,
     now: Millis,
 ) -> Result<(), StoreError> {
+    // A new id (the common case): the row and its ExecutionStarted in one
+    // statement; the message is inserted only if the row was.
+    let created = execute(
+        tx,
+        "WITH i AS (
+           INSERT INTO instances (instance_id, execution_id, name, version, status, input, created_at, updated_at, parent_instance, history_len)
+           VALUES ($1, $2, $3, $4, 'Pending', $5, $6, $6, $7, 0) ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id)
+         INSERT INTO inbox (instance_id, execution_id, kind, visible_at, created_at, data)
+         SELECT $1, $2, $8, $9, $6, $10 FROM i",
+        &[
+            &new.instance_id,
+            &new.execution_id,
+            &new.name,
+            &new.version,
+            &new.input,
+            &to_i64(now),
+            &new.parent_instance,
+            &new.started.type_name(),
+            &to_i64(new.visible_at),
+            &new.started.encode(),
+        ],
+    )
+    .await?;
+    if created == 1 {
+        if new.visible_at <= now {
+            notes.inbox.push(new.instance_id.clone());
+        }
+        return Ok(());
+    }
+    // The id exists: replace it if it is finished.
     let existing = query_opt(
         tx,
         "SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE",
@@ -316,7 +347,7 @@ impl PostgresStore {
     /// # Errors
     /// [`StoreError::InstanceExists`] for an unfinished instance with that id.
     pub async fn create_instance(&self, new: NewExecution, now: Millis) -> Result<(), StoreError> {
-        write_tx!(self, |tx, notes| insert_start(&tx, notes, &new, now).await)
+        self.submit(Job::Create(Box::new(new), now)).await.map(drop)
     }
 
     /// Stores an instance as recorded, replacing one with the same id.
@@ -485,18 +516,20 @@ impl PostgresStore {
     /// # Errors
     /// PostgreSQL errors.
     pub async fn lease_instance(&self, instance_id: &str, lease: &Lease, now: Millis) -> Result<bool, StoreError> {
-        let n = write_tx!(self, |tx, _notes| execute(
-            &tx,
+        // One statement, committed on its own (no BEGIN/COMMIT round trips).
+        let c = self.client().await?;
+        let n = execute(
+            &c,
             "UPDATE instances SET lease_owner = $2, lease_expires = $3
               WHERE instance_id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires <= $4)",
             &[
                 &instance_id,
                 &lease.owner,
                 &to_i64(now.saturating_add(lease.duration_ms)),
-                &to_i64(now)
+                &to_i64(now),
             ],
         )
-        .await)?;
+        .await?;
         Ok(n == 1)
     }
 
@@ -564,23 +597,78 @@ impl PostgresStore {
         hot: Option<(String, u64, String)>,
     ) -> Result<Option<EpisodeInput>, StoreError> {
         let mut c = self.client().await?;
+        if let Some(key) = &hot {
+            // A hot instance needs no history when nobody else wrote: the
+            // row and its visible messages in ONE statement (one snapshot,
+            // one round trip, no transaction). A stale key falls through to
+            // the full read below.
+            let rows = query(
+                &c,
+                &format!(
+                    "SELECT {}, m.id, m.execution_id, m.created_at, m.data
+                       FROM instances i LEFT JOIN inbox m ON m.instance_id = i.instance_id AND m.visible_at <= $2
+                      WHERE i.instance_id = $1 ORDER BY m.id LIMIT 10000",
+                    INSTANCE_COLS
+                        .split(", ")
+                        .map(|c| format!("i.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                &[&instance_id, &to_i64(now)],
+            )
+            .await?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            let instance = instance_from_row(first)?;
+            if key.0 == instance.execution_id && key.1 == instance.history_len && key.2 == instance.version {
+                let mut messages = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let Some(id) = col::<Option<i64>>(r, 12)? else {
+                        continue;
+                    };
+                    let data: String = col(r, 15)?;
+                    let event =
+                        Event::decode(&data).map_err(|e| StoreError::Decode(format!("inbox message {id}: {e}")))?;
+                    messages.push(InboxMessage {
+                        id,
+                        execution_id: col(r, 13)?,
+                        timestamp: to_u64(col(r, 14)?),
+                        event,
+                    });
+                }
+                return Ok(Some(EpisodeInput {
+                    instance,
+                    messages,
+                    history: None,
+                }));
+            }
+        }
         let tx = snapshot(&mut c).await?;
-        let Some(row) = query_opt(
-            &tx,
-            &format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = $1"),
-            &[&instance_id],
-        )
-        .await?
-        else {
+        // Three independent reads of one snapshot, pipelined.
+        let row_sql = format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = $1");
+        let now_param = to_i64(now);
+        let by_id: [super::Param<'_>; 1] = [&instance_id];
+        let visible: [super::Param<'_>; 2] = [&instance_id, &now_param];
+        let (row, rows, history_rows) = tokio::try_join!(
+            query_opt(&tx, &row_sql, &by_id),
+            query(
+                &tx,
+                "SELECT id, execution_id, created_at, data FROM inbox WHERE instance_id = $1 AND visible_at <= $2 ORDER BY id LIMIT 10000",
+                &visible,
+            ),
+            query(
+                &tx,
+                "SELECT seq, timestamp, data FROM history
+                  WHERE instance_id = $1 AND execution_id = (SELECT execution_id FROM instances WHERE instance_id = $1)
+                  ORDER BY seq",
+                &by_id,
+            ),
+        )?;
+        let Some(row) = row else {
             return Ok(None);
         };
         let instance = instance_from_row(&row)?;
-        let rows = query(
-            &tx,
-            "SELECT id, execution_id, created_at, data FROM inbox WHERE instance_id = $1 AND visible_at <= $2 ORDER BY id LIMIT 10000",
-            &[&instance_id, &to_i64(now)],
-        )
-        .await?;
         let mut messages = Vec::with_capacity(rows.len());
         for r in &rows {
             let id: i64 = col(r, 0)?;
@@ -599,7 +687,7 @@ impl PostgresStore {
         let history = if current {
             None
         } else {
-            Some(load_history(&tx, instance_id, &instance.execution_id).await?)
+            Some(decode_history(instance_id, &history_rows)?)
         };
         tx.commit().await.map_err(super::pg)?;
         Ok(Some(EpisodeInput {
@@ -616,7 +704,7 @@ impl PostgresStore {
     /// [`StoreError::Conflict`] when the stored history length is not
     /// `expected_history_len` or another owner holds the lease.
     pub async fn checkpoint(&self, cp: Checkpoint, lease: Lease) -> Result<(), StoreError> {
-        write_tx!(self, |tx, notes| apply_checkpoint(&tx, notes, &cp, &lease).await)
+        self.submit(Job::Checkpoint(Box::new(cp), lease)).await.map(drop)
     }
 
     /// Drops inbox messages without an episode (e.g. for a finished instance).
@@ -692,42 +780,18 @@ impl PostgresStore {
         outcome: ActivityOutcome,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        write_tx!(self, |tx, notes| {
-            let kept = match outcome.retry_at {
-                Some(at) => {
-                    execute(
-                        &tx,
-                        "UPDATE work_items SET attempt = attempt + 1, visible_at = $3, lease_owner = NULL, lease_expires = NULL
-                          WHERE id = $1 AND lease_owner = $2",
-                        &[&item.id, &owner, &to_i64(at)],
-                    )
-                    .await?
-                }
-                None => {
-                    execute(
-                        &tx,
-                        "DELETE FROM work_items WHERE id = $1 AND lease_owner = $2",
-                        &[&item.id, &owner],
-                    )
-                    .await?
-                }
-            };
-            if kept == 0 {
-                Ok(false)
-            } else {
-                insert_message(
-                    &tx,
-                    notes,
-                    &item.instance_id,
-                    Some(&item.execution_id),
-                    now,
-                    now,
-                    &outcome.message,
-                )
-                .await
-                .map(|()| true)
-            }
-        })
+        match self
+            .submit(Job::Complete {
+                item: Box::new(item),
+                owner,
+                outcome: Box::new(outcome),
+                now,
+            })
+            .await?
+        {
+            Done::Kept(kept) => Ok(kept),
+            Done::Unit => Ok(true),
+        }
     }
 
     /// Releases every lease `owner` holds, instances and work items.
@@ -850,8 +914,13 @@ async fn load_history<C: GenericClient>(c: &C, id: &str, exec: &str) -> Result<V
         &[&id, &exec],
     )
     .await?;
+    decode_history(id, &rows)
+}
+
+/// History rows (seq, timestamp, data) as events.
+fn decode_history(id: &str, rows: &[Row]) -> Result<Vec<(Millis, Event)>, StoreError> {
     let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
+    for r in rows {
         let seq: i64 = col(r, 0)?;
         let data: String = col(r, 2)?;
         let event = Event::decode(&data).map_err(|e| StoreError::Decode(format!("history {id}#{seq}: {e}")))?;
@@ -886,72 +955,220 @@ async fn insert_history(
     .map(drop)
 }
 
-async fn apply_checkpoint(
+/// Commits an activity attempt's end inside `tx`: the item is deleted (or
+/// kept for its retry) and the outcome's message delivered, in one
+/// statement. `false` when `owner` no longer holds the item's lease
+/// (nothing is written).
+pub(super) async fn apply_completion(
+    tx: &Transaction<'_>,
+    notes: &mut Notes,
+    item: &WorkItem,
+    owner: &str,
+    outcome: &ActivityOutcome,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let deliver = "INSERT INTO inbox (instance_id, execution_id, kind, visible_at, created_at, data)
+                   SELECT $3, $4, $5, $6, $6, $7 FROM k";
+    let event = &outcome.message;
+    let delivered = match outcome.retry_at {
+        Some(at) => {
+            execute(
+                tx,
+                &format!(
+                    "WITH k AS (UPDATE work_items SET attempt = attempt + 1, visible_at = $8, lease_owner = NULL, lease_expires = NULL
+                                 WHERE id = $1 AND lease_owner = $2 RETURNING id)
+                     {deliver}"
+                ),
+                &[
+                    &item.id,
+                    &owner,
+                    &item.instance_id,
+                    &item.execution_id,
+                    &event.type_name(),
+                    &to_i64(now),
+                    &event.encode(),
+                    &to_i64(at),
+                ],
+            )
+            .await?
+        }
+        None => {
+            execute(
+                tx,
+                &format!("WITH k AS (DELETE FROM work_items WHERE id = $1 AND lease_owner = $2 RETURNING id) {deliver}"),
+                &[
+                    &item.id,
+                    &owner,
+                    &item.instance_id,
+                    &item.execution_id,
+                    &event.type_name(),
+                    &to_i64(now),
+                    &event.encode(),
+                ],
+            )
+            .await?
+        }
+    };
+    if delivered == 0 {
+        return Ok(false);
+    }
+    notes.inbox.push(item.instance_id.clone());
+    Ok(true)
+}
+
+/// After a job: the locks of the execution a checkpoint ended (terminal or
+/// continued as new), released and handed to their next waiters. Locks
+/// never outlive their holder's execution. Kept out of
+/// [`apply_checkpoint`] so that a group commit runs the lock queues one at
+/// a time while the checkpoints themselves are pipelined.
+pub(super) async fn release_locks_of(tx: &Transaction<'_>, notes: &mut Notes, job: &Job) -> Result<(), StoreError> {
+    if let Job::Checkpoint(cp, _) = job
+        && (cp.status.is_terminal() || cp.status == RuntimeStatus::ContinuedAsNew)
+    {
+        super::locks::release_all(tx, notes, &cp.instance_id, cp.now).await?;
+    }
+    Ok(())
+}
+
+/// The work items of a checkpoint's outbox, in ONE statement (a fan-out of
+/// a thousand activities is one round trip), leased to `lease.owner` and
+/// announced in `notes` in creation order.
+async fn insert_work_items(
     tx: &Transaction<'_>,
     notes: &mut Notes,
     cp: &Checkpoint,
     lease: &Lease,
 ) -> Result<(), StoreError> {
-    // The row lock serialises checkpoints of one instance: a second one
-    // from the same history length waits, then reads the first's length.
-    let stored = query_opt(
-        tx,
-        "SELECT execution_id, history_len, lease_owner, lease_expires FROM instances WHERE instance_id = $1 FOR UPDATE",
-        &[&cp.instance_id],
-    )
-    .await?;
-    let ok = match &stored {
-        Some(r) => {
-            let exec: String = col(r, 0)?;
-            let len: i64 = col(r, 1)?;
-            let holder: Option<String> = col(r, 2)?;
-            let expires: Option<i64> = col(r, 3)?;
-            exec == cp.execution_id
-                && to_u64(len) == cp.expected_history_len
-                && (holder.is_none()
-                    || holder.as_deref() == Some(lease.owner.as_str())
-                    || expires.is_none_or(|e| e <= to_i64(cp.now)))
+    let mut task_ids: Vec<i64> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    let mut inputs: Vec<&str> = Vec::new();
+    let mut retries: Vec<Option<String>> = Vec::new();
+    let mut attempts: Vec<i64> = Vec::new();
+    for item in &cp.outbox {
+        if let Outbox::WorkItem {
+            task_id,
+            name,
+            input,
+            retry,
+            attempt,
+        } = item
+        {
+            task_ids.push(i64::from(*task_id));
+            names.push(name);
+            inputs.push(input);
+            retries.push(retry.as_ref().and_then(|r| serde_json::to_string(r).ok()));
+            attempts.push(i64::from(*attempt));
         }
-        None => false,
-    };
-    if !ok {
-        return Err(StoreError::Conflict(cp.instance_id.clone()));
     }
-    insert_history(
+    if task_ids.is_empty() {
+        return Ok(());
+    }
+    let rows = query(
         tx,
-        &cp.instance_id,
-        &cp.execution_id,
-        cp.expected_history_len,
-        &cp.events,
+        &format!(
+            "INSERT INTO work_items (instance_id, execution_id, task_id, name, input, retry, attempt, first_scheduled, visible_at, lease_owner, lease_expires)
+             SELECT $1, $2, u.t, u.n, u.i, u.r, u.a, $3, $3, $4, $5
+               FROM unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[]) WITH ORDINALITY AS u(t, n, i, r, a, o)
+              ORDER BY u.o
+             ON CONFLICT DO NOTHING RETURNING {WORK_COLS}"
+        ),
+        &[
+            &cp.instance_id,
+            &cp.execution_id,
+            &to_i64(cp.now),
+            &lease.owner,
+            &to_i64(cp.now.saturating_add(lease.duration_ms)),
+            &task_ids,
+            &names,
+            &inputs,
+            &retries,
+            &attempts,
+        ],
     )
     .await?;
-    if !cp.consumed.is_empty() {
-        execute(tx, "DELETE FROM inbox WHERE id = ANY($1)", &[&cp.consumed]).await?;
-    }
+    let mut items: Vec<WorkItem> = rows.iter().map(work_from_row).collect::<Result<_, _>>()?;
+    items.sort_by_key(|i| i.id);
+    notes.work.extend(items);
+    Ok(())
+}
+
+/// Applies a checkpoint inside `tx`; the locks of an execution it ends are
+/// released here when `release_locks`, else by the caller afterwards
+/// ([`release_locks_of`]). Its guard is the instance row's
+/// UPDATE itself (execution, history length, lease), which writes nothing
+/// when it does not hold: [`StoreError::Conflict`] before anything else of
+/// the checkpoint is written. The UPDATE's row lock serialises checkpoints
+/// of one instance: a second one from the same history length waits, then
+/// finds the first's length (READ COMMITTED re-checks the condition on the
+/// newest row version) and changes nothing.
+pub(super) async fn apply_checkpoint(
+    tx: &Transaction<'_>,
+    notes: &mut Notes,
+    cp: &Checkpoint,
+    lease: &Lease,
+    release_locks: bool,
+) -> Result<(), StoreError> {
     let new_len = cp.expected_history_len + cp.events.len() as u64;
     let until = cp.lease_until.filter(|_| !cp.status.is_terminal());
-    execute(
+    let output = cp.output.clone().flatten();
+    let custom = cp.custom_status.clone().flatten();
+    let owner = until.map(|_| lease.owner.as_str());
+    // Guard, row update, history and consumed messages in ONE statement:
+    // the history insert and the inbox delete act only when the guarded
+    // UPDATE changed the row (data-modifying CTEs all run, each gated on it).
+    let seqs: Vec<i64> = (0..cp.events.len())
+        .map(|i| to_i64(cp.expected_history_len + i as u64))
+        .collect();
+    let types: Vec<&str> = cp.events.iter().map(|(_, e)| e.type_name()).collect();
+    let stamps: Vec<i64> = cp.events.iter().map(|(ts, _)| to_i64(*ts)).collect();
+    let data: Vec<String> = cp.events.iter().map(|(_, e)| e.encode()).collect();
+    let guarded = query_opt(
         tx,
-        "UPDATE instances SET status = $2, history_len = $3, updated_at = $4,
-                output = CASE WHEN $5 THEN $6 ELSE output END,
-                custom_status = CASE WHEN $7 THEN $8 ELSE custom_status END,
-                lease_owner = $9, lease_expires = $10
-          WHERE instance_id = $1",
+        "WITH g AS (
+           UPDATE instances SET status = $2, history_len = $3, updated_at = $4,
+                  output = CASE WHEN $5 THEN $6 ELSE output END,
+                  custom_status = CASE WHEN $7 THEN $8 ELSE custom_status END,
+                  lease_owner = $9, lease_expires = $10
+            WHERE instance_id = $1 AND execution_id = $11 AND history_len = $12
+              AND (lease_owner IS NULL OR lease_owner = $13 OR lease_expires IS NULL OR lease_expires <= $4)
+            RETURNING instance_id),
+         h AS (
+           INSERT INTO history (instance_id, execution_id, seq, event_type, timestamp, data)
+           SELECT $1, $11, s, t, ts, d FROM unnest($14::bigint[], $15::text[], $16::bigint[], $17::text[]) AS u(s, t, ts, d)
+            WHERE EXISTS (SELECT 1 FROM g)),
+         d AS (
+           DELETE FROM inbox WHERE id = ANY($18) AND EXISTS (SELECT 1 FROM g))
+         SELECT count(*) FROM g",
         &[
             &cp.instance_id,
             &cp.status.as_str(),
             &to_i64(new_len),
             &to_i64(cp.now),
             &cp.output.is_some(),
-            &cp.output.clone().flatten(),
+            &output,
             &cp.custom_status.is_some(),
-            &cp.custom_status.clone().flatten(),
-            &until.map(|_| lease.owner.as_str()),
+            &custom,
+            &owner,
             &until.map(to_i64),
+            &cp.execution_id,
+            &to_i64(cp.expected_history_len),
+            &lease.owner,
+            &seqs,
+            &types,
+            &stamps,
+            &data,
+            &cp.consumed,
         ],
     )
     .await?;
-    if cp.status.is_terminal() || cp.status == RuntimeStatus::ContinuedAsNew {
+    let updated: i64 = match &guarded {
+        Some(r) => col(r, 0)?,
+        None => 0,
+    };
+    if updated != 1 {
+        return Err(StoreError::Conflict(cp.instance_id.clone()));
+    }
+    if release_locks && (cp.status.is_terminal() || cp.status == RuntimeStatus::ContinuedAsNew) {
         // Locks never outlive their holder's execution.
         super::locks::release_all(tx, notes, &cp.instance_id, cp.now).await?;
     }
@@ -960,8 +1177,11 @@ async fn apply_checkpoint(
         // Pending work of a finished execution is moot.
         execute(tx, "DELETE FROM work_items WHERE instance_id = $1", &[&cp.instance_id]).await?;
     }
+    insert_work_items(tx, notes, cp, lease).await?;
     for item in &cp.outbox {
-        apply_outbox(tx, notes, cp, Some(lease), item).await?;
+        if !matches!(item, Outbox::WorkItem { .. }) {
+            apply_outbox(tx, notes, cp, Some(lease), item).await?;
+        }
     }
     Ok(())
 }
