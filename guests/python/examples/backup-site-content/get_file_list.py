@@ -1,0 +1,12 @@
+import os
+from os.path import join
+
+
+def main(rootDirectory: str) -> list:
+    all_file_paths = []
+    # We walk the file system
+    for path, _, files in os.walk(rootDirectory):
+        # We copy the code for activities and orchestrators
+        for name in files:
+            all_file_paths.append(join(path, name))
+    return sorted(all_file_paths)
