@@ -8,6 +8,7 @@ mod activities;
 mod basics;
 mod examples;
 mod golden;
+mod guest_io;
 mod js;
 mod layering;
 mod primitives;
