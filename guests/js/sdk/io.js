@@ -231,7 +231,10 @@ export const fs = {
     try {
       dir.createDirectoryAt(rel);
     } catch (e) {
-      throw fsError(e, "mkdir", full);
+      const err = fsError(e, "mkdir", full);
+      // Another call may have created it meanwhile (activities run in parallel).
+      if (options?.recursive && err.code === "EEXIST") return;
+      throw err;
     }
   },
 };

@@ -29,6 +29,7 @@ import) still trap: the instance fails loudly with error type ``Trap``.
 """
 
 import builtins
+import errno
 import io
 import linecache
 import os
@@ -425,8 +426,10 @@ def _served(f):
     return True
 
 
-# errno values of "no such file", "not permitted" and WASI's "not capable".
-_FILE_ERRNOS = {2, 1, 13, 30, 63, 76}
+# "No such file" and the refusals (WASI numbers them its own way: use the
+# names). WASI's "not capable" is 76.
+_REFUSED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.EBADF, getattr(errno, "ENOTCAPABLE", 76)}
+_FILE_ERRNOS = {errno.ENOENT, errno.ENOTDIR} | _REFUSED_ERRNOS
 
 
 def _file_denial(exc):
@@ -447,7 +450,7 @@ def _file_denial(exc):
                 "with `cairn deploy --allow-dir HOST_DIR[:GUEST_DIR][:ro|:rw]`",
                 {"path": path},
             )
-        if exc.errno in (1, 13, 30, 63, 76):
+        if exc.errno in _REFUSED_ERRNOS:
             return CapabilityDeniedError(
                 f"{path}: {exc.strerror or 'not permitted'} (the directory {granted} is granted read-only? "
                 "grant it with `:rw` to write)",
