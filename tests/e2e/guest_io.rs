@@ -486,10 +486,7 @@ async fn http_example(lang: &str) {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    cairn::clock::now_ms()
 }
 
 macro_rules! per_language {
