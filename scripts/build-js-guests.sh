@@ -94,6 +94,10 @@ build_qjs() { # entry out name
 
 build_activities() { # dir name out http
     local dir="$1" name="$2" out="$3" http="$4" work="$build_dir/$2" rel log
+    if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+        echo "build-js-guests: $name has WASI activities, whose bundler (rolldown) needs node 20.19 or newer; this is node $(node --version)" >&2
+        exit 1
+    fi
     local disable=(-d fetch-event)
     if [[ "$http" != true ]]; then disable+=(http); fi
     rel="$(realpath --relative-to="$work" "$dir")"

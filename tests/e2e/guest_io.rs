@@ -489,6 +489,50 @@ fn now_ms() -> u64 {
     cairn::clock::now_ms()
 }
 
+/// The parts of two languages' projects combine: functions resolve by name,
+/// so a Python orchestrator runs JavaScript activities and the other way
+/// round. Deployed by naming both files (`cairn deploy X.wasm Y.activities.wasm`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_io_orchestrators_call_activities_of_the_other_language() {
+    for (orchestrators, activities) in [("python", "js"), ("js", "python")] {
+        let server = TestServer::start();
+        let tmp = TempDir::new(&format!("cross-{orchestrators}-{activities}"));
+        let db = cli_hub(&tmp);
+        let host = format!("127.0.0.1:{}", server.port);
+        let orch = part(orchestrators, "http-call.wasm");
+        let acts = part(activities, "http-call.activities.wasm");
+        // Naming another language's activity part explicitly: the
+        // orchestrator file's own activity part comes along too, and is
+        // deployed first, so the named one must be deployed after it.
+        let (ok, text) = cairn(
+            &db,
+            &[
+                "deploy",
+                orch.to_str().unwrap(),
+                acts.to_str().unwrap(),
+                "--allow-http",
+                &host,
+            ],
+        );
+        assert!(ok, "{text}");
+        let input = json!({"url": format!("http://{host}/greet"), "names": ["Oslo"]}).to_string();
+        let (ok, text) = cairn(&db, &["start", "CallHttpApi", "--input", &input, "--wait", "120"]);
+        assert!(ok, "{text}");
+        assert_eq!(waited_status(&text)["output"], json!(["Hello Oslo!"]), "{text}");
+        assert_eq!(server.hits(), 1);
+        // The activity that ran is the named language's: its component is
+        // the newest version of GetGreeting.
+        use cairn::store::Provider as _;
+        let hub = cairn::hub::Hub::open(&db).unwrap();
+        let newest = hub
+            .store
+            .resolve_function("GetGreeting", cairn::store::FunctionKind::Activity)
+            .await
+            .unwrap();
+        assert_eq!(newest, cairn::sandbox::content_hash(&std::fs::read(&acts).unwrap()));
+    }
+}
+
 macro_rules! per_language {
     ($($name:ident => $scenario:ident;)*) => {
         $(
