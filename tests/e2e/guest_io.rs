@@ -522,7 +522,6 @@ async fn guest_io_orchestrators_call_activities_of_the_other_language() {
         assert_eq!(server.hits(), 1);
         // The activity that ran is the named language's: its component is
         // the newest version of GetGreeting.
-        use cairn::store::Provider as _;
         let hub = cairn::hub::Hub::open(&db).unwrap();
         let newest = hub
             .store
@@ -531,6 +530,47 @@ async fn guest_io_orchestrators_call_activities_of_the_other_language() {
             .unwrap();
         assert_eq!(newest, cairn::sandbox::content_hash(&std::fs::read(&acts).unwrap()));
     }
+}
+
+/// A Rust orchestrator (`CallsActivity` of guests/rust/testing/features,
+/// the same contract as the testing projects' own) calls the JS and Python
+/// I/O activities: files and HTTP, granted and refused.
+async fn rust_orchestrator_calls_io_activities(lang: &str) {
+    let d = dirs(&format!("rust-orch-{lang}"));
+    let server = TestServer::start();
+    let t = TestHub::new(false).await;
+    let host = format!("127.0.0.1:{}", server.port);
+    t.hub
+        .deploy_with(
+            read_part(lang, "io.activities.wasm"),
+            Grants {
+                dirs: vec![dir_grant(&d.data, "/data", false)],
+                http: vec![host.clone()],
+                ..Grants::default()
+            },
+        )
+        .await
+        .unwrap();
+    t.deploy("features").await;
+    assert_eq!(
+        call(&t, "read", "ReadFile", json!("/data/note.txt")).await,
+        Ok(json!("granted text"))
+    );
+    denied(
+        call(&t, "etc", "ReadFile", json!("/etc/hostname")).await,
+        "/etc/hostname",
+    );
+    let got = call(&t, "fetch", "Fetch", json!(format!("http://{host}/x?name=rust")))
+        .await
+        .unwrap();
+    assert_eq!(got["json"]["greeting"], json!("Hello rust!"), "{got}");
+    assert_eq!(server.hits(), 1);
+    denied(
+        call(&t, "other", "Fetch", json!("http://127.0.0.1:9/")).await,
+        "127.0.0.1:9",
+    );
+    assert_eq!(server.hits(), 1);
+    t.stop().await;
 }
 
 macro_rules! per_language {
@@ -556,6 +596,7 @@ per_language! {
     guest_io_orchestrators_stay_without_io => orchestrators_stay_without_io;
     guest_io_backup_site_content => backup_site_content;
     guest_io_http_example => http_example;
+    guest_io_rust_orchestrator_calls_io_activities => rust_orchestrator_calls_io_activities;
 }
 
 /// Numbers for BENCHMARKS.md ("Guest I/O"): per language, the activity
