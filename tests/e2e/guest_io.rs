@@ -291,6 +291,18 @@ async fn http_granted_and_refused(lang: &str) {
     assert_eq!(reply["body"], json!(r#"{"n":1}"#));
     assert_eq!(granted.hits(), 2);
 
+    // One request per attempt: the first attempt GETs and fails, the retry
+    // GETs again and succeeds.
+    let row = t
+        .run(
+            "CallsWithRetry",
+            &json!({"name": "FetchFailingFirst", "input": url, "attempts": 3}).to_string(),
+            "retried",
+        )
+        .await;
+    assert_eq!(output(&row), json!({"ok": {"status": 200, "attempt": 2}}), "{row:?}");
+    assert_eq!(granted.hits(), 4, "two attempts, two requests");
+
     // Another host (another port of the same address) is refused before any
     // byte leaves the process, even when the guest catches the error.
     let target = format!("127.0.0.1:{}", other.port);
@@ -307,7 +319,7 @@ async fn http_granted_and_refused(lang: &str) {
         "example.invalid",
     );
     assert_eq!(other.hits(), 0);
-    assert_eq!(granted.hits(), 2);
+    assert_eq!(granted.hits(), 4);
     t.stop().await;
 }
 

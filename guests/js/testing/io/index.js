@@ -8,6 +8,8 @@
 // Orchestrators:
 // - `CallsActivity`, input `{name, input}`: calls that activity and returns
 //   `{ok: output}` or the caught failure `{error_type, message}`.
+// - `CallsWithRetry`, input `{name, input, attempts}`: the same with a
+//   retry policy of `attempts` attempts, 10 ms apart.
 // - `TriesIO`, input the name of an I/O ("time", "open", "listdir", "env",
 //   "http", "urandom"): tries it and returns the error type it threw, or
 //   `{value}` when it did not throw.
@@ -15,7 +17,9 @@
 // Activities: `ReadFile` (path) -> text; `WriteFile` ({path, text}) ->
 // bytes written; `ListDir` (path) -> sorted names; `ReadEnv` (name) -> the
 // value or null; `Entropy` -> {time, monotonic, now, random, token};
-// `Fetch` (url) -> {status, text, server, json}; `FetchSwallowed` (url) ->
+// `Fetch` (url) -> {status, text, server, json}; `FetchFailingFirst` (url)
+// -> GETs it, fails on attempt 1, returns {status, attempt} on later ones;
+// `FetchSwallowed` (url) ->
 // the GET's failure, caught; `Post` ({url, body}) -> {status, text}.
 
 import * as df from "cairn-sdk";
@@ -25,6 +29,16 @@ const CallsActivity = df.orchestrator(function* (context) {
   const call = context.df.getInput();
   try {
     return { ok: yield context.df.callActivity(call.name, call.input ?? null) };
+  } catch (e) {
+    return { error_type: e.errorType, message: e.message };
+  }
+});
+
+const CallsWithRetry = df.orchestrator(function* (context) {
+  const call = context.df.getInput();
+  const options = new df.RetryOptions(10, call.attempts);
+  try {
+    return { ok: yield context.df.callActivityWithRetry(call.name, options, call.input ?? null) };
   } catch (e) {
     return { error_type: e.errorType, message: e.message };
   }
@@ -49,7 +63,7 @@ function TriesIO(context, what) {
 const text = (s) => new TextEncoder().encode(s).length;
 
 export const functions = df.app({
-  orchestrators: { CallsActivity, TriesIO },
+  orchestrators: { CallsActivity, CallsWithRetry, TriesIO },
   activities: {
     ReadFile: (context, path) => fs.readFileSync(path, "utf8"),
     WriteFile: (context, { path, text: body }) => {
@@ -76,6 +90,13 @@ export const functions = df.app({
         json = JSON.parse(body);
       } catch {}
       return { status: response.status, text: body, server: response.headers.get("X-Server"), json };
+    },
+    FetchFailingFirst: async (context, url) => {
+      const response = await fetch(url);
+      if (context.attempt === 1) {
+        throw new df.DurableError("Flaky", `attempt 1 got ${response.status} and fails anyway`);
+      }
+      return { status: response.status, attempt: context.attempt };
     },
     FetchSwallowed: async (context, url) => {
       try {

@@ -7,6 +7,8 @@ and wasi:http).
 Orchestrators:
 - `CallsActivity`, input `{"name", "input"}`: calls that activity and
   returns `{"ok": output}` or the caught failure `{"error_type", "message"}`.
+- `CallsWithRetry`, input `{"name", "input", "attempts"}`: the same with
+  a retry policy of `attempts` attempts, 10 ms apart.
 - `TriesIO`, input the name of an I/O (`"time"`, `"open"`, `"listdir"`,
   `"env"`, `"http"`, `"urandom"`): tries it in the orchestrator and returns
   the error type it raised, or `{"value": ...}` when it did not raise.
@@ -17,7 +19,8 @@ Activities:
 - `ReadEnv` (name) -> the value, or null when the variable is not visible.
 - `Entropy` -> `{"time", "monotonic", "now", "random", "token"}`.
 - `Fetch` (url) -> `{"status", "text", "server", "json"}` of a GET;
-  `FetchSwallowed` (url) -> the GET's failure, caught.
+  `FetchFailingFirst` (url) -> GETs it, fails on attempt 1, returns
+  `{"status", "attempt"}` on later ones; `FetchSwallowed` (url) -> the GET's failure, caught.
 - `Post` ({"url", "body"}) -> the reply's status and text.
 """
 
@@ -38,6 +41,17 @@ def calls_activity(context):
     call = context.get_input()
     try:
         out = yield context.call_activity(call["name"], call.get("input"))
+        return {"ok": out}
+    except cairn_sdk.ActivityFailedError as e:
+        return {"error_type": e.error_type, "message": e.message}
+
+
+@app.orchestrator("CallsWithRetry")
+def calls_with_retry(context):
+    call = context.get_input()
+    options = cairn_sdk.RetryOptions(10, call["attempts"])
+    try:
+        out = yield context.call_activity_with_retry(call["name"], options, call.get("input"))
         return {"ok": out}
     except cairn_sdk.ActivityFailedError as e:
         return {"error_type": e.error_type, "message": e.message}
@@ -106,6 +120,14 @@ def fetch(url):
     except ValueError:
         body = None
     return {"status": r.status_code, "text": r.text, "server": r.headers.get("X-Server"), "json": body}
+
+
+@app.activity("FetchFailingFirst")
+def fetch_failing_first(context, url):
+    r = http.get(url, timeout=5)
+    if context.attempt == 1:
+        raise cairn_sdk.Failure("Flaky", f"attempt 1 got {r.status_code} and fails anyway")
+    return {"status": r.status_code, "attempt": context.attempt}
 
 
 @app.activity("FetchSwallowed")
