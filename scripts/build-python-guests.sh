@@ -10,7 +10,11 @@
 #   itself at build time).
 # - Builds a component per directory with a main.py under
 #   guests/python/examples and guests/python/testing, with --stub-wasi (the
-#   component imports no WASI, see guests/python/README.md). A component whose
+#   component imports no WASI, see guests/python/README.md). A project whose
+#   cairn.json says {"activities": {"wasi": true}} is built in two parts:
+#   <name>.wasm (its orchestrators, --stub-wasi) and <name>.activities.wasm
+#   (its activities, with real WASI, and wasi:http when cairn.json also says
+#   "http": true; world app-io of guests/wit-io). A component whose
 #   sources, WIT and toolchain are unchanged since its last build is kept
 #   (builds are not reproducible: rebuilding would change its hash).
 #
@@ -84,43 +88,80 @@ fi
 log_dir="$(mktemp -d)"
 trap 'rm -rf "$log_dir"' EXIT
 
-build_one() { # dir
-    local dir="$1" name stamp inputs out tmp start size
-    name="$(basename "$dir")"
-    out="$out_dir/$name.wasm"
-    stamp="$out_dir/.$name.inputs"
+# The WIT of activity parts with HTTP: the contract plus guests/wit-io.
+wit_io_dir="$log_dir/wit-io"
+mkdir -p "$wit_io_dir"
+cp "$wit_dir"/*.wit "$repo_root/guests/wit-io/io.wit" "$wit_io_dir/"
+cp -r "$repo_root/guests/wit-io/deps" "$wit_io_dir/deps"
+wit_io_files=("$repo_root/guests/wit-io/io.wit" "$repo_root"/guests/wit-io/deps/*.wit)
+
+# The SDK's cairn_sdk/_build.py reads the part a build is from this module.
+for role in orchestrators activities; do
+    mkdir -p "$log_dir/role-$role"
+    echo "ROLE = \"$role\"" >"$log_dir/role-$role/cairn_build_role.py"
+done
+
+project_setting() { # dir key -> "true" when cairn.json's activities.<key> is true
+    [[ -f "$1/cairn.json" ]] || return 0
+    "$python" -c 'import json,sys; print(str(json.load(open(sys.argv[1])).get("activities",{}).get(sys.argv[2]) is True).lower())' \
+        "$1/cairn.json" "$2"
+}
+
+build_part() { # dir name out part(all|orchestrators|activities) http(true|false) -> builds one component
+    local dir="$1" name="$2" out="$3" part="$4" http="$5" stamp inputs tmp start size rel
+    local args=(-d "$wit_dir" -w app) flags=(--stub-wasi) paths=(-p "$dir" -p "$py_dir")
+    if [[ "$part" == activities ]]; then
+        flags=()
+        if [[ "$http" == true ]]; then args=(-d "$wit_io_dir" -w app-io); fi
+    fi
+    if [[ "$part" != all ]]; then paths+=(-p "$log_dir/role-$part"); fi
+    rel="target/guests/python/$(basename "$out")"
+    stamp="$out_dir/.$(basename "$out" .wasm).inputs"
     local files=()
-    while IFS= read -r f; do files+=("$f"); done < <(find "$dir" -name '*.py' -not -path '*/durable_functions/*' | LC_ALL=C sort)
-    inputs="$(hash_of "${sdk_files[@]}" "${files[@]}" "$wit_dir"/*.wit "$repo_root/scripts/build-python-guests.sh") $version --stub-wasi"
+    while IFS= read -r f; do files+=("$f"); done < <(find "$dir" \( -name '*.py' -o -name cairn.json \) -not -path '*/durable_functions/*' | LC_ALL=C sort)
+    inputs="$(hash_of "${sdk_files[@]}" "${files[@]}" "$wit_dir"/*.wit "${wit_io_files[@]}" "$repo_root/scripts/build-python-guests.sh") $version $part $http"
     if [[ "${CAIRN_PY_FORCE:-0}" != 1 && -f "$out" && "$(cat "$stamp" 2>/dev/null || true)" == "$inputs" ]]; then
         size="$(wc -c <"$out" | tr -d ' ')"
-        echo "up to date target/guests/python/$name.wasm ($size bytes)"
+        echo "up to date $rel ($size bytes)"
         return 0
     fi
     tmp="$out.tmp.$$"
     start=$SECONDS
-    if ! (cd "$dir" && "$cpy" -q -d "$wit_dir" -w app componentize main \
-        -p "$dir" -p "$py_dir" -o "$tmp" --stub-wasi) >"$log_dir/$name.log" 2>&1; then
+    if ! (cd "$dir" && "$cpy" -q "${args[@]}" componentize main "${paths[@]}" -o "$tmp" "${flags[@]}") \
+        >"$log_dir/$(basename "$out").log" 2>&1; then
         rm -f "$tmp"
-        echo "build-python-guests: $name failed:" >&2
-        cat "$log_dir/$name.log" >&2
+        echo "build-python-guests: $rel failed:" >&2
+        cat "$log_dir/$(basename "$out").log" >&2
         return 1
     fi
     # Rename, so a reader never sees a half-written component.
     mv -f "$tmp" "$out"
     echo "$inputs" >"$stamp"
     size="$(wc -c <"$out" | tr -d ' ')"
-    echo "built target/guests/python/$name.wasm ($size bytes, $((SECONDS - start)) s)"
+    echo "built $rel ($size bytes, $((SECONDS - start)) s)"
 }
+
+# One job per component to build: a two-part project is two jobs.
+jobs_list=()
+for dir in "${dirs[@]}"; do
+    name="$(basename "$dir")"
+    if [[ "$(project_setting "$dir" wasi)" == true ]]; then
+        jobs_list+=("$dir|$name|$out_dir/$name.wasm|orchestrators|false")
+        jobs_list+=("$dir|$name|$out_dir/$name.activities.wasm|activities|$(project_setting "$dir" http)")
+    else
+        jobs_list+=("$dir|$name|$out_dir/$name.wasm|all|false")
+    fi
+done
 
 failed=0
 running=0
-for dir in "${dirs[@]}"; do
+for job in "${jobs_list[@]}"; do
     if ((running >= jobs)); then
         wait -n || failed=1
         running=$((running - 1))
     fi
-    build_one "$dir" &
+    IFS='|' read -r j_dir j_name j_out j_part j_http <<<"$job"
+    build_part "$j_dir" "$j_name" "$j_out" "$j_part" "$j_http" &
     running=$((running + 1))
 done
 while ((running > 0)); do
@@ -131,4 +172,4 @@ if ((failed)); then
     echo "build-python-guests: some components failed to build" >&2
     exit 1
 fi
-echo "build-python-guests: ${#dirs[@]} components in target/guests/python"
+echo "build-python-guests: ${#jobs_list[@]} components in target/guests/python"

@@ -9,6 +9,7 @@ mod basics;
 mod bench;
 mod examples;
 mod golden;
+mod guest_io;
 mod js;
 mod layering;
 mod primitives;

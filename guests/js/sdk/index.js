@@ -19,7 +19,8 @@
 // Durable Functions style that `yield` the tasks of `context.df`. Activities
 // are functions `(context, input) => output`. Inputs and outputs are JSON.
 
-import { orch, act, within } from "./runtime.js";
+import { orch, act, within, ROLE } from "./runtime.js";
+import { beginActivity } from "./io.js";
 import { DurableError, toWire } from "./failure.js";
 import { runOrchestrator } from "./orchestration.js";
 import { ActivityContext } from "./activity.js";
@@ -28,6 +29,7 @@ export { DurableError } from "./failure.js";
 export { Task, TaskSet, clientValue } from "./task.js";
 export { RetryOptions, LockHandle, OrchestrationContext, DurableOrchestrationContext } from "./orchestration.js";
 export { ActivityContext } from "./activity.js";
+export { fs, path, env } from "./io.js";
 
 const ORCHESTRATOR = Symbol("cairn.orchestrator");
 
@@ -51,9 +53,10 @@ function register(kind, name, fn) {
   if (typeof name !== "string" || name === "") throw new TypeError(`${kind} names must be non-empty strings`);
   if (typeof fn !== "function") throw new TypeError(`${kind} ${name} must be a function`);
   const target = fn[ORCHESTRATOR] ?? fn;
-  if (isAsync(target)) {
+  if (isAsync(target) && (kind === "orchestrator" || ROLE === "all")) {
     throw new TypeError(
-      `${kind} ${name} is an async function, but Cairn's JavaScript runtime (QuickJS, synchronous) has no ` +
+      `${kind} ${name} is an async function, but Cairn's JavaScript runtime for orchestrators and for ` +
+        `activities without WASI (QuickJS, synchronous) has no ` +
         `event loop to settle promises: remove \`async\`/\`await\`. Waiting is synchronous here: ` +
         `context.callActivity(...) returns the result, or \`yield\` a task in a function* orchestrator.`
     );
@@ -74,6 +77,9 @@ function decodeInput(input) {
 }
 
 function encodeOutput(value) {
+  if (ROLE === "activities" && value !== null && typeof value === "object" && typeof value.then === "function") {
+    return value.then(encodeOutput);
+  }
   if (value !== null && typeof value === "object" && typeof value.then === "function") {
     throw new DurableError(
       "InvalidOutput",
@@ -89,21 +95,50 @@ function encodeOutput(value) {
   return text === undefined ? "null" : text;
 }
 
+/** Whether this build of the component serves functions of `kind`. */
+function served(kind) {
+  if (ROLE === "activities") return kind === "activity";
+  if (ROLE === "orchestrators") return kind === "orchestrator";
+  return true;
+}
+
+/**
+ * An activity of an "activities" build (StarlingMonkey): it may be async
+ * (`await fetch(...)`); the export returns the Promise, which the runtime's
+ * event loop settles before the call returns to the host.
+ */
+function runIoActivity(fn, seed, input) {
+  beginActivity();
+  let result;
+  try {
+    result = within("activity", seed, () => fn(new ActivityContext(), decodeInput(input)));
+  } catch (e) {
+    throw toWire(e);
+  }
+  if (result !== null && typeof result === "object" && typeof result.then === "function") {
+    return result.then(encodeOutput).catch((e) => {
+      throw toWire(e);
+    });
+  }
+  return encodeOutput(result);
+}
+
 /** The `cairn:durable/functions` export: what the componentizer binds to. */
 const functions = {
   list() {
-    return [...registry].map(([name, { kind }]) => ({ name, kind }));
+    return [...registry].filter(([, { kind }]) => served(kind)).map(([name, { kind }]) => ({ name, kind }));
   },
 
   run(name, input) {
     const entry = registry.get(name);
     try {
-      if (!entry) throw new DurableError("NotFound", `this component has no function named ${JSON.stringify(name)}`);
+      if (!entry || !served(entry.kind)) throw new DurableError("NotFound", `this component has no function named ${JSON.stringify(name)}`);
       if (entry.kind === "orchestrator") {
         const seed = `${orch.instanceId()}\u0000${orch.executionId()}`;
         return within("orchestrator", seed, () => encodeOutput(runOrchestrator(entry.fn, decodeInput(input))));
       }
       const seed = `${act.idempotencyKey()}\u0000${act.attempt()}`;
+      if (ROLE === "activities") return runIoActivity(entry.fn, seed, input);
       return within("activity", seed, () => encodeOutput(entry.fn(new ActivityContext(), decodeInput(input))));
     } catch (e) {
       throw toWire(e);

@@ -14,10 +14,23 @@
 // - `console.*` goes to the host's log: the replay-safe `log` of the
 //   orchestration (suppressed while replaying) or the activity's `log`.
 
-import orch from "cairn:durable/orchestration@0.1.0";
-import act from "cairn:durable/activity-context@0.1.0";
+import * as orchModule from "cairn:durable/orchestration@0.1.0";
+import * as actModule from "cairn:durable/activity-context@0.1.0";
+
+// componentize-qjs binds an interface as the module's default export,
+// componentize-js (StarlingMonkey) as its named exports.
+const orch = orchModule.default ?? orchModule;
+const act = actModule.default ?? actModule;
 
 export { orch, act };
+
+/**
+ * Which part of a project this build is (set by the entry module that
+ * scripts/build-js-guests.sh generates): "all" (every function, no WASI),
+ * "orchestrators" (no WASI) or "activities" (componentize-js with WASI:
+ * real clocks, randomness, fetch, files and environment under the grants).
+ */
+export const ROLE = globalThis.__cairnBuildRole ?? "all";
 
 /** The original Date constructor (for `currentUtcDateTime`). */
 export const RealDate = globalThis.Date;
@@ -61,6 +74,7 @@ function seededRandom(seedText) {
 
 function nowMs() {
   if (current && current.kind === "orchestrator") return Number(orch.currentTime());
+  if (ROLE === "activities") return RealDate.now();
   if (current && current.kind === "activity") {
     throw new Error(
       "Date.now() and new Date() have no clock in a JavaScript activity: Cairn builds JS components " +
@@ -86,7 +100,14 @@ Object.defineProperty(CairnDate, "name", { value: "Date" });
 globalThis.Date = CairnDate;
 
 const realRandom = Math.random;
+const entropy = new Uint32Array(2);
 Math.random = function random() {
+  if (ROLE === "activities" && globalThis.crypto && typeof globalThis.crypto.getRandomValues === "function") {
+    // Real randomness (WASI random) in activities that have it: the engine's
+    // own PRNG state was frozen into the build snapshot.
+    globalThis.crypto.getRandomValues(entropy);
+    return ((entropy[0] >>> 5) * 67108864 + (entropy[1] >>> 6)) / 9007199254740992;
+  }
   return current ? current.random() : realRandom();
 };
 
@@ -104,7 +125,11 @@ function show(value) {
 
 /** Writes one log line to the host's log of the running function. */
 export function log(level, args) {
-  if (!current) return;
+  if (!current) {
+    // After an `await` in an async activity, still inside the host's call.
+    if (ROLE === "activities") act.log(level, args.map(show).join(" "));
+    return;
+  }
   const message = args.map(show).join(" ");
   if (current.kind === "orchestrator") orch.log(level, message);
   else act.log(level, message);

@@ -39,6 +39,7 @@ from ._levels import LogLevel
 from .app import Activity, App, DFApp, Orchestrator, default_app
 from .errors import (
     ActivityFailedError,
+    CapabilityDeniedError,
     Failure,
     NetworkAccessError,
     NonDeterministicCallError,
@@ -67,6 +68,7 @@ __all__ = [
     "ActivityContext",
     "ActivityFailedError",
     "App",
+    "CapabilityDeniedError",
     "DFApp",
     "DurableHttpResponse",
     "DurableOrchestrationContext",

@@ -8,10 +8,21 @@ only thing the SDK's own unit tests replace with a fake).
 
 from componentize_py_types import Err, Ok  # noqa: F401  (re-exported)
 from wit_world.imports import activity_context, orchestration  # noqa: F401
-from wit_world.imports.types import (  # noqa: F401
-    Failure as WitFailure,
-    FunctionInfo,
-    FunctionKind,
-    LogLevel as WitLogLevel,
-    RetryPolicy as WitRetryPolicy,
-)
+try:
+    from wit_world.imports.types import (  # noqa: F401
+        Failure as WitFailure,
+        FunctionInfo,
+        FunctionKind,
+        LogLevel as WitLogLevel,
+        RetryPolicy as WitRetryPolicy,
+    )
+except ImportError:
+    # World app-io (activities with wasi:http) has two `types` interfaces:
+    # componentize-py names ours after its package.
+    from wit_world.imports.cairn_durable_types import (  # noqa: F401
+        Failure as WitFailure,
+        FunctionInfo,
+        FunctionKind,
+        LogLevel as WitLogLevel,
+        RetryPolicy as WitRetryPolicy,
+    )

@@ -29,6 +29,7 @@ import) still trap: the instance fails loudly with error type ``Trap``.
 """
 
 import builtins
+import errno
 import io
 import linecache
 import os
@@ -41,11 +42,13 @@ import uuid
 import _imp
 
 from . import _host
+from ._build import ROLE, ROLE_ACTIVITIES, ROLE_ORCHESTRATORS
 from ._codec import decode, encode
 from ._levels import to_wit
 from .activity import ActivityContext
 from .app import ACTIVITY, ORCHESTRATOR, lookup, registered
 from .errors import (
+    CapabilityDeniedError,
     NetworkAccessError,
     NonDeterministicCallError,
     WasiUnavailableError,
@@ -199,6 +202,12 @@ def _refuse_network(what):
         if _kind == ORCHESTRATOR:
             where = "an orchestrator"
             instead = f"{_DURABLE_HTTP}, or do the I/O in an activity"
+        elif ROLE == ROLE_ACTIVITIES:
+            where = "a Python activity (sockets are not granted)"
+            instead = (
+                "use the SDK's HTTP client, `from cairn_sdk import http; http.get(url)` (over wasi:http, "
+                "hosts granted with `cairn deploy --allow-http HOST`)"
+            )
         else:
             where = "a Python component (built without WASI)"
             instead = (
@@ -230,6 +239,18 @@ _UUID = "context.new_uuid()"
 
 
 def _install_guards():
+    if ROLE != ROLE_ACTIVITIES:
+        _install_wasi_guards()
+    _install_network_guards()
+
+    # Formatting a warning or a traceback reads source lines from files.
+    linecache.updatecache = lambda *args, **kwargs: []
+    linecache.checkcache = lambda *args, **kwargs: None
+
+    sys.meta_path.insert(0, _NoRuntimeImports)
+
+
+def _install_wasi_guards():
     for name in ("time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns",
                  "process_time", "process_time_ns", "thread_time", "thread_time_ns"):
         if hasattr(time, name):
@@ -254,6 +275,8 @@ def _install_guards():
         if hasattr(os, name):
             setattr(os, name, _refuse_files(f"os.{name}()"))
 
+
+def _install_network_guards():
     # Every connection and name lookup goes through these (`http.client`
     # and `urllib` through `socket.create_connection`).
     for name in ("create_connection", "create_server", "getaddrinfo", "gethostbyname",
@@ -262,12 +285,6 @@ def _install_guards():
             setattr(socket, name, _refuse_network(f"socket.{name}()"))
     for name in ("connect", "connect_ex", "bind", "sendto"):
         setattr(socket.socket, name, _refuse_network(f"socket.socket.{name}()"))
-
-    # Formatting a warning or a traceback reads source lines from files.
-    linecache.updatecache = lambda *args, **kwargs: []
-    linecache.checkcache = lambda *args, **kwargs: None
-
-    sys.meta_path.insert(0, _NoRuntimeImports)
 
 
 class _NoRuntimeImports:
@@ -306,6 +323,10 @@ def _begin(kind):
     if kind == ORCHESTRATOR:
         o = _host.orchestration
         _random_seed(f"cairn:{o.instance_id()}:{o.execution_id()}", 2)
+    elif ROLE == ROLE_ACTIVITIES:
+        # Real entropy (WASI random): the build-time snapshot's state must
+        # not repeat in every instance.
+        _random_seed(None, 2)
     else:
         a = _host.activity_context
         _random_seed(f"cairn:{a.idempotency_key()}:{a.attempt()}", 2)
@@ -373,11 +394,12 @@ class Functions:
                 _host.FunctionKind.ORCHESTRATOR if f.kind == ORCHESTRATOR else _host.FunctionKind.ACTIVITY,
             )
             for f in registered()
+            if _served(f)
         ]
 
     def run(self, name, input):
         f = lookup(name)
-        if f is None:
+        if f is None or not _served(f):
             raise _host.Err(_host.WitFailure("NotFound", f"this component has no function named {name!r}", None))
         try:
             _begin(f.kind)
@@ -387,9 +409,70 @@ class Functions:
                 value = _run_activity(f, input)
             return encode(value, f"the return value of {name!r}")
         except BaseException as exc:  # noqa: BLE001 - every failure crosses typed
+            if ROLE == ROLE_ACTIVITIES and f.kind == ACTIVITY:
+                exc = _file_denial(exc) or exc
             raise _host.Err(_to_wit_failure(exc)) from None
         finally:
             _end()
+
+
+def _served(f):
+    """Whether this build of the component serves ``f``: a project built in
+    two parts lists its orchestrators in one and its activities in the other."""
+    if ROLE == ROLE_ACTIVITIES:
+        return f.kind == ACTIVITY
+    if ROLE == ROLE_ORCHESTRATORS:
+        return f.kind == ORCHESTRATOR
+    return True
+
+
+# "No such file" and the refusals (WASI numbers them its own way: use the
+# names). WASI's "not capable" is 76.
+_REFUSED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.EBADF, getattr(errno, "ENOTCAPABLE", 76)}
+_FILE_ERRNOS = {errno.ENOENT, errno.ENOTDIR} | _REFUSED_ERRNOS
+
+
+def _file_denial(exc):
+    """A :class:`CapabilityDeniedError` for an uncaught ``OSError`` about a
+    path outside every directory granted to the component (WASI resolves
+    paths against the preopened directories only), or about writing into a
+    read-only grant; ``None`` for any other exception."""
+    if not isinstance(exc, OSError) or exc.errno not in _FILE_ERRNOS:
+        return None
+    for name in (exc.filename, exc.filename2):
+        if not isinstance(name, (str, bytes, os.PathLike)):
+            continue
+        path = os.path.abspath(os.fsdecode(name))
+        granted = _granted_root(path)
+        if granted is None:
+            return CapabilityDeniedError(
+                f"{path}: no directory containing it is granted to this component; grant one at deploy "
+                "with `cairn deploy --allow-dir HOST_DIR[:GUEST_DIR][:ro|:rw]`",
+                {"path": path},
+            )
+        if exc.errno in _REFUSED_ERRNOS:
+            return CapabilityDeniedError(
+                f"{path}: {exc.strerror or 'not permitted'} (the directory {granted} is granted read-only? "
+                "grant it with `:rw` to write)",
+                {"path": path, "granted": granted},
+            )
+    return None
+
+
+def _granted_root(path):
+    """The nearest ancestor of ``path`` (itself included) that the component
+    can see, or ``None`` when no preopened directory contains it."""
+    current = path
+    while True:
+        try:
+            os.stat(current)
+            return current
+        except OSError:
+            pass
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
 
 
 def _to_wit_failure(exc):

@@ -25,6 +25,7 @@ __all__ = [
     "SubOrchestratorFailedError",
     "NonDeterministicCallError",
     "WasiUnavailableError",
+    "CapabilityDeniedError",
 ]
 
 # Failures the host wraps around a callee's own failure, with the inner
@@ -126,6 +127,16 @@ class NetworkAccessError(WasiUnavailableError):
 
     def __init__(self, message):
         Failure.__init__(self, "NetworkAccessError", message)
+
+
+class CapabilityDeniedError(Failure, PermissionError):
+    """An activity used a capability its component was not granted at
+    deploy: a directory (``--allow-dir``) or an HTTP host (``--allow-http``).
+    Its error type is ``CapabilityDenied``, the type the host uses for the
+    same refusal; ``details`` names what was refused."""
+
+    def __init__(self, message, details=None):
+        Failure.__init__(self, "CapabilityDenied", message, details)
 
 
 def failure_from_exception(exc):

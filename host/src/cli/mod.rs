@@ -171,6 +171,10 @@ pub enum Command {
         instance_lease: Duration,
     },
     /// Deploy components; prints each function's name, kind and version.
+    /// A JavaScript or Python project built in two parts deploys as one:
+    /// `X.wasm` brings its activity part `X.activities.wasm` along (found
+    /// next to it), and environment and directory grants go to that part
+    /// only (its orchestrators get the HTTP grant, for durable HTTP).
     Deploy {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -421,6 +425,54 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
+/// What a file of a `deploy` command line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeployPart {
+    /// A component deployed with every grant given.
+    Whole,
+    /// The orchestrator part of a two-part project: HTTP grants only.
+    Orchestrators,
+}
+
+/// Suffix of the activity part of a JavaScript or Python project built in
+/// two parts (`scripts/build-{js,python}-guests.sh`).
+const ACTIVITY_PART_SUFFIX: &str = ".activities.wasm";
+
+/// The files a `deploy` command deploys, in order: each file given, with the
+/// activity part `X.activities.wasm` of a given `X.wasm` that has one beside
+/// it deployed first (so an orchestrator never starts before its
+/// activities exist); the orchestrator part of such a pair gets only the
+/// HTTP grant.
+pub(crate) fn deploy_plan(files: Vec<PathBuf>) -> Vec<(PathBuf, DeployPart)> {
+    let activity_part = |f: &Path| -> Option<PathBuf> {
+        let name = f.file_name()?.to_str()?;
+        let stem = name
+            .strip_suffix(".wasm")
+            .filter(|_| !name.ends_with(ACTIVITY_PART_SUFFIX))?;
+        Some(f.with_file_name(format!("{stem}{ACTIVITY_PART_SUFFIX}")))
+    };
+    let mut plan: Vec<(PathBuf, DeployPart)> = Vec::new();
+    let push = |plan: &mut Vec<(PathBuf, DeployPart)>, f: PathBuf, part| {
+        if let Some(existing) = plan.iter_mut().find(|(p, _)| *p == f) {
+            if part == DeployPart::Orchestrators {
+                existing.1 = part;
+            }
+        } else {
+            plan.push((f, part));
+        }
+    };
+    for f in &files {
+        match activity_part(f).filter(|a| a.is_file()) {
+            Some(activities) => {
+                push(&mut plan, activities, DeployPart::Whole);
+                push(&mut plan, f.clone(), DeployPart::Orchestrators);
+            }
+            None => push(&mut plan, f.clone(), DeployPart::Whole),
+        }
+    }
+    plan
+}
+
 fn print_json(v: &serde_json::Value) {
     print_out(&format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()));
 }
@@ -491,14 +543,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let grants =
                 crate::sandbox::Grants::from_specs(allow_env, &allow_dir, allow_http).map_err(CliError::Usage)?;
-            for f in files {
+            for (f, part) in deploy_plan(files) {
                 let bytes = std::fs::read(&f).map_err(|source| CliError::Io {
                     path: f.clone(),
                     source,
                 })?;
                 eprintln!("deploying {} ({} bytes)…", f.display(), bytes.len());
+                let grants = match part {
+                    DeployPart::Orchestrators => crate::sandbox::Grants {
+                        http: grants.http.clone(),
+                        ..Default::default()
+                    },
+                    DeployPart::Whole => grants.clone(),
+                };
                 let report = hub
-                    .deploy_with(bytes, grants.clone())
+                    .deploy_with(bytes, grants)
                     .await
                     .map_err(|e| CliError::Usage(format!("{}: {e}", f.display())))?;
                 for (name, kind) in &report.functions {

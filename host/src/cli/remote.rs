@@ -140,20 +140,26 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
             allow_dir,
             allow_http,
         } => {
-            let grants = allow_env
-                .iter()
-                .map(|v| ("allowEnv", v))
-                .chain(allow_dir.iter().map(|v| ("allowDir", v)))
-                .chain(allow_http.iter().map(|v| ("allowHttp", v)))
-                .map(|(k, v)| format!("{k}={}", enc(v)))
-                .collect::<Vec<_>>()
-                .join("&");
-            let path = if grants.is_empty() {
-                "/api/components".to_owned()
-            } else {
-                format!("/api/components?{grants}")
+            let query = |env: &[String], dirs: &[String]| {
+                let grants = env
+                    .iter()
+                    .map(|v| ("allowEnv", v))
+                    .chain(dirs.iter().map(|v| ("allowDir", v)))
+                    .chain(allow_http.iter().map(|v| ("allowHttp", v)))
+                    .map(|(k, v)| format!("{k}={}", enc(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                if grants.is_empty() {
+                    "/api/components".to_owned()
+                } else {
+                    format!("/api/components?{grants}")
+                }
             };
-            for f in files {
+            for (f, part) in super::deploy_plan(files) {
+                let path = match part {
+                    super::DeployPart::Whole => query(&allow_env, &allow_dir),
+                    super::DeployPart::Orchestrators => query(&[], &[]),
+                };
                 let bytes = std::fs::read(&f).map_err(|source| CliError::Io {
                     path: f.clone(),
                     source,

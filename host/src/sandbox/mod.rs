@@ -521,18 +521,25 @@ impl Sandbox {
             .allow_ip_name_lookup(false)
             .build();
         let mut store = self.new_store(Role::Inspect, wasi, io, self.limits.orchestrator_cpu);
-        // `list` needs no capability: every import traps, so a component
-        // can be inspected (and refused by name) even when it imports
-        // something this host does not provide.
-        let mut linker: Linker<GuestState> = Linker::new(&self.engine);
-        linker
-            .define_unknown_imports_as_traps(&loaded.component)
-            .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+        // `list` needs no capability. A component the host can link runs
+        // with the host's imports and a WASI context that grants nothing
+        // (guest runtimes such as componentize-py read their environment, empty
+        // here, before the first call); one it cannot link runs with every
+        // import trapping, so that it can still be inspected and refused by
+        // name.
         let meter = store.data().cpu.clone();
         let list = cpu::Metered::new(meter, async {
-            let app = App::instantiate_async(&mut store, &loaded.component, &linker)
-                .await
-                .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+            let app = match &loaded.pre {
+                Ok(pre) => pre.instantiate_async(&mut store).await,
+                Err(_) => {
+                    let mut linker: Linker<GuestState> = Linker::new(&self.engine);
+                    linker
+                        .define_unknown_imports_as_traps(&loaded.component)
+                        .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+                    App::instantiate_async(&mut store, &loaded.component, &linker).await
+                }
+            }
+            .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
             app.cairn_durable_functions()
                 .call_list(&mut store)
                 .await
