@@ -27,7 +27,11 @@
 //! episode was triggered by something that happened after the kill (an
 //! event raised at T > K, a timer due at T > K: the events recorded just
 //! before that `OrchestratorStarted`): an idle instance is not late
-//! because nobody needed it. Every takeover must be within lease
+//! because nobody needed it. Time in which the whole machine stood still
+//! on I/O (`/proc/pressure/io`, `full`: every non-idle task waiting at
+//! once) is left out: commits wait for fsync, so a disk saturated by other
+//! processes halts every host alike, and no lease can be taken over
+//! faster than the database commits. Every takeover must be within lease
 //! expiry + 2 s; the maximum and median are printed.
 //!
 //! The tests take the failover lock: they never run at the same time (one
@@ -387,6 +391,7 @@ fn verify(
 fn takeovers(
     kills: &[(Millis, Vec<String>)],
     histories: &HashMap<String, Vec<(Millis, Event)>>,
+    stalls: &IoStalls,
 ) -> Vec<(u64, String, Millis)> {
     let mut out = Vec::new();
     for (k, held) in kills {
@@ -412,10 +417,76 @@ fn takeovers(
                 })
                 .min();
             let from = trigger.filter(|t| *t > *k).unwrap_or(*k);
-            out.push((e.saturating_sub(from), id.clone(), *k));
+            // Time in which the machine itself stood still does not count.
+            let raw = e.saturating_sub(from);
+            out.push((raw.saturating_sub(stalls.stalled_ms(from, e)), id.clone(), *k));
         }
     }
     out
+}
+
+/// The machine's I/O stalls over time: samples of `/proc/pressure/io`'s
+/// `full` total (the time every non-idle task waited for I/O at once;
+/// commits wait for fsync, so such a stall halts every host alike).
+struct IoStalls {
+    samples: Arc<Mutex<Vec<(Millis, u64)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IoStalls {
+    /// The full-stall total, µs (None where the kernel has no PSI).
+    fn read() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/pressure/io").ok()?;
+        let full = text.lines().find(|l| l.starts_with("full"))?;
+        full.split_whitespace()
+            .find_map(|f| f.strip_prefix("total="))?
+            .parse()
+            .ok()
+    }
+
+    fn start() -> Self {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (samples, stop) = (samples.clone(), stop.clone());
+            move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Some(total) = Self::read() {
+                        samples.lock().unwrap().push((now_ms(), total));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        Self {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Milliseconds of full I/O stall between `from` and `to` (0 without PSI).
+    fn stalled_ms(&self, from: Millis, to: Millis) -> u64 {
+        let samples = self.samples.lock().unwrap();
+        // The last sample at or before `at` (the stall after it is not
+        // counted: a conservative reading).
+        let at = |t: Millis| samples.iter().take_while(|(ts, _)| *ts <= t).last().map(|s| s.1);
+        let first = samples.first().map(|s| s.1);
+        match (at(from).or(first), at(to)) {
+            (Some(a), Some(b)) => b.saturating_sub(a) / 1_000,
+            _ => 0,
+        }
+    }
+}
+
+impl Drop for IoStalls {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn deploy_all(url: &str) {
@@ -454,6 +525,7 @@ fn kill_loop(kills_wanted: usize, mix: &Mix, tag: &str) {
     let spread = Duration::from_millis(3_000 * kills_wanted as u64);
     let submitter = submit(hosts.addrs.clone(), starts, spread, 42);
     let mut kills: Vec<(Millis, Vec<String>)> = Vec::new();
+    let stalls = IoStalls::start();
     let mut victim = 0;
     while kills.len() < kills_wanted {
         std::thread::sleep(Duration::from_millis(1_500 + rng.below(1_500)));
@@ -478,7 +550,7 @@ fn kill_loop(kills_wanted: usize, mix: &Mix, tag: &str) {
     wait_all_terminal(&rt, &store, Duration::from_secs(90));
     hosts.assert_all_running();
     let histories = verify(&rt, &store, &accepted.instances);
-    let mut times = takeovers(&kills, &histories);
+    let mut times = takeovers(&kills, &histories, &stalls);
     times.sort();
     let held: usize = kills.iter().map(|(_, h)| h.len()).sum();
     let median = times.get(times.len() / 2).map_or(0, |t| t.0);
