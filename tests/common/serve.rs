@@ -276,7 +276,9 @@ pub fn try_send(
     })
 }
 
-fn parse(raw: &[u8]) -> Option<HttpReply> {
+/// Parses a raw HTTP/1.1 response (Content-Length, chunked, or until the
+/// connection closed).
+pub fn parse(raw: &[u8]) -> Option<HttpReply> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..end]).ok()?;
     let mut lines = head.split("\r\n");
@@ -304,7 +306,12 @@ fn parse(raw: &[u8]) -> Option<HttpReply> {
         }
         body
     } else {
-        rest.to_vec()
+        let len = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(rest.len());
+        rest.get(..len)?.to_vec()
     };
     Some(HttpReply { status, headers, body })
 }
