@@ -24,8 +24,8 @@ use std::collections::{HashMap, HashSet};
 use crate::history::{Event, Failure, Millis, ParentRef, TaskId};
 use crate::replay::{EpisodeOutput, Finish};
 use crate::store::{
-    ActivityOutcome, Checkpoint, InstanceRow, Message, NewExecution, Outbox, RewindPlan, RuntimeStatus, StoreError,
-    WorkItem,
+    ActivityOutcome, Checkpoint, InboxMessage, InstanceRow, Message, NewExecution, Outbox, RewindPlan, RuntimeStatus,
+    StoreError, WorkItem,
 };
 
 /// What a decision needs from outside the history: the newest deployed
@@ -357,6 +357,77 @@ pub fn checkpoint(
         outbox,
         now,
         lease_until: None,
+    }
+}
+
+/// The messages that wake a suspended instance (the others wait until it
+/// is resumed). Backends select ready instances with this list.
+pub const WAKES_SUSPENDED: [&str; 2] = ["ExecutionResumed", "ExecutionTerminated"];
+
+/// What an episode does with the inbox messages it read.
+#[derive(Debug, PartialEq)]
+pub enum InboxPlan {
+    /// A terminate request wins over everything else in the batch; every
+    /// message read is consumed.
+    Terminate { reason: Option<String> },
+    /// The instance is (or stays) suspended: only the suspend and resume
+    /// requests are recorded, with messages of earlier executions dropped;
+    /// the rest wait in the inbox.
+    Suspended {
+        messages: Vec<(Millis, Event)>,
+        consumed: Vec<i64>,
+    },
+    /// The guest runs with these messages (suspend/resume first, so that
+    /// what waited out a suspension follows the resume that released it);
+    /// every message read is consumed.
+    Run {
+        messages: Vec<(Millis, Event)>,
+        consumed: Vec<i64>,
+    },
+}
+
+/// Plans an episode over `inbox` for `row` (messages addressed to another
+/// execution than the current one are stale: consumed, never delivered).
+#[must_use]
+pub fn plan_inbox(row: &InstanceRow, inbox: &[InboxMessage]) -> InboxPlan {
+    let consumed_all: Vec<i64> = inbox.iter().map(|m| m.id).collect();
+    let (current, stale): (Vec<&InboxMessage>, Vec<&InboxMessage>) = inbox
+        .iter()
+        .partition(|m| m.execution_id.as_deref().is_none_or(|e| e == row.execution_id));
+    if let Some(reason) = current.iter().find_map(|m| match &m.event {
+        Event::ExecutionTerminated { reason } => Some(reason.clone()),
+        _ => None,
+    }) {
+        return InboxPlan::Terminate { reason };
+    }
+    let control = |m: &&InboxMessage| {
+        matches!(
+            m.event,
+            Event::ExecutionSuspended { .. } | Event::ExecutionResumed { .. }
+        )
+    };
+    let mut suspended = row.status == RuntimeStatus::Suspended;
+    for m in &current {
+        match m.event {
+            Event::ExecutionSuspended { .. } => suspended = true,
+            Event::ExecutionResumed { .. } => suspended = false,
+            _ => {}
+        }
+    }
+    if suspended {
+        let recorded: Vec<&InboxMessage> = current.iter().copied().filter(control).collect();
+        let mut consumed: Vec<i64> = recorded.iter().map(|m| m.id).collect();
+        consumed.extend(stale.iter().map(|m| m.id));
+        return InboxPlan::Suspended {
+            messages: recorded.iter().map(|m| (m.timestamp, m.event.clone())).collect(),
+            consumed,
+        };
+    }
+    let mut ordered = current;
+    ordered.sort_by_key(|m| !control(m));
+    InboxPlan::Run {
+        messages: ordered.iter().map(|m| (m.timestamp, m.event.clone())).collect(),
+        consumed: consumed_all,
     }
 }
 

@@ -651,3 +651,97 @@ fn rewind_refuses_an_instance_that_is_not_failed() {
         assert!(matches!(got, Err(StoreError::NotFailed { .. })), "{status}");
     }
 }
+
+fn msg(id: i64, execution: Option<&str>, event: Event) -> InboxMessage {
+    InboxMessage {
+        id,
+        execution_id: execution.map(str::to_owned),
+        timestamp: 100 + id as Millis,
+        event,
+    }
+}
+
+fn raised(name: &str) -> Event {
+    Event::EventRaised {
+        name: name.into(),
+        input: "null".into(),
+    }
+}
+
+fn types(messages: &[(Millis, Event)]) -> Vec<&'static str> {
+    messages.iter().map(|(_, e)| e.type_name()).collect()
+}
+
+#[test]
+fn inbox_plans_terminate_suspend_resume() {
+    let suspend = Event::ExecutionSuspended { reason: None };
+    let resume = Event::ExecutionResumed { reason: None };
+    let terminate = Event::ExecutionTerminated {
+        reason: Some("stop".into()),
+    };
+
+    // Terminate wins over everything in the batch, suspended or not.
+    for status in [RuntimeStatus::Running, RuntimeStatus::Suspended] {
+        let inbox = [msg(1, None, raised("A")), msg(2, Some("e1"), terminate.clone())];
+        assert_eq!(
+            plan_inbox(&row(status), &inbox),
+            InboxPlan::Terminate {
+                reason: Some("stop".into())
+            }
+        );
+    }
+    // A terminate addressed to an earlier execution is stale: no effect.
+    let inbox = [msg(1, Some("e0"), terminate.clone()), msg(2, None, raised("A"))];
+    let InboxPlan::Run { messages, consumed } = plan_inbox(&row(RuntimeStatus::Running), &inbox) else {
+        panic!("runs");
+    };
+    assert_eq!(types(&messages), ["EventRaised"]);
+    assert_eq!(consumed, [1, 2], "the stale message is consumed too");
+
+    // Suspended: suspend/resume are recorded, stale ones dropped, the rest wait.
+    let inbox = [
+        msg(1, None, raised("A")),
+        msg(2, None, suspend.clone()),
+        msg(3, Some("e0"), raised("old")),
+    ];
+    let InboxPlan::Suspended { messages, consumed } = plan_inbox(&row(RuntimeStatus::Running), &inbox) else {
+        panic!("suspends");
+    };
+    assert_eq!(types(&messages), ["ExecutionSuspended"]);
+    assert_eq!(consumed, [2, 3], "EventRaised A waits in the inbox");
+
+    // Resumed: what waited runs after the resume that released it.
+    let inbox = [msg(1, None, raised("A")), msg(2, None, resume.clone())];
+    let InboxPlan::Run { messages, consumed } = plan_inbox(&row(RuntimeStatus::Suspended), &inbox) else {
+        panic!("runs");
+    };
+    assert_eq!(types(&messages), ["ExecutionResumed", "EventRaised"]);
+    assert_eq!(consumed, [1, 2]);
+
+    // Suspended and resumed in one batch: runs; suspended again: records only.
+    let inbox = [
+        msg(1, None, suspend.clone()),
+        msg(2, None, resume.clone()),
+        msg(3, None, raised("A")),
+    ];
+    assert!(matches!(
+        plan_inbox(&row(RuntimeStatus::Running), &inbox),
+        InboxPlan::Run { .. }
+    ));
+    let inbox = [msg(1, None, resume), msg(2, None, suspend), msg(3, None, raised("A"))];
+    let InboxPlan::Suspended { consumed, .. } = plan_inbox(&row(RuntimeStatus::Suspended), &inbox) else {
+        panic!("stays suspended");
+    };
+    assert_eq!(consumed, [1, 2]);
+}
+
+#[test]
+fn wakes_suspended_names_the_resume_and_terminate_events() {
+    assert_eq!(
+        WAKES_SUSPENDED,
+        [
+            Event::ExecutionResumed { reason: None }.type_name(),
+            Event::ExecutionTerminated { reason: None }.type_name()
+        ]
+    );
+}

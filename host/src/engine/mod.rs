@@ -22,7 +22,7 @@ pub use crate::decide::failure_json;
 use crate::history::{Event, Failure, Millis, ParentRef};
 use crate::replay::{EpisodeOutput, Replay};
 use crate::sandbox::{ActivityCtx, Loaded, Resume, Sandbox, SandboxError, Session, Yielded};
-use crate::store::{Checkpoint, FunctionKind, InboxMessage, Lease, RuntimeStatus, Store, StoreError, WorkItem};
+use crate::store::{Checkpoint, FunctionKind, Lease, RuntimeStatus, Store, StoreError, WorkItem};
 use hot::{HotCache, HotEntry};
 
 /// Engine settings. Every field has a documented default.
@@ -601,62 +601,16 @@ impl Engine {
             crate::crash::point("timer_due_before_commit");
         }
         let consumed_all: Vec<i64> = input.messages.iter().map(|m| m.id).collect();
-        let (current, stale): (Vec<&InboxMessage>, Vec<&InboxMessage>) = input
-            .messages
-            .iter()
-            .partition(|m| m.execution_id.as_deref().is_none_or(|e| e == row.execution_id));
-
-        // Terminate wins over everything else in the batch.
-        if let Some(reason) = current.iter().find_map(|m| match &m.event {
-            Event::ExecutionTerminated { reason } => Some(reason.clone()),
-            _ => None,
-        }) {
-            drop(hot);
-            return self.terminate(&input, consumed_all, reason, now).await;
-        }
-
-        // Suspension: only resume/terminate are processed while suspended.
-        let mut suspended = row.status == RuntimeStatus::Suspended;
-        for m in &current {
-            match m.event {
-                Event::ExecutionSuspended { .. } => suspended = true,
-                Event::ExecutionResumed { .. } => suspended = false,
-                _ => {}
+        let (messages, consumed) = match decide::plan_inbox(row, &input.messages) {
+            decide::InboxPlan::Terminate { reason } => {
+                drop(hot);
+                return self.terminate(&input, consumed_all, reason, now).await;
             }
-        }
-        let (messages, consumed): (Vec<(Millis, Event)>, Vec<i64>) = if suspended {
-            let control: Vec<&InboxMessage> = current
-                .iter()
-                .copied()
-                .filter(|m| {
-                    matches!(
-                        m.event,
-                        Event::ExecutionSuspended { .. } | Event::ExecutionResumed { .. }
-                    )
-                })
-                .collect();
-            let mut ids: Vec<i64> = control.iter().map(|m| m.id).collect();
-            ids.extend(stale.iter().map(|m| m.id));
-            (control.iter().map(|m| (m.timestamp, m.event.clone())).collect(), ids)
-        } else {
-            // Suspend/resume first: messages that waited out a suspension
-            // are processed after the ExecutionResumed that released them.
-            let mut ordered: Vec<&InboxMessage> = current.clone();
-            ordered.sort_by_key(|m| {
-                !matches!(
-                    m.event,
-                    Event::ExecutionSuspended { .. } | Event::ExecutionResumed { .. }
-                )
-            });
-            (
-                ordered.iter().map(|m| (m.timestamp, m.event.clone())).collect(),
-                consumed_all,
-            )
+            decide::InboxPlan::Suspended { messages, consumed } => {
+                return self.record_suspension(&input, hot, messages, consumed, now).await;
+            }
+            decide::InboxPlan::Run { messages, consumed } => (messages, consumed),
         };
-
-        if suspended {
-            return self.record_suspension(&input, hot, messages, consumed, now).await;
-        }
 
         let replayed = hot.is_none() || input.history.is_some();
         // Run the guest: resume the hot session, or replay.

@@ -502,10 +502,16 @@ impl PostgresStore {
             &c,
             "SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
               WHERE m.visible_at <= $1
-                AND (i.status <> 'Suspended' OR m.kind IN ('ExecutionResumed', 'ExecutionTerminated'))
+                AND (i.status <> 'Suspended' OR m.kind = ANY($4))
                 AND (i.lease_owner IS NULL OR i.lease_owner = $3 OR i.lease_expires <= $1)
               LIMIT $2",
-            &[&to_i64(now), &i64::from(limit), &owner],
+            // Which messages wake a suspended instance is the decision core's rule.
+            &[
+                &to_i64(now),
+                &i64::from(limit),
+                &owner,
+                &&crate::decide::WAKES_SUSPENDED[..],
+            ],
         )
         .await?;
         rows.iter().map(|r| col(r, 0)).collect()

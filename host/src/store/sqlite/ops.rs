@@ -425,11 +425,13 @@ impl SqliteStore {
             let mut st = c.prepare_cached(
                 "SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
                  WHERE m.visible_at <= ?1
-                   AND (i.status != 'Suspended' OR m.kind IN ('ExecutionResumed', 'ExecutionTerminated'))
+                   AND (i.status != 'Suspended' OR m.kind IN (?4, ?5))
                    AND (i.lease_owner IS NULL OR i.lease_owner = ?3 OR i.lease_expires <= ?1)
                  LIMIT ?2",
             )?;
-            let rows = st.query_map(params![to_i64(now), limit, owner], |r| r.get(0))?;
+            // Which messages wake a suspended instance is the decision core's rule.
+            let [resumed, terminated] = crate::decide::WAKES_SUSPENDED;
+            let rows = st.query_map(params![to_i64(now), limit, owner, resumed, terminated], |r| r.get(0))?;
             Ok(rows.collect::<Result<Vec<String>, _>>()?)
         })
         .await
