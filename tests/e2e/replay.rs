@@ -12,6 +12,15 @@ const APPLY: UpgradeOptions = UpgradeOptions {
     allow_input_changes: false,
 };
 
+/// A hub whose activities never run: instances stay parked at task 0.
+async fn stuck_hub(hot: bool) -> TestHub {
+    let stuck = cairn::engine::EngineConfig {
+        activity_concurrency: 0,
+        ..Default::default()
+    };
+    TestHub::with(hot, stuck, true).await
+}
+
 /// A new engine (nothing hot) on `store`, running, polling every 10 ms.
 fn fresh_engine(
     store: &cairn::store::Store,
@@ -119,12 +128,7 @@ async fn instances_keep_their_version_after_a_new_deploy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_check_reports_divergence_and_moves_compatible_instances() {
     for hot in [true, false] {
-        // Activities never run: the instances stay parked at task 0.
-        let stuck = cairn::engine::EngineConfig {
-            activity_concurrency: 0,
-            ..Default::default()
-        };
-        let mut t = TestHub::with(hot, stuck, true).await;
+        let mut t = stuck_hub(hot).await;
         let v1 = t.deploy("hello-cities").await;
         let ids: Vec<String> = (0..3).map(|i| format!("up-{i}")).collect();
         for id in &ids {
@@ -298,13 +302,8 @@ async fn replay_reports_a_changed_activity_input_as_a_divergence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_check_reports_changed_inputs_and_moves_them_only_when_allowed() {
     for hot in [true, false] {
-        // Activities never run: the instances stay parked at task 0
-        // (SayHello "Tokyo" scheduled).
-        let stuck = cairn::engine::EngineConfig {
-            activity_concurrency: 0,
-            ..Default::default()
-        };
-        let mut t = TestHub::with(hot, stuck, true).await;
+        // (Parked at SayHello "Tokyo".)
+        let mut t = stuck_hub(hot).await;
         let v1 = t.deploy("hello-cities").await;
         let ids = ["in-0", "in-1"];
         for id in ids {

@@ -120,15 +120,7 @@ impl SqliteStore {
     pub async fn instance_counts(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
         self.read(|c| {
             let mut st = c.prepare_cached("SELECT status, COUNT(*) FROM instances GROUP BY status")?;
-            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (status, n) = row?;
-                if let Some(s) = RuntimeStatus::parse(&status) {
-                    out.push((s, u64::try_from(n).unwrap_or(0)));
-                }
-            }
-            Ok(out)
+            Ok(status_counts(st.query([])?)?)
         })
         .await
     }
@@ -171,4 +163,15 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// `(status, count)` rows as counts per status (unknown statuses skipped).
+pub(super) fn status_counts(mut rows: rusqlite::Rows<'_>) -> rusqlite::Result<Vec<(RuntimeStatus, u64)>> {
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        if let Some(s) = RuntimeStatus::parse(&r.get::<_, String>(0)?) {
+            out.push((s, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)));
+        }
+    }
+    Ok(out)
 }

@@ -86,17 +86,9 @@ impl SqliteStore {
             let mut st = c.prepare(&format!(
                 "SELECT status, COUNT(*) FROM instances{filter} GROUP BY status"
             ))?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (status, n) = row?;
-                if let Some(s) = RuntimeStatus::parse(&status) {
-                    out.push((s, u64::try_from(n).unwrap_or(0)));
-                }
-            }
-            Ok(out)
+            Ok(super::admin::status_counts(
+                st.query(rusqlite::params_from_iter(args))?,
+            )?)
         })
         .await
     }
