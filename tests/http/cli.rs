@@ -136,6 +136,9 @@ async fn cli_deploy_waits_out_a_server_busy_with_other_uploads() {
             std::time::Instant::now() < deadline,
             "the slow upload never took the slot"
         );
+        // A probe holds the slot while it is refused as a component: back
+        // off, or the slow upload may find it taken and be refused itself.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // The CLI is refused, waits Retry-After, and tries again.
     let before = refused();
