@@ -53,6 +53,8 @@ test: guests lint browser
 	@set -euo pipefail; \
 	trap 'scripts/pg.sh stop' EXIT; \
 	export CAIRN_TEST_PG="$$(scripts/pg.sh start)"; \
+	echo "== JavaScript SDK unit tests"; \
+	(cd guests/js && npm test); \
 	echo "== tests (CAIRN_TEST_PG=$$CAIRN_TEST_PG)"; \
 	$(CARGO) test --release --locked --workspace
 

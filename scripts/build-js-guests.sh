@@ -11,7 +11,10 @@
 #
 # Components are built with `--sync --stub-wasi --opt-size`: they import
 # nothing but cairn:durable, so their orchestrators pass the host's
-# deploy-time check (see guests/js/CHOICE.md).
+# deploy-time check (see guests/js/CHOICE.md). They target world
+# app-entities: the build's entry module (generated in guests/js/.build/<name>)
+# re-exports the project's index.js and adds the SDK's `cairn:durable/entity`
+# export, which lists no entity names when the project defines none.
 #
 # A project whose cairn.json says {"activities": {"wasi": true}} is built in
 # two parts: <name>.wasm, its orchestrators (componentize-qjs as above), and
@@ -74,10 +77,19 @@ check_imports() { # wasm name -> fails when it imports more than cairn:durable
     fi
 }
 
-build_qjs() { # entry out name
-    local log
+entry_module() { # module name -> path of the generated entry module of a componentize-qjs build
+    local work="$build_dir/$2"
+    mkdir -p "$work"
+    printf 'export * from "./%s";\nexport { entityExport as entity } from "cairn-sdk";\n' \
+        "$(realpath --relative-to="$work" "$1")" >"$work/entry.js"
+    echo "$work/entry.js"
+}
+
+build_qjs() { # module out name
+    local log entry
+    entry="$(entry_module "$1" "$3")"
     log="$(mktemp)"
-    if ! "$qjs" --wit "$repo_root/wit" --world app --js "$1" --module-root "$js" \
+    if ! "$qjs" --wit "$repo_root/wit" --world app-entities --js "$entry" --module-root "$js" \
         --sync --stub-wasi --opt-size -o "$2.tmp" >"$log" 2>&1; then
         cat "$log" >&2
         rm -f "$log" "$2.tmp"
@@ -105,7 +117,7 @@ build_activities() { # dir name out http
     printf 'import "../../sdk/wasi-activities.js";\nexport * from "%s/index.js";\n' "$rel" >"$work/activities.js"
     log="$(mktemp)"
     if ! (cd "$js" && "$rolldown" "$work/activities.js" --format esm --platform neutral --file "$work/activities.bundle.js" \
-        --external "cairn:durable/orchestration@0.1.0,cairn:durable/activity-context@0.1.0,wasi:filesystem/preopens@0.2.12,wasi:cli/environment@0.2.12") \
+        --external "cairn:durable/orchestration@0.1.0,cairn:durable/activity-context@0.1.0,cairn:durable/entity-context@0.1.0,wasi:filesystem/preopens@0.2.12,wasi:cli/environment@0.2.12") \
         >"$log" 2>&1; then
         cat "$log" >&2
         rm -f "$log"

@@ -10,9 +10,11 @@
 #   itself at build time).
 # - Builds a component per directory with a main.py under
 #   guests/python/examples and guests/python/testing, with --stub-wasi (the
-#   component imports no WASI, see guests/python/README.md). A project whose
+#   component imports no WASI, see guests/python/README.md), in world
+#   app-entities (it exports cairn:durable/entity: no names when the
+#   project defines no entities). A project whose
 #   cairn.json says {"activities": {"wasi": true}} is built in two parts:
-#   <name>.wasm (its orchestrators, --stub-wasi) and <name>.activities.wasm
+#   <name>.wasm (its orchestrators and entities, --stub-wasi) and <name>.activities.wasm
 #   (its activities, with real WASI, and wasi:http when cairn.json also says
 #   "http": true; world app-io of guests/wit-io). A component whose
 #   sources, WIT and toolchain are unchanged since its last build is kept
@@ -60,7 +62,7 @@ wit_hash="$(hash_of "$wit_dir"/*.wit)"
 bindings="$py_dir/.bindings"
 if [[ "$(cat "$bindings/.wit-hash" 2>/dev/null || true)" != "$wit_hash" ]]; then
     rm -rf "$bindings"
-    "$cpy" -q -d "$wit_dir" -w app bindings "$bindings"
+    "$cpy" -q -d "$wit_dir" -w app-entities bindings "$bindings"
     echo "$wit_hash" >"$bindings/.wit-hash"
     echo "build-python-guests: binding stubs in guests/python/.bindings"
 fi
@@ -109,9 +111,11 @@ project_setting() { # dir key -> "true" when cairn.json's activities.<key> is tr
 
 build_part() { # dir name out part(all|orchestrators|activities) http(true|false) -> builds one component
     local dir="$1" name="$2" out="$3" part="$4" http="$5" stamp inputs tmp start size rel
-    local args=(-d "$wit_dir" -w app) flags=(--stub-wasi) paths=(-p "$dir" -p "$py_dir")
+    local args=(-d "$wit_dir" -w app-entities) flags=(--stub-wasi) paths=(-p "$dir" -p "$py_dir")
     if [[ "$part" == activities ]]; then
+        # Activities serve no entities: world app (app-io with HTTP).
         flags=()
+        args=(-d "$wit_dir" -w app)
         if [[ "$http" == true ]]; then args=(-d "$wit_io_dir" -w app-io); fi
     fi
     if [[ "$part" != all ]]; then paths+=(-p "$log_dir/role-$part"); fi

@@ -13,10 +13,13 @@ use crate::store::RuntimeStatus;
 /// Arguments of `cairn bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// seq | fanout | latency | all
+    /// seq | fanout | latency | all, or an entity mode: signals (N signals
+    /// to one Counter entity) | entities (N signals over 1,000 Counters),
+    /// or replay (a cold replay of a finished ~1,000-event history, N times).
     #[arg(long, default_value = "all")]
     pub mode: String,
-    /// Orchestrations (seq), activities (fanout) or samples (latency).
+    /// Orchestrations (seq), activities (fanout), samples (latency) or
+    /// signals (signals, entities).
     #[arg(short, long, default_value_t = 1000)]
     pub n: u32,
     /// Component with HelloCities/SayHello (default: the Rust example built
@@ -26,6 +29,9 @@ pub struct BenchArgs {
     /// Component with FanOutFanIn/Square (default: as --hello).
     #[arg(long)]
     pub fanout: Option<PathBuf>,
+    /// Component with the entity Counter (default: the Rust `entities` example).
+    #[arg(long)]
+    pub entities: Option<PathBuf>,
     /// Disable the hot instance cache (every episode replays).
     #[arg(long)]
     pub no_hot_cache: bool,
@@ -99,7 +105,7 @@ struct Setup {
     http: Option<(String, tokio::sync::oneshot::Sender<()>)>,
 }
 
-async fn setup(args: &BenchArgs, hello: &PathBuf, fanout: &PathBuf) -> Result<Setup, CliError> {
+async fn setup(args: &BenchArgs, components: &[&PathBuf]) -> Result<Setup, CliError> {
     let dir = tempdir::TempDir::new()?;
     let hub = match &args.bench_db {
         Some(address) => {
@@ -109,7 +115,8 @@ async fn setup(args: &BenchArgs, hello: &PathBuf, fanout: &PathBuf) -> Result<Se
         }
         None => Hub::open(&dir.path().join("bench.db"))?,
     };
-    for f in [hello, fanout] {
+    for f in components {
+        let f = *f;
         let bytes = std::fs::read(f).map_err(|source| CliError::Io {
             path: f.clone(),
             source,
@@ -228,6 +235,8 @@ struct Sample {
     secs: f64,
     orch_per_sec: Option<f64>,
     act_per_sec: Option<f64>,
+    /// Entity operations applied per second.
+    ops_per_sec: Option<f64>,
     median_ms: Option<f64>,
     p90_ms: Option<f64>,
     p99_ms: Option<f64>,
@@ -251,13 +260,14 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     }
     let modes: Vec<&str> = match args.mode.as_str() {
         "all" => vec!["seq", "fanout", "latency"],
-        m @ ("seq" | "fanout" | "latency") => vec![m],
+        m @ ("seq" | "fanout" | "latency" | "signals" | "entities" | "replay") => vec![m],
         other => {
             return Err(CliError::Usage(format!(
-                "unknown bench mode {other:?}: use seq, fanout, latency or all"
+                "unknown bench mode {other:?}: use seq, fanout, latency, all, signals, entities or replay"
             )));
         }
     };
+    let entities = args.entities.clone().unwrap_or_else(|| default_guest("entities"));
     let hello = args.hello.clone().unwrap_or_else(|| default_guest("hello-cities"));
     let fanout = args.fanout.clone().unwrap_or_else(|| default_guest("fan-out-fan-in"));
     let n = args.n.max(1);
@@ -280,7 +290,14 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     for mode in modes {
         let mut samples = Vec::with_capacity(runs as usize);
         for run in 1..=runs {
-            let setup = setup(&args, &hello, &fanout).await?;
+            let components: Vec<&PathBuf> = if mode == "replay" {
+                vec![&fanout]
+            } else if matches!(mode, "signals" | "entities") {
+                vec![&entities]
+            } else {
+                vec![&hello, &fanout]
+            };
+            let setup = setup(&args, &components).await?;
             let urls: Vec<String> = match &setup.http {
                 Some((url, _)) => vec![url.clone()],
                 None => args.urls.clone(),
@@ -295,7 +312,14 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
                     Target::Http(Arc::new(clients), Arc::default())
                 }
             };
-            let (sample, line) = measure(mode, n, args.clients, &target).await?;
+            let (sample, line) = if mode == "replay" {
+                measure_replay(n, &setup.hub, &target).await?
+            } else if matches!(mode, "signals" | "entities") {
+                let spread = if mode == "signals" { 1 } else { 1000 };
+                measure_signals(n, spread, &setup.hub, &target).await?
+            } else {
+                measure(mode, n, args.clients, &target).await?
+            };
             println!("{mode:<8} run {run}/{runs}: {line}");
             samples.push(sample);
             drop(target);
@@ -315,6 +339,7 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         for (key, value) in [
             ("orch_per_sec", pick(|s| s.orch_per_sec)),
             ("act_per_sec", pick(|s| s.act_per_sec)),
+            ("ops_per_sec", pick(|s| s.ops_per_sec)),
             ("median_ms", pick(|s| s.median_ms)),
             ("p90_ms", pick(|s| s.p90_ms)),
             ("p99_ms", pick(|s| s.p99_ms)),
@@ -323,7 +348,11 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
                 result.push_str(&format!(" {key}={v:.2}"));
             }
         }
-        let lang = lang_of(if mode == "fanout" { &fanout } else { &hello });
+        let lang = lang_of(match mode {
+            "fanout" | "replay" => &fanout,
+            "signals" | "entities" => &entities,
+            _ => &hello,
+        });
         let store = if args.bench_db.is_some() { "postgres" } else { "sqlite" };
         result.push_str(&format!(" via={} hot={hot} lang={lang} store={store}", args.via));
         if !args.urls.is_empty() {
@@ -339,6 +368,147 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         println!("{result}");
     }
     Ok(())
+}
+
+/// Runs one FanOutFanIn over 499 activities (a history of about 1,000
+/// events), then replays its finished history from the start `n` times
+/// (at most 200), as a cold start would: instantiate the component and
+/// re-execute the orchestrator against every recorded event. In-process only.
+async fn measure_replay(n: u32, hub: &Hub, target: &Target) -> Result<(Sample, String), CliError> {
+    let Target::InProc(_, engine) = target else {
+        return Err(CliError::Usage("--mode replay runs in-process: drop --via http".into()));
+    };
+    let id = hub
+        .start("FanOutFanIn", Some("{\"count\":499}"), Some("bench-replay"), None)
+        .await?
+        .to_string();
+    wait_all(engine, std::slice::from_ref(&id)).await?;
+    let events = hub.store.get_history(&id).await?.len();
+    let samples = n.clamp(1, 200);
+    let mut times = Vec::with_capacity(samples as usize);
+    let t0 = Instant::now();
+    for _ in 0..samples {
+        let t = Instant::now();
+        let report = crate::upgrade::replay_finished(hub, &id, None).await?;
+        times.push(t.elapsed());
+        if !report.is_identical() {
+            return Err(CliError::Usage(format!("the replay diverged: {:?}", report.verdict)));
+        }
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+    Ok((
+        Sample {
+            secs: t0.elapsed().as_secs_f64(),
+            median_ms: Some(pct(0.5)),
+            p90_ms: Some(pct(0.9)),
+            p99_ms: Some(pct(0.99)),
+            ..Sample::default()
+        },
+        format!(
+            "{samples} cold replays of a {events}-event history: median {:.2} ms, p90 {:.2} ms",
+            pct(0.5),
+            pct(0.9)
+        ),
+    ))
+}
+
+/// Signals `n` `add 1` operations to `spread` Counter entities (all sent
+/// at once: in-process, or over HTTP with up to 256 requests in flight)
+/// and measures until every one is applied (the counts sum to `n`).
+async fn measure_signals(n: u32, spread: u32, hub: &Hub, target: &Target) -> Result<(Sample, String), CliError> {
+    let t = Instant::now();
+    let mut all = tokio::task::JoinSet::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(256));
+    for i in 0..n {
+        let (target, gate) = (target.clone(), gate.clone());
+        let key = format!("k{}", i % spread);
+        all.spawn(async move {
+            let _slot = gate.acquire_owned().await;
+            match &target {
+                Target::InProc(hub, _) => {
+                    let id = crate::ids::EntityId::new("Counter", &key).map_err(crate::hub::HubError::from)?;
+                    hub.signal_entity(&id, "add", Some("1"), None).await?;
+                }
+                Target::Http(clients, next) => {
+                    let client = &clients[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % clients.len()];
+                    let path = format!("{}/entities/Counter/{key}?op=add", crate::api::BASE_PATH);
+                    let reply = client
+                        .send(
+                            hyper::Method::POST,
+                            &path,
+                            &[("content-type", "application/json")],
+                            b"1".to_vec(),
+                        )
+                        .await
+                        .map_err(|e| CliError::Usage(format!("bench request failed: {e}")))?;
+                    if reply.status != hyper::StatusCode::ACCEPTED {
+                        return Err(CliError::Usage(format!(
+                            "bench signal answered {}: {}",
+                            reply.status,
+                            reply.text()
+                        )));
+                    }
+                }
+            }
+            Ok::<_, CliError>(())
+        });
+    }
+    while let Some(r) = all.join_next().await {
+        r.map_err(|e| CliError::Usage(format!("bench task failed: {e}")))??;
+    }
+    let sent = t.elapsed().as_secs_f64();
+    // Applied when the counts sum to n.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let mut sum: u64 = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = hub
+                .list_entities(
+                    crate::entities::EntityFilter {
+                        name: Some("Counter".into()),
+                        ..Default::default()
+                    },
+                    None,
+                    after.as_deref(),
+                )
+                .await?;
+            sum += page
+                .entities
+                .iter()
+                .filter_map(|e| e.state.as_deref().and_then(|s| s.parse::<u64>().ok()))
+                .sum::<u64>();
+            match page.continuation {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        if sum >= u64::from(n) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(CliError::Usage(format!(
+                "only {sum} of {n} signals were applied in 600 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let s = t.elapsed().as_secs_f64();
+    let rate = f64::from(n) / s;
+    let what = if spread == 1 {
+        "one Counter".to_owned()
+    } else {
+        format!("{spread} Counters")
+    };
+    Ok((
+        Sample {
+            secs: s,
+            ops_per_sec: Some(rate),
+            ..Sample::default()
+        },
+        format!("{n} signals to {what} (all sent in {sent:.3} s) applied in {s:.3} s = {rate:.0} operations/s"),
+    ))
 }
 
 /// One run of a mode.

@@ -149,16 +149,18 @@ impl Hub {
     ) -> Result<DeployReport, HubError> {
         let hash = hash.to_owned();
         let functions = self.sandbox.inspect(loaded).await?;
-        if functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator) {
+        // Entities are sandboxed like orchestrators.
+        let deterministic = functions
+            .iter()
+            .any(|(_, k)| matches!(k, FunctionKind::Orchestrator | FunctionKind::Entity));
+        if deterministic {
             self.sandbox.check_orchestrator_imports(loaded)?;
         }
         self.sandbox.check_grants(loaded, &grants)?;
         self.sandbox.check_linkable(loaded)?;
-        if (!grants.env.is_empty() || !grants.dirs.is_empty())
-            && functions.iter().any(|(_, k)| *k == FunctionKind::Orchestrator)
-        {
+        if (!grants.env.is_empty() || !grants.dirs.is_empty()) && deterministic {
             return Err(HubError::Grants(
-                "this component exports orchestrators, which get no environment variables or directories (only --allow-http, for durable HTTP); put the activities that need them in their own component".into(),
+                "this component exports orchestrators or entities, which get no environment variables or directories (only --allow-http, for durable HTTP); put the activities that need them in their own component".into(),
             ));
         }
         if let Some((name, _)) = functions.iter().find(|(n, _)| n.starts_with("BuiltIn::")) {
@@ -210,7 +212,7 @@ impl Hub {
         Ok((loaded?, bytes))
     }
 
-    fn check_json(&self, what: &'static str, text: &str) -> Result<(), HubError> {
+    pub(crate) fn check_json(&self, what: &'static str, text: &str) -> Result<(), HubError> {
         let limit = self.sandbox.limits().max_payload_bytes;
         if text.len() > limit {
             return Err(HubError::TooLarge {

@@ -22,6 +22,8 @@ pub enum IdError {
     ForbiddenChar(char),
     #[error("instance id must not be {0:?}: a URL path segment of only dots is removed by URL normalisation")]
     DotSegment(&'static str),
+    #[error("entity id {got:?}: {why}")]
+    BadEntityId { got: String, why: &'static str },
     #[error("{what} must be 1..={max} bytes of printable text without control characters, got {got:?}")]
     BadName {
         what: &'static str,
@@ -86,6 +88,112 @@ impl fmt::Display for InstanceId {
     }
 }
 
+/// Longest entity key accepted (bytes).
+pub const MAX_ENTITY_KEY_BYTES: usize = 256;
+
+/// An entity id, written `name@key`: `name` is the entity function's name
+/// (a function name without `@`), `key` any text up to
+/// [`MAX_ENTITY_KEY_BYTES`] bytes without control characters or `/ \ # ?`
+/// (it is a URL path segment of the entity routes), possibly empty.
+/// Entities live in the task hub as instances with the id `@name@key`
+/// (Durable Functions' scheme), which no orchestration id can take.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityId {
+    name: String,
+    key: String,
+}
+
+impl EntityId {
+    /// Validates a name and a key.
+    ///
+    /// # Errors
+    /// [`IdError::BadEntityId`] naming the broken rule.
+    pub fn new(name: &str, key: &str) -> Result<Self, IdError> {
+        let bad = |why| IdError::BadEntityId {
+            got: format!("{}@{}", clip(name), clip(key)),
+            why,
+        };
+        if validate_name("entity name", name).is_err() {
+            return Err(bad("the name must be 1..=256 bytes of printable text"));
+        }
+        if let Some(c) = name.chars().find(|c| matches!(c, '@' | '/' | '\\' | '#' | '?')) {
+            return Err(match c {
+                '@' => bad("the name must not contain '@'"),
+                _ => bad("the name must not contain / \\ # or ?"),
+            });
+        }
+        if key.len() > MAX_ENTITY_KEY_BYTES {
+            return Err(bad("the key is longer than 256 bytes"));
+        }
+        if key
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | '#' | '?') || c.is_control())
+        {
+            return Err(bad("the key must not contain / \\ # ? or control characters"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Parses `name@key` (split at the first `@`).
+    ///
+    /// # Errors
+    /// [`IdError::BadEntityId`] when there is no `@` or a part is invalid.
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        match raw.split_once('@') {
+            Some((name, key)) => Self::new(name, key),
+            None => Err(IdError::BadEntityId {
+                got: clip(raw),
+                why: "an entity id is written name@key",
+            }),
+        }
+    }
+
+    /// The entity behind a task hub instance id `@name@key`, if it is one.
+    #[must_use]
+    pub fn from_instance_id(id: &str) -> Option<Self> {
+        Self::parse(id.strip_prefix('@')?).ok()
+    }
+
+    /// Whether a task hub instance id names an entity.
+    #[must_use]
+    pub fn is_entity_instance(id: &str) -> bool {
+        id.starts_with('@')
+    }
+
+    /// The task hub instance id: `@name@key`.
+    #[must_use]
+    pub fn instance_id(&self) -> String {
+        format!("@{}@{}", self.name, self.key)
+    }
+
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl fmt::Display for EntityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.key)
+    }
+}
+
+fn clip(raw: &str) -> String {
+    let mut got: String = raw.chars().take(64).collect();
+    if got.len() < raw.len() {
+        got.push('…');
+    }
+    got
+}
+
 /// Validates a function or event name.
 ///
 /// # Errors
@@ -93,14 +201,10 @@ impl fmt::Display for InstanceId {
 /// containing control characters.
 pub fn validate_name(what: &'static str, raw: &str) -> Result<(), IdError> {
     if raw.is_empty() || raw.len() > MAX_NAME_BYTES || raw.chars().any(char::is_control) {
-        let mut got: String = raw.chars().take(64).collect();
-        if got.len() < raw.len() {
-            got.push('…');
-        }
         return Err(IdError::BadName {
             what,
             max: MAX_NAME_BYTES,
-            got,
+            got: clip(raw),
         });
     }
     Ok(())
@@ -152,6 +256,21 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
+    }
+
+    #[test]
+    fn entity_ids() {
+        let e = EntityId::parse("Counter@a@b").unwrap();
+        assert_eq!((e.name(), e.key()), ("Counter", "a@b"));
+        assert_eq!(e.instance_id(), "@Counter@a@b");
+        assert_eq!(EntityId::from_instance_id("@Counter@a@b"), Some(e.clone()));
+        assert_eq!(e.to_string(), "Counter@a@b");
+        assert_eq!(EntityId::parse("Counter@").unwrap().key(), "");
+        for bad in ["Counter", "@x", "a/b@k", "C@k/1", "C@k?", "C@\n", ""] {
+            assert!(EntityId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(EntityId::new("C", &"k".repeat(257)).is_err());
+        assert_eq!(EntityId::from_instance_id("plain"), None);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod clock;
 pub mod crash;
 pub mod decide;
 pub mod engine;
+pub mod entities;
 pub mod history;
 pub mod hub;
 pub mod ids;

@@ -21,6 +21,7 @@
 //! | `cairn_function_completions_total` | counter | `kind`, `name` |
 //! | `cairn_function_failures_total` | counter | `kind`, `name` |
 //! | `cairn_function_retries_total` | counter: activity attempts, and child executions the parent's policy runs again | `kind`, `name` |
+//! | `cairn_entity_operations_total` | counter: entity operations run, by entity name and outcome (`completed`, `failed`) | `name`, `outcome` |
 //! | `cairn_queue_ready` | gauge: messages / work items ready now | `queue` |
 //! | `cairn_queue_delayed` | gauge: timers and retries not yet due | `queue` |
 //! | `cairn_queue_in_progress` | gauge: work items leased to a worker | `queue` |
@@ -50,6 +51,14 @@ pub struct FunctionLabels {
     /// `orchestrator` or `activity`.
     pub kind: &'static str,
     pub name: String,
+}
+
+/// Labels of the entity operation counter (the operation's name is left
+/// out: clients choose it, so it would make the label set unbounded).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EntityLabels {
+    pub name: String,
+    pub outcome: &'static str,
 }
 
 /// Labels of a per-name histogram.
@@ -115,6 +124,7 @@ pub struct Telemetry {
     pub completions: Family<FunctionLabels, Counter>,
     pub failures: Family<FunctionLabels, Counter>,
     pub retries: Family<FunctionLabels, Counter>,
+    pub entity_operations: Family<EntityLabels, Counter>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_seconds: Family<RouteLabels, Histogram>,
 }
@@ -152,8 +162,19 @@ impl Telemetry {
             completions: Family::default(),
             failures: Family::default(),
             retries: Family::default(),
+            entity_operations: Family::default(),
             http_requests: Family::default(),
         }
+    }
+
+    /// Counts one entity operation by its outcome.
+    pub fn count_entity_operation(family: &Family<EntityLabels, Counter>, name: &str, outcome: &'static str) {
+        family
+            .get_or_create(&EntityLabels {
+                name: name.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     /// Counts one start, completion, failure or retry of a function.
@@ -228,6 +249,11 @@ impl Telemetry {
             "cairn_function_retries",
             "Failed activity attempts that the retry policy runs again, per function.",
             self.retries.clone(),
+        );
+        r.register(
+            "cairn_entity_operations",
+            "Entity operations run, per entity name and outcome.",
+            self.entity_operations.clone(),
         );
         let q = &s.queues;
         let gauge_of = |pairs: [(&'static str, u64); 2]| {

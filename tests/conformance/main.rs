@@ -13,8 +13,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod batches;
 mod checkpoints;
 mod engines;
+mod entities;
 mod instances;
 mod leases;
 mod locks;

@@ -880,3 +880,73 @@ fn sigterm_drains_in_flight_activities_and_exits_within_ten_seconds() {
         .sum();
     assert_eq!(executions, 10, "the drained activities were committed, not run again");
 }
+
+/// Issue 15: a host killed (SIGKILL) again and again during a stream of
+/// 1,000 signals to one Counter. The client retries a signal whose answer
+/// it did not get, under the same idempotency key (at-least-once on the
+/// wire); after the last restart the count is exactly 1,000: every signal
+/// applied once, none lost, none twice.
+#[test]
+fn kill_9_during_a_stream_of_signals_applies_each_exactly_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use common::serve::{ServeProcess, try_send};
+
+    const SIGNALS: usize = 1000;
+    let dir = TempDir::new("kill9-entity");
+    let db = dir.0.join("hub.db");
+    deploy(&db, "entities");
+    let mut server = ServeProcess::start(&db, &[]);
+    let addr = Arc::new(Mutex::new(server.addr));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let client = {
+        let (addr, sent) = (addr.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let path = "/runtime/webhooks/durabletask/entities/Counter/crash?op=add";
+            let mut retries = 0u32;
+            for i in 0..SIGNALS {
+                let key = format!("signal-{i}");
+                let headers = [("Content-Type", "application/json"), ("Idempotency-Key", key.as_str())];
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    let to = *addr.lock().unwrap();
+                    match try_send(to, "POST", path, &headers, b"1", Duration::from_secs(10)) {
+                        Ok(r) if r.status == 202 => break,
+                        _ => {
+                            retries += 1;
+                            assert!(Instant::now() < deadline, "signal {i} was never accepted");
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                    }
+                }
+                sent.store(i + 1, Ordering::SeqCst);
+            }
+            retries
+        })
+    };
+    // Kill at spread-out points of the stream, and restart.
+    for at in [100, 250, 450, 650, 850] {
+        wait_until(|| sent.load(Ordering::SeqCst) >= at, "the stream to progress");
+        server.kill(); // SIGKILL
+        assert_eq!(integrity(&db), "ok", "after the kill at {at}");
+        server = ServeProcess::start(&db, &[]);
+        *addr.lock().unwrap() = server.addr;
+    }
+    let retries = client.join().unwrap();
+    eprintln!("{retries} signals were retried after a kill");
+    // Everything was accepted; wait until it is applied, then stop the host.
+    let state = |s: &ServeProcess| s.get("/runtime/webhooks/durabletask/entities/Counter/crash").text();
+    wait_until(|| state(&server) == SIGNALS.to_string(), "the count to reach 1000");
+    server.terminate(Duration::from_secs(10));
+    let (count, queued) = with_hub(&db, async |s| {
+        let row = s.get_instance("@Counter@crash").await.unwrap().unwrap();
+        (row.output, s.queue_depths().await.unwrap().0)
+    });
+    assert_eq!(
+        count.as_deref(),
+        Some("1000"),
+        "each signal applied exactly once ({retries} retries on the wire)"
+    );
+    assert_eq!(queued, 0, "nothing left in the queue");
+}

@@ -89,3 +89,19 @@ fn bench_smoke_over_http() {
         "seq over HTTP: {x} orchestrations/s is a collapse"
     );
 }
+
+/// The entity modes and the replay mode print their RESULT lines with the
+/// fields they measure (no rate floors: the numbers live in BENCHMARKS.md).
+#[test]
+fn bench_smoke_entity_and_replay_modes() {
+    for (mode, key) in [
+        ("signals", "ops_per_sec"),
+        ("entities", "ops_per_sec"),
+        ("replay", "median_ms"),
+    ] {
+        let lines = results(&["--mode", mode, "-n", "200", "--runs", "1"]);
+        assert_eq!(lines.len(), 1, "{mode}: {lines:?}");
+        assert_eq!(lines[0]["mode"], mode);
+        assert!(number(&lines[0], key) > 0.0, "{mode}: {:?}", lines[0]);
+    }
+}

@@ -7,6 +7,7 @@ mod common;
 mod activities;
 mod basics;
 mod bench;
+mod entities;
 mod examples;
 mod golden;
 mod guest_io;

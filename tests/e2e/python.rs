@@ -136,6 +136,44 @@ async fn python_orchestrators_fail_loudly_on_nondeterministic_calls() {
     }
 }
 
+/// A Python entity is held to the orchestrators' sandbox: the clock,
+/// entropy, files and the network fail its operation with the SDK's typed
+/// failures, which the calling orchestration catches as an
+/// `EntityOperationFailedError` naming the entity and the operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_entities_are_sandboxed_like_orchestrators() {
+    let t = TestHub::new(true).await;
+    deploy_py(&t, "checks").await;
+    for (call, error_type, hint) in [
+        ("time.time", "NonDeterministicCallError", "not available in an entity"),
+        ("uuid.uuid4", "NonDeterministicCallError", "not available in an entity"),
+        ("os.urandom", "NonDeterministicCallError", "not available in an entity"),
+        ("open", "WasiUnavailableError", "not allowed in an entity"),
+        ("socket", "NetworkAccessError", "forbids network access in an entity"),
+    ] {
+        let row = t
+            .run(
+                "CallForbiddenInEntity",
+                &format!("\"{call}\""),
+                &format!("entity-{call}"),
+            )
+            .await;
+        assert_completed(&row);
+        let out = output(&row);
+        assert_eq!(out["class"], json!("EntityOperationFailedError"), "{call}: {out}");
+        assert_eq!(out["error_type"], json!(error_type), "{call}: {out}");
+        assert!(
+            out["message"].as_str().unwrap_or_default().contains(hint),
+            "{call}: {out}"
+        );
+        assert_eq!(
+            (&out["entity_id"], &out["operation"]),
+            (&json!("Sandboxed@x"), &json!(call))
+        );
+    }
+    t.stop().await;
+}
+
 /// `raise ValueError("bad")` in an activity is the failure
 /// `{ValueError, "bad"}`, which an orchestrator catches as an exception (in
 /// both styles) or, uncaught, fails the instance with.

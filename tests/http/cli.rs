@@ -112,9 +112,13 @@ async fn cli_deploy_waits_out_a_server_busy_with_other_uploads() {
         ],
         b"",
     );
-    let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    slow.write_all(&head).await.unwrap();
-    slow.write_all(&wasm[..wasm.len() / 2]).await.unwrap();
+    let start_slow = || async {
+        let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        slow.write_all(&head).await.unwrap();
+        slow.write_all(&wasm[..wasm.len() / 2]).await.unwrap();
+        slow
+    };
+    let mut slow = start_slow().await;
     let refused = || crate::logs().matches("url=/api/components status=503").count();
     // Barrier: a probe upload is refused once the slot is taken.
     let probe = || {
@@ -126,6 +130,7 @@ async fn cli_deploy_waits_out_a_server_busy_with_other_uploads() {
         )
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut probes = 0u32;
     loop {
         let r = probe().await;
         if r.status == 503 {
@@ -136,9 +141,16 @@ async fn cli_deploy_waits_out_a_server_busy_with_other_uploads() {
             std::time::Instant::now() < deadline,
             "the slow upload never took the slot"
         );
-        // A probe holds the slot while it is refused as a component: back
-        // off, or the slow upload may find it taken and be refused itself.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // A probe holds the slot while it is refused as a component: the
+        // slow upload may have found it taken and been refused (503) itself
+        // (answered at once, or only after its whole body, which never
+        // comes). Then it starts again: when answered, and every 10 probes.
+        probes += 1;
+        let mut byte = [0u8; 1];
+        let answered = tokio::time::timeout(std::time::Duration::from_millis(50), slow.peek(&mut byte)).await;
+        if answered.is_ok() || probes.is_multiple_of(10) {
+            slow = start_slow().await;
+        }
     }
     // The CLI is refused, waits Retry-After, and tries again.
     let before = refused();

@@ -91,6 +91,23 @@ async def main(base_url):
     # A failed instance, as the client reads it.
     instance_id = await client.start_new("UncaughtDetails", None, None)
     results["UncaughtDetails"] = await finished(client, instance_id)
+    # Entities: signal (the client encodes the input twice, as above)
+    # and read the state back; a missing entity reads as not existing.
+    counter = df.EntityId("Counter", "df-client")
+    await client.signal_entity(counter, "add", 5)
+    await client.signal_entity(counter, "add", 3)
+    missing = await client.read_entity_state(df.EntityId("Counter", "nobody"))
+    read = None
+    for _ in range(400):
+        read = await client.read_entity_state(counter)
+        if read.entity_exists and read.entity_state == 8:
+            break
+        await asyncio.sleep(0.05)
+    results["Entity"] = {
+        "exists": read.entity_exists,
+        "state": read.entity_state,
+        "missing_exists": missing.entity_exists,
+    }
     await http_utils._close_session()
     return results
 

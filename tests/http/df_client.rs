@@ -153,6 +153,7 @@ fn durable_functions_python_client_inputs_and_events_reach_every_sdk_as_meant() 
     deploy(&db, "rust", "failing");
     deploy(&db, "js", "features");
     deploy(&db, "python", "checks");
+    deploy(&db, "rust", "entities");
     let server = Serve::start(&db);
 
     let script = repo_root().join("tests/http/df_client.py");
@@ -196,5 +197,11 @@ fn durable_functions_python_client_inputs_and_events_reach_every_sdk_as_meant() 
         failed["output"],
         json!("OutOfStock: sku-42 is out of stock"),
         "{failed}"
+    );
+
+    // signal_entity and read_entity_state against the entity routes.
+    assert_eq!(
+        results["Entity"],
+        json!({"exists": true, "state": 8, "missing_exists": false})
     );
 }

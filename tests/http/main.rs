@@ -11,6 +11,7 @@ mod cli;
 mod console_api;
 mod console_scale;
 mod df_client;
+mod entities;
 mod failures;
 mod flood;
 mod metrics;

@@ -1,5 +1,5 @@
-// Cairn SDK for JavaScript: write orchestrators and activities, export them
-// as a Cairn component.
+// Cairn SDK for JavaScript: write orchestrators, activities and durable
+// entities, export them as a Cairn component.
 //
 //   import * as df from "cairn-sdk";
 //
@@ -9,26 +9,41 @@
 //     return output;
 //   });
 //
+//   const Counter = df.entity(function (context) {
+//     const count = context.df.getState(() => 0);
+//     if (context.df.operationName === "add") context.df.setState(count + context.df.getInput());
+//     else if (context.df.operationName === "get") context.df.return(count);
+//   });
+//
 //   export const functions = df.app({
 //     orchestrators: { HelloCities },
 //     activities: { SayHello: (context, name) => `Hello ${name}!` },
+//     entities: { Counter },
 //   });
 //
 // Orchestrators are plain functions `(context, input) => output` whose
 // context methods wait and return results, or generator functions in the
 // Durable Functions style that `yield` the tasks of `context.df`. Activities
-// are functions `(context, input) => output`. Inputs and outputs are JSON.
+// are functions `(context, input) => output`. Entities are functions
+// `(context) => void` that run one operation on the entity's state through
+// `context.df`. Inputs, outputs and states are JSON.
+//
+// The component's `cairn:durable/entity` export is `entityExport` (below),
+// which scripts/build-js-guests.sh exports as `entity` beside the module's
+// `functions`.
 
 import { orch, act, within, ROLE } from "./runtime.js";
 import { beginActivity } from "./io.js";
 import { DurableError, toWire } from "./failure.js";
 import { runOrchestrator } from "./orchestration.js";
 import { ActivityContext } from "./activity.js";
+import { runEntity } from "./entity.js";
 
 export { DurableError } from "./failure.js";
 export { Task, TaskSet, clientValue } from "./task.js";
 export { RetryOptions, LockHandle, OrchestrationContext, DurableOrchestrationContext } from "./orchestration.js";
 export { ActivityContext } from "./activity.js";
+export { EntityId, EntityContext, DurableEntityContext } from "./entity.js";
 export { fs, path, env } from "./io.js";
 
 const ORCHESTRATOR = Symbol("cairn.orchestrator");
@@ -41,8 +56,23 @@ export function orchestrator(fn) {
   return marked;
 }
 
+const ENTITY = Symbol("cairn.entity");
+
+/**
+ * Marks `fn` as an entity function (Durable Functions' `df.entity`): it runs
+ * one operation, `context.df.operationName`, on the entity's state.
+ */
+export function entity(fn) {
+  if (typeof fn !== "function") throw new TypeError("entity() takes a function");
+  const marked = (context, input) => fn(context, input);
+  marked[ENTITY] = fn;
+  return marked;
+}
+
 /** Registered functions, in registration order: name -> { kind, fn }. */
 const registry = new Map();
+/** Registered entities, in registration order: name -> { kind: "entity", fn }. */
+const entityRegistry = new Map();
 
 function isAsync(fn) {
   const tag = fn[Symbol.toStringTag];
@@ -52,8 +82,11 @@ function isAsync(fn) {
 function register(kind, name, fn) {
   if (typeof name !== "string" || name === "") throw new TypeError(`${kind} names must be non-empty strings`);
   if (typeof fn !== "function") throw new TypeError(`${kind} ${name} must be a function`);
-  const target = fn[ORCHESTRATOR] ?? fn;
-  if (isAsync(target) && (kind === "orchestrator" || ROLE === "all")) {
+  const target = fn[ORCHESTRATOR] ?? fn[ENTITY] ?? fn;
+  if (kind === "entity" && name.includes("@")) throw new TypeError(`entity name ${name} may not contain "@"`);
+  if (kind !== "entity" && fn[ENTITY]) throw new TypeError(`${kind} ${name} is an entity: register it under entities`);
+  if (kind === "entity" && fn[ORCHESTRATOR]) throw new TypeError(`entity ${name} is an orchestrator: register it under orchestrators`);
+  if (isAsync(target) && (kind === "orchestrator" || kind === "entity" || ROLE === "all")) {
     throw new TypeError(
       `${kind} ${name} is an async function, but Cairn's JavaScript runtime for orchestrators and for ` +
         `activities without WASI (QuickJS, synchronous) has no ` +
@@ -64,8 +97,9 @@ function register(kind, name, fn) {
   if (kind === "activity" && (fn[ORCHESTRATOR] || target[Symbol.toStringTag] === "GeneratorFunction")) {
     throw new TypeError(`activity ${name} is an orchestrator or a generator function: register it under orchestrators`);
   }
-  if (registry.has(name)) throw new TypeError(`function ${name} is registered twice`);
-  registry.set(name, { kind, fn });
+  const names = kind === "entity" ? entityRegistry : registry;
+  if (names.has(name)) throw new TypeError(`${kind === "entity" ? "entity" : "function"} ${name} is registered twice`);
+  names.set(name, { kind, fn });
 }
 
 function decodeInput(input) {
@@ -98,7 +132,7 @@ function encodeOutput(value) {
 /** Whether this build of the component serves functions of `kind`. */
 function served(kind) {
   if (ROLE === "activities") return kind === "activity";
-  if (ROLE === "orchestrators") return kind === "orchestrator";
+  if (ROLE === "orchestrators") return kind === "orchestrator" || kind === "entity";
   return true;
 }
 
@@ -147,18 +181,44 @@ const functions = {
 };
 
 /**
+ * The `cairn:durable/entity` export (the entry module exports it as
+ * `entity`: `export { entityExport as entity } from "cairn-sdk"`, which
+ * scripts/build-js-guests.sh adds). A component without entities exports
+ * it too, and lists no entity names.
+ */
+export const entityExport = {
+  entities() {
+    return served("entity") ? [...entityRegistry.keys()] : [];
+  },
+
+  runOperation(name, key, operation, input, state) {
+    const entry = entityRegistry.get(name);
+    try {
+      if (!entry || !served("entity")) throw new DurableError("NotFound", `this component has no entity named ${JSON.stringify(name)}`);
+      const seed = `${name}@${key}\u0000${operation}\u0000${input}\u0000${state ?? ""}`;
+      return within("entity", seed, () => runEntity(entry.fn, name, key, operation, input, state));
+    } catch (e) {
+      throw toWire(e);
+    }
+  },
+};
+
+/**
  * Registers functions and returns the component's `functions` export:
  *
  *   export const functions = app({ orchestrators: { Name: fn }, activities: { Name: fn } });
  *
  * An orchestrator is `(context, input) => output` or a generator function
  * (optionally wrapped in `orchestrator(...)`); an activity is
- * `(context, input) => output`. `app()` without arguments returns the same
- * export after `app.orchestration` / `app.activity` registrations.
+ * `(context, input) => output`; an entity is `(context) => void` (optionally
+ * wrapped in `entity(...)`), registered under `entities`. `app()` without
+ * arguments returns the same export after `app.orchestration` /
+ * `app.activity` / `app.entity` registrations.
  */
 export function app(spec = {}) {
   for (const [name, fn] of Object.entries(spec.orchestrators ?? {})) register("orchestrator", name, fn);
   for (const [name, fn] of Object.entries(spec.activities ?? {})) register("activity", name, fn);
+  for (const [name, fn] of Object.entries(spec.entities ?? {})) register("entity", name, fn);
   return functions;
 }
 
@@ -174,3 +234,7 @@ app.activity = (name, fnOrOptions) => {
   if (isAsync(handler)) return register("activity", name, handler);
   return register("activity", name, (context, input) => handler(input, context));
 };
+
+/** Durable Functions v4 style: `app.entity("Counter", function (context) { ... })` or `{ handler }`. */
+app.entity = (name, fnOrOptions) =>
+  register("entity", name, typeof fnOrOptions === "function" ? fnOrOptions : fnOrOptions?.handler);

@@ -4,6 +4,7 @@
 import { orch, RealDate, makeLog } from "./runtime.js";
 import { DurableError, fromImportError } from "./failure.js";
 import { Task, TaskSet, whenAll, whenAny, beginRun, unawaitedFailure, clientValue } from "./task.js";
+import { EntityId, entityIdText } from "./entity.js";
 
 /**
  * How the host retries a failed activity or sub-orchestration (the Durable
@@ -93,10 +94,19 @@ if (typeof Symbol.dispose === "symbol") {
   LockHandle.prototype[Symbol.dispose] = LockHandle.prototype.release;
 }
 
+/**
+ * The host's lock names: an EntityId (or `{ name, key }`) and a string
+ * `name@key` lock that entity (`@name@key`); a string without `@` is a plain
+ * lock name.
+ */
 function lockNames(names) {
   const flat = names.flat();
   if (flat.length === 0) throw new TypeError("lock needs at least one name");
-  return flat.map(String);
+  return flat.map((n) => {
+    if (typeof n === "string" && !n.includes("@")) return n;
+    if (typeof n === "string" || n instanceof EntityId || (n !== null && typeof n === "object")) return `@${entityIdText(n)}`;
+    return String(n);
+  });
 }
 
 /**
@@ -228,9 +238,42 @@ export class DurableOrchestrationContext {
   }
 
   /**
+   * Calls operation `operationName` of entity `entityId` (an EntityId or
+   * `name@key`) with `operationInput`; the task's result is the
+   * operation's result, its failure the operation's failure. Operations on
+   * one entity run one at a time, in the order they arrive.
+   */
+  callEntity(entityId, operationName, operationInput) {
+    const id = entityIdText(entityId);
+    const json = toJson(operationInput, "the operation input");
+    const task = call(() => orch.callEntity(id, String(operationName), json));
+    return new Task(task, "entity", `call of ${JSON.stringify(String(operationName))} on entity ${id}`);
+  }
+
+  /**
+   * Signals operation `operationName` of entity `entityId` (one way: no
+   * result, nothing to wait for). `scheduledTime` (a Date or milliseconds
+   * since the epoch) delays the delivery.
+   */
+  signalEntity(entityId, operationName, operationInput, scheduledTime) {
+    const id = entityIdText(entityId);
+    const json = toJson(operationInput, "the operation input");
+    const at =
+      scheduledTime === undefined || scheduledTime === null
+        ? null
+        : millis(scheduledTime instanceof RealDate ? scheduledTime.getTime() : Number(scheduledTime), "the signal's scheduled time");
+    call(() => orch.signalEntity(id, String(operationName), json, at));
+  }
+
+  /**
    * Enters a critical section: blocks until every named lock is held
    * (`lock("a", "b")` or `lock(["a", "b"])`). Returns a LockHandle;
    * locks are also released when the instance ends.
+   *
+   * Entity ids lock entities (Durable Functions' critical sections):
+   * `lock([new EntityId("Account", "a"), "Account@b"])`. While the
+   * section is held, only this orchestration's calls and signals reach
+   * those entities. A string without `@` is a plain lock name.
    */
   lock(...names) {
     const id = call(() => orch.lock(lockNames(names)));
@@ -336,6 +379,16 @@ export class OrchestrationContext {
 
   lock(...names) {
     return this.df.lock(...names);
+  }
+
+  /** Calls operation `operationName` of entity `entityId` and returns its result (throws its failure). */
+  callEntity(entityId, operationName, operationInput) {
+    return this.df.callEntity(entityId, operationName, operationInput).get();
+  }
+
+  /** Signals operation `operationName` of entity `entityId` (one way). */
+  signalEntity(entityId, operationName, operationInput, scheduledTime) {
+    this.df.signalEntity(entityId, operationName, operationInput, scheduledTime);
   }
 }
 

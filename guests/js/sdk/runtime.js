@@ -9,20 +9,26 @@
 //   (`current-time`, the same value on every replay) and `Math.random()` is a
 //   PRNG seeded by the instance and execution ids (the same sequence on
 //   every replay);
+// - in an entity operation, `Date.now()` reads the time its batch started
+//   and `Math.random()` is seeded by the entity id, the operation, its input
+//   and the state it starts from;
 // - in an activity, `Math.random()` is seeded by the task's idempotency key
 //   and attempt, and reading the clock throws an Error that says what to do;
 // - `console.*` goes to the host's log: the replay-safe `log` of the
-//   orchestration (suppressed while replaying) or the activity's `log`.
+//   orchestration (suppressed while replaying), the entity's or the
+//   activity's `log`.
 
 import * as orchModule from "cairn:durable/orchestration@0.1.0";
 import * as actModule from "cairn:durable/activity-context@0.1.0";
+import * as entModule from "cairn:durable/entity-context@0.1.0";
 
 // componentize-qjs binds an interface as the module's default export,
 // componentize-js (StarlingMonkey) as its named exports.
 const orch = orchModule.default ?? orchModule;
 const act = actModule.default ?? actModule;
+const ent = entModule.default ?? entModule;
 
-export { orch, act };
+export { orch, act, ent };
 
 /**
  * Which part of a project this build is (set by the entry module that
@@ -35,7 +41,7 @@ export const ROLE = globalThis.__cairnBuildRole ?? "all";
 /** The original Date constructor (for `currentUtcDateTime`). */
 export const RealDate = globalThis.Date;
 
-/** `null` between calls; `{ kind: "orchestrator" | "activity", random }` during one. */
+/** `null` between calls; `{ kind: "orchestrator" | "activity" | "entity", random }` during one. */
 let current = null;
 
 /** Runs `body` as a function of `kind`; `seed` seeds Math.random. */
@@ -74,6 +80,7 @@ function seededRandom(seedText) {
 
 function nowMs() {
   if (current && current.kind === "orchestrator") return Number(orch.currentTime());
+  if (current && current.kind === "entity") return Number(ent.currentTime());
   if (ROLE === "activities") return RealDate.now();
   if (current && current.kind === "activity") {
     throw new Error(
@@ -132,6 +139,7 @@ export function log(level, args) {
   }
   const message = args.map(show).join(" ");
   if (current.kind === "orchestrator") orch.log(level, message);
+  else if (current.kind === "entity") ent.log(level, message);
   else act.log(level, message);
 }
 

@@ -61,7 +61,7 @@ function decode(id, json) {
 }
 
 /**
- * A scheduled activity, sub-orchestration, timer or event wait.
+ * A scheduled activity, sub-orchestration, timer, event wait or entity call.
  *
  * Like a Durable Functions task: after it has been awaited, `isCompleted`
  * is true and `result` holds its value, or `isFaulted` is true and
@@ -70,13 +70,13 @@ function decode(id, json) {
 export class Task {
   /**
    * @param {number} id the host's task id
-   * @param {string} kind "activity", "sub-orchestration", "timer" or "event"
+   * @param {string} kind "activity", "sub-orchestration", "timer", "event" or "entity"
    * @param {string} [what] how the task is named in an `UnawaitedTask` failure
    */
   constructor(id, kind, what) {
     /** The id the host gave this task. */
     this.id = id;
-    /** "activity", "sub-orchestration", "timer" or "event". */
+    /** "activity", "sub-orchestration", "timer", "event" or "entity" (a call of an entity operation). */
     this.kind = kind;
     this.isCompleted = false;
     this.isFaulted = false;

@@ -1,4 +1,4 @@
-"""Write Cairn orchestrators and activities in Python.
+"""Write Cairn orchestrators, activities and durable entities in Python.
 
 A Cairn component serves named functions. Orchestrators are replayed from
 their recorded history whenever they resume, so they must be deterministic;
@@ -18,7 +18,13 @@ activities do the actual work and may run more than once::
     def say_hello(name):
         return f"Hello {name}!"
 
-    from cairn_sdk import Functions  # the component's export
+    from cairn_sdk import Functions, Entity  # the component's exports
+
+Entities are functions of their context (``df.Entity.create(fn)``,
+``@app.entity("Counter")``); orchestrations call them with
+``context.call_entity(EntityId("Counter", "c1"), "add", 1)``, signal them
+with ``context.signal_entity(...)`` and lock them for a critical section
+with ``context.lock_entities(...)``; see :mod:`cairn_sdk.entity`.
 
 Orchestrators may also be plain functions, where waiting happens inside the
 call (``greeting = context.call_activity("SayHello", "Tokyo")``); see
@@ -36,10 +42,14 @@ the orchestrator as an :class:`ActivityFailedError` whose ``error_type`` is
 
 from .activity import ActivityContext
 from ._levels import LogLevel
+import sys as _sys
+
 from .app import Activity, App, DFApp, Orchestrator, default_app
+from .entity import DurableEntityContext, EntityContext, EntityId
 from .errors import (
     ActivityFailedError,
     CapabilityDeniedError,
+    EntityOperationFailedError,
     Failure,
     NetworkAccessError,
     NonDeterministicCallError,
@@ -50,6 +60,7 @@ from .errors import (
 from .orchestration import (
     DurableHttpResponse,
     DurableOrchestrationContext,
+    EntityTask,
     LockGuard,
     OrchestrationContext,
     RetryOptions,
@@ -59,7 +70,7 @@ from .orchestration import (
     WhenAnyTask,
     client_value,
 )
-from ._runtime import Functions, activity_context, current_kind
+from ._runtime import Entity, Functions, activity_context, current_kind
 
 __version__ = "0.1.0"
 
@@ -70,8 +81,14 @@ __all__ = [
     "App",
     "CapabilityDeniedError",
     "DFApp",
+    "DurableEntityContext",
     "DurableHttpResponse",
     "DurableOrchestrationContext",
+    "Entity",
+    "EntityContext",
+    "EntityId",
+    "EntityOperationFailedError",
+    "EntityTask",
     "Failure",
     "Functions",
     "LockGuard",
@@ -93,6 +110,7 @@ __all__ = [
     "client_value",
     "current_kind",
     "default_app",
+    "entity",
     "orchestrator",
 ]
 
@@ -107,3 +125,20 @@ def activity(name=None):
     """Decorator: registers an activity on the default app (see
     :meth:`App.activity`)."""
     return default_app.activity(name)
+
+
+def entity(name=None):
+    """Decorator: registers an entity function on the default app (see
+    :meth:`App.entity`)."""
+    return default_app.entity(name)
+
+
+# The component's main module (componentize-py's `main`, being imported
+# now) must expose the `cairn:durable/entity` export as well as
+# `Functions`: set it there, so that a main module ending with
+# `from cairn_sdk import Functions` (written before entities existed)
+# still builds.
+_main = _sys.modules.get("main")
+if _main is not None and "Entity" not in vars(_main):
+    _main.Entity = Entity
+del _main

@@ -1,5 +1,5 @@
 """The host's side of the contract: the bindings componentize-py generates
-from the Cairn WIT (world ``cairn:durable/app``).
+from the Cairn WIT (world ``cairn:durable/app-entities``).
 
 Everything else in the SDK reaches the host through this module, so that it
 is the only place that names the generated ``wit_world`` package (and the
@@ -7,7 +7,14 @@ only thing the SDK's own unit tests replace with a fake).
 """
 
 from componentize_py_types import Err, Ok  # noqa: F401  (re-exported)
-from wit_world.imports import activity_context, orchestration  # noqa: F401
+from wit_world.imports import activity_context, entity_context, orchestration  # noqa: F401
+
+try:
+    # World app-entities (every build but the activity part of a two-part
+    # project, whose world app-io does not export entities).
+    from wit_world.exports.entity import OperationOutcome  # noqa: F401
+except ImportError:
+    OperationOutcome = None
 try:
     from wit_world.imports.types import (  # noqa: F401
         Failure as WitFailure,

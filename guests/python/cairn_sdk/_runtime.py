@@ -1,4 +1,4 @@
-"""The component's export (``Functions``) and the sandbox around a run.
+"""The component's exports (``Functions``, ``Entity``) and the sandbox around a run.
 
 Python components are built with ``componentize-py --stub-wasi``: they
 import no WASI at all, so the deploy-time check for orchestrators passes and
@@ -8,6 +8,8 @@ function runs the SDK:
 
 - sends ``print()`` (``sys.stdout``, ``sys.stderr``) to the host's log —
   replay-safe in orchestrators, where it is suppressed while replaying;
+- holds entities to the orchestrators' rules (an entity is sandboxed like
+  an orchestrator);
 - replaces the clock, ``time.sleep``, ``os.urandom``, ``uuid.uuid1/4`` and
   file functions with ones that raise: in an orchestrator a
   :class:`NonDeterministicCallError` naming the context's deterministic
@@ -46,7 +48,9 @@ from ._build import ROLE, ROLE_ACTIVITIES, ROLE_ORCHESTRATORS
 from ._codec import decode, encode
 from ._levels import to_wit
 from .activity import ActivityContext
-from .app import ACTIVITY, ORCHESTRATOR, lookup, registered
+from . import app as _app
+from .app import ACTIVITY, ENTITY, ORCHESTRATOR, lookup, lookup_entity, registered, registered_entities
+from .entity import run_entity
 from .errors import (
     CapabilityDeniedError,
     NetworkAccessError,
@@ -57,18 +61,19 @@ from .errors import (
 )
 from .orchestration import OrchestrationContext, begin_run, drive, unawaited_failure
 
-__all__ = ["Functions", "activity_context", "current_kind"]
+__all__ = ["Entity", "Functions", "activity_context", "current_kind"]
 
 _INFO = "info"
 _WARN = "warn"
 
-# What is running now: ORCHESTRATOR, ACTIVITY or None.
+# What is running now: ORCHESTRATOR, ACTIVITY, ENTITY or None.
 _kind = None
 _activity_context = ActivityContext()
 
 
 def current_kind():
-    """``"orchestrator"`` or ``"activity"`` while a function runs, else ``None``."""
+    """``"orchestrator"``, ``"activity"`` or ``"entity"`` while a function
+    or an entity operation runs, else ``None``."""
     return _kind
 
 
@@ -126,6 +131,8 @@ def _emit(level, line):
         _host.orchestration.log(to_wit(level), line)
     elif _kind == ACTIVITY:
         _host.activity_context.log(to_wit(level), line)
+    elif _kind == ENTITY:
+        _host.entity_context.log(to_wit(level), line)
     # Otherwise no function is running and there is nowhere to write.
 
 
@@ -146,6 +153,11 @@ def _blocked(what, hint):
     if _kind == ORCHESTRATOR:
         return NonDeterministicCallError(
             f"{what} is not replay-safe in an orchestrator: use {hint}"
+        )
+    if _kind == ENTITY:
+        return NonDeterministicCallError(
+            f"{what} is not available in an entity (entities are deterministic, sandboxed like "
+            f"orchestrators): use {hint}"
         )
     return WasiUnavailableError(f"{what} is not available: {_NO_WASI}")
 
@@ -182,8 +194,8 @@ def _refuse_without_args(original, what, hint, needed):
 
 def _refuse_files(what):
     def refused(*args, **kwargs):
-        if _kind == ORCHESTRATOR:
-            raise _FileAccessError(f"{what} is not allowed in an orchestrator: do I/O in an activity")
+        if _kind in (ORCHESTRATOR, ENTITY):
+            raise _FileAccessError(f"{what} is not allowed in an {_kind}: do I/O in an activity")
         raise _FileAccessError(f"{what} is not available: {_NO_WASI}")
 
     refused.__name__ = what.split("(")[0].rsplit(".", 1)[-1]
@@ -202,6 +214,9 @@ def _refuse_network(what):
         if _kind == ORCHESTRATOR:
             where = "an orchestrator"
             instead = f"{_DURABLE_HTTP}, or do the I/O in an activity"
+        elif _kind == ENTITY:
+            where = "an entity"
+            instead = "do the I/O in an activity of an orchestration the entity starts"
         elif ROLE == ROLE_ACTIVITIES:
             where = "a Python activity (sockets are not granted)"
             instead = (
@@ -310,7 +325,7 @@ class _NoRuntimeImports:
 _guards_installed = False
 
 
-def _begin(kind):
+def _begin(kind, seed=None):
     global _kind, _guards_installed
     if not _guards_installed:
         _install_guards()
@@ -323,6 +338,8 @@ def _begin(kind):
     if kind == ORCHESTRATOR:
         o = _host.orchestration
         _random_seed(f"cairn:{o.instance_id()}:{o.execution_id()}", 2)
+    elif kind == ENTITY:
+        _random_seed(seed, 2)
     elif ROLE == ROLE_ACTIVITIES:
         # Real entropy (WASI random): the build-time snapshot's state must
         # not repeat in every instance.
@@ -418,12 +435,37 @@ class Functions:
 
 def _served(f):
     """Whether this build of the component serves ``f``: a project built in
-    two parts lists its orchestrators in one and its activities in the other."""
+    two parts lists its orchestrators (and entities) in one and its
+    activities in the other."""
     if ROLE == ROLE_ACTIVITIES:
         return f.kind == ACTIVITY
     if ROLE == ROLE_ORCHESTRATORS:
-        return f.kind == ORCHESTRATOR
+        return f.kind in (ORCHESTRATOR, ENTITY)
     return True
+
+
+class Entity(_app.Entity):
+    """The ``cairn:durable/entity`` export (and, as ``Entity.create``, the
+    Durable Functions registration of an entity function). The component's
+    main module exposes it: ``from cairn_sdk import Functions, Entity``
+    (importing ``cairn_sdk`` from a main module named ``main`` also sets
+    it there when the module does not)."""
+
+    def entities(self):
+        return [f.name for f in registered_entities() if _served(f)]
+
+    def run_operation(self, name, key, operation, input, state):
+        f = lookup_entity(name)
+        if f is None or not _served(f):
+            raise _host.Err(_host.WitFailure("NotFound", f"this component has no entity named {name!r}", None))
+        try:
+            _begin(ENTITY, f"cairn:entity:{name}@{key}:{operation}:{_host.entity_context.current_time()}")
+            new_state, output = run_entity(f.fn, name, key, operation, input, state)
+            return _host.OperationOutcome(new_state, output)
+        except BaseException as exc:  # noqa: BLE001 - every failure crosses typed
+            raise _host.Err(_to_wit_failure(exc)) from None
+        finally:
+            _end()
 
 
 # "No such file" and the refusals (WASI numbers them its own way: use the

@@ -23,10 +23,11 @@ module's top level then), so a duplicate or invalid name fails the build.
 
 import inspect
 
-__all__ = ["App", "DFApp", "Orchestrator", "Activity", "ORCHESTRATOR", "ACTIVITY"]
+__all__ = ["App", "DFApp", "Orchestrator", "Activity", "ORCHESTRATOR", "ACTIVITY", "ENTITY"]
 
 ORCHESTRATOR = "orchestrator"
 ACTIVITY = "activity"
+ENTITY = "entity"
 
 # Every App ever created, in creation order; the component serves the
 # functions of all of them.
@@ -71,8 +72,15 @@ def _check_name(name):
     return name
 
 
+def _check_entity_name(name):
+    _check_name(name)
+    if "@" in name:
+        raise ValueError(f"an entity name may not contain '@' (entity ids are name@key): {name!r}")
+    return name
+
+
 class App:
-    """A set of orchestrators and activities served by the component.
+    """A set of orchestrators, activities and entities served by the component.
 
     A component may create several (one per module, say); it serves all of
     their functions, and a name may be registered only once.
@@ -80,16 +88,26 @@ class App:
 
     def __init__(self, **_ignored):
         self._functions = {}
+        self._entities = {}
         _APPS.append(self)
 
     # ---- registration -------------------------------------------------
 
     def add(self, kind, name, fn):
-        """Registers ``fn`` as the orchestrator or activity ``name``."""
-        if kind not in (ORCHESTRATOR, ACTIVITY):
-            raise ValueError(f"kind must be {ORCHESTRATOR!r} or {ACTIVITY!r}")
+        """Registers ``fn`` as the orchestrator, activity or entity ``name``.
+        Entities have their own names: an entity may share its name with
+        an orchestrator or an activity."""
+        if kind not in (ORCHESTRATOR, ACTIVITY, ENTITY):
+            raise ValueError(f"kind must be {ORCHESTRATOR!r}, {ACTIVITY!r} or {ENTITY!r}")
         if not callable(fn):
             raise TypeError(f"{name!r}: {fn!r} is not callable")
+        if kind == ENTITY:
+            _check_entity_name(name)
+            for app in _APPS:
+                if name in app._entities:
+                    raise ValueError(f"entity {name!r} is registered twice")
+            self._entities[name] = _Function(name, kind, fn)
+            return fn
         _check_name(name)
         for app in _APPS:
             if name in app._functions:
@@ -122,6 +140,13 @@ class App:
         The name defaults to the function's name."""
         return self._decorator(ACTIVITY, name)
 
+    def entity(self, name=None):
+        """Decorator: registers an entity function, called as
+        ``fn(context)`` (a :class:`~cairn_sdk.DurableEntityContext`) for
+        each operation. The name defaults to the function's name and may
+        not contain ``@``."""
+        return self._decorator(ENTITY, name)
+
     # ---- Durable Functions (Python v2 programming model) spellings -----
 
     def orchestration_trigger(self, context_name=None, orchestration=None):
@@ -144,17 +169,28 @@ class App:
 
         return register
 
+    def entity_trigger(self, context_name=None, entity_name=None):
+        """``@app.entity_trigger(context_name="context")``: registers an
+        entity under ``entity_name`` or the function's name (or the name
+        given with :meth:`function_name`)."""
+
+        def register(fn):
+            return self.add(ENTITY, entity_name or getattr(fn, "_cairn_function_name", fn.__name__), fn)
+
+        return register
+
     def function_name(self, name):
         """``@app.function_name(name="HelloCities")``, placed below or above
         a trigger decorator: the name to register the function under."""
 
         def rename(fn):
             for app in _APPS:
-                for old, f in list(app._functions.items()):
-                    if f.fn is fn:
-                        del app._functions[old]
-                        app.add(f.kind, name, fn)
-                        return fn
+                for table in (app._functions, app._entities):
+                    for old, f in list(table.items()):
+                        if f.fn is fn:
+                            del table[old]
+                            app.add(f.kind, name, fn)
+                            return fn
             fn._cairn_function_name = name
             return fn
 
@@ -164,11 +200,17 @@ class App:
 
     @property
     def functions(self):
-        """``{name: kind}`` of this app's functions, in registration order."""
+        """``{name: kind}`` of this app's orchestrators and activities, in
+        registration order."""
         return {name: f.kind for name, f in self._functions.items()}
 
+    @property
+    def entities(self):
+        """The names of this app's entities, in registration order."""
+        return list(self._entities)
+
     def __repr__(self):
-        return f"App({list(self._functions)!r})"
+        return f"App({list(self._functions) + list(self._entities)!r})"
 
 
 class DFApp(App):
@@ -204,6 +246,37 @@ class Activity:
         """Registers ``fn`` as activity ``name`` (default: its ``__name__``)
         and returns it."""
         return default_app.add(ACTIVITY, name or fn.__name__, fn)
+
+
+class Entity:
+    """Durable Functions registration of an entity function::
+
+        main = df.Entity.create(entity_function, name="Counter")
+
+    The class is also the component's ``cairn:durable/entity`` export (see
+    :mod:`cairn_sdk._runtime`); the main module exposes it with
+    ``from cairn_sdk import Functions, Entity``.
+    """
+
+    @staticmethod
+    def create(fn, name=None):
+        """Registers ``fn`` as entity ``name`` (default: its ``__name__``)
+        and returns it."""
+        return default_app.add(ENTITY, name or fn.__name__, fn)
+
+
+def lookup_entity(name):
+    """The registered entity called ``name``, or ``None``."""
+    for app in _APPS:
+        f = app._entities.get(name)
+        if f is not None:
+            return f
+    return None
+
+
+def registered_entities():
+    """Every registered entity, in registration order."""
+    return [f for app in _APPS for f in app._entities.values()]
 
 
 def lookup(name):

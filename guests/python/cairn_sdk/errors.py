@@ -10,7 +10,8 @@ A function fails by raising. The exception becomes a failure record
 
 An orchestrator that waits for a failed task sees the failure as an
 exception it can catch: :class:`ActivityFailedError` for an activity,
-:class:`SubOrchestratorFailedError` for a sub-orchestration, both
+:class:`SubOrchestratorFailedError` for a sub-orchestration,
+:class:`EntityOperationFailedError` for an entity operation, all
 :class:`TaskFailedError` and :class:`Failure`, with ``error_type``,
 ``message`` and ``details`` exactly as the callee produced them. Left
 uncaught, it fails the orchestration with that same type and message.
@@ -23,6 +24,7 @@ __all__ = [
     "TaskFailedError",
     "ActivityFailedError",
     "SubOrchestratorFailedError",
+    "EntityOperationFailedError",
     "NonDeterministicCallError",
     "WasiUnavailableError",
     "CapabilityDeniedError",
@@ -101,6 +103,16 @@ class SubOrchestratorFailedError(TaskFailedError):
     """A sub-orchestration failed."""
 
 
+class EntityOperationFailedError(TaskFailedError):
+    """An entity operation called by the orchestration failed (the entity's
+    state is as it was before the operation); ``name`` is the operation's
+    description, ``entity_id`` the entity's ``name@key`` and ``operation``
+    the operation's name."""
+
+    entity_id = None
+    operation = None
+
+
 class NonDeterministicCallError(Failure):
     """An orchestrator called something whose result would differ on replay
     (the clock, the OS's random bytes, ``uuid.uuid4()``, ``time.sleep``).
@@ -160,7 +172,7 @@ def _traceback_lines(exc):
     return lines[-20:]
 
 
-_SDK_RUNTIME_FILES = ("cairn_sdk/_runtime.py", "cairn_sdk/app.py")
+_SDK_RUNTIME_FILES = ("cairn_sdk/_runtime.py", "cairn_sdk/app.py", "cairn_sdk/entity.py")
 
 
 def details_to_json(details):

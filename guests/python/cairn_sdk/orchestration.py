@@ -48,8 +48,10 @@ import math
 from . import _host
 from ._codec import decode, encode
 from ._levels import LogMethods, to_wit
+from .entity import EntityId, _scheduled_ms, entity_id_text, host_call
 from .errors import (
     ActivityFailedError,
+    EntityOperationFailedError,
     Failure,
     SubOrchestratorFailedError,
     TaskFailedError,
@@ -63,6 +65,7 @@ __all__ = [
     "RetryOptions",
     "Task",
     "TimerTask",
+    "EntityTask",
     "WhenAllTask",
     "WhenAnyTask",
     "LockGuard",
@@ -299,6 +302,28 @@ class SubOrchestratorTask(Task):
 
     _failure_class = SubOrchestratorFailedError
     _kind = "sub-orchestration"
+
+
+class EntityTask(Task):
+    """A call of an entity operation; its result is what the operation set
+    with ``context.set_result`` (``None`` when nothing). A failed operation
+    raises :class:`EntityOperationFailedError`."""
+
+    _failure_class = EntityOperationFailedError
+    _kind = "entity operation"
+
+    def __init__(self, task_id, entity_id, operation):
+        self.entity_id = entity_id
+        self.operation = operation
+        super().__init__(task_id, f"{entity_id}:{operation}")
+
+    def _describe(self):
+        return f"call of {self.operation!r} on entity {self.entity_id} (task {self._id})"
+
+    def _settle_failure(self, wit_failure):
+        super()._settle_failure(wit_failure)
+        self._error.entity_id = self.entity_id
+        self._error.operation = self.operation
 
 
 class EventTask(Task):
@@ -631,6 +656,56 @@ class OrchestrationContext(LogMethods):
         race it with ``task_any`` in plain code."""
         return EventTask(_host.orchestration.wait_for_event(name), name)
 
+    # ---- entities -----------------------------------------------------
+
+    def schedule_call_entity(self, entity_id, operation_name, operation_input=None):
+        """Calls operation ``operation_name`` of entity ``entity_id`` (an
+        :class:`EntityId` or ``"name@key"``) with ``operation_input``;
+        returns its :class:`EntityTask` without waiting (both styles)."""
+        entity = entity_id_text(entity_id)
+        operation = str(operation_name)
+        task_id = host_call(
+            _host.orchestration.call_entity, entity, operation, encode(operation_input, "the operation's input")
+        )
+        return EntityTask(task_id, entity, operation)
+
+    def call_entity(self, entity_id, operation_name, operation_input=None):
+        """Calls operation ``operation_name`` of entity ``entity_id`` (an
+        :class:`EntityId` or ``"name@key"``): its result (plain style) or
+        its task (generator style: ``value = yield context.call_entity(...)``).
+        Operations on one entity run one at a time, in arrival order; a
+        failed operation raises :class:`EntityOperationFailedError`."""
+        return self._wait_unless_generator(self.schedule_call_entity(entity_id, operation_name, operation_input))
+
+    def signal_entity(self, entity_id, operation_name, operation_input=None, scheduled_time=None):
+        """Signals operation ``operation_name`` of entity ``entity_id``, one
+        way (nothing to wait for), now or at ``scheduled_time`` (a
+        ``datetime``, or a ``timedelta`` from :attr:`current_utc_datetime`)."""
+        at = None
+        if scheduled_time is not None:
+            at = _scheduled_ms(scheduled_time, _host.orchestration.current_time())
+        host_call(
+            _host.orchestration.signal_entity,
+            entity_id_text(entity_id),
+            str(operation_name),
+            encode(operation_input, "the signal's input"),
+            at,
+        )
+
+    def lock_entities(self, *entity_ids):
+        """Enters a critical section over entities (:class:`EntityId`\ s or
+        ``"name@key"`` texts, given as arguments or as one list): waits
+        until all are locked and returns a :class:`LockGuard`. While the
+        orchestration holds them, only its own calls and signals reach
+        those entities; the others wait, in order, until it leaves::
+
+            with context.lock_entities(EntityId("Account", "a"), EntityId("Account", "b")):
+                balance = context.call_entity(EntityId("Account", "a"), "balance")
+        """
+        if len(entity_ids) == 1 and isinstance(entity_ids[0], (list, tuple, set, frozenset)):
+            entity_ids = tuple(entity_ids[0])
+        return self.lock([EntityId.parse(e) for e in entity_ids])
+
     # ---- waiting ------------------------------------------------------
 
     def task_all(self, tasks):
@@ -662,16 +737,14 @@ class OrchestrationContext(LogMethods):
             with context.lock(["acct-a", "acct-b"]):
                 ...
 
+        A name may be an :class:`EntityId`: that locks the entity (as
+        :meth:`lock_entities` does; the lock's name is ``@name@key``).
         Locks are released when the ``with`` block ends and always when the
         instance ends. Nested locking is a ``LockError`` failure."""
-        if isinstance(names, str):
+        if isinstance(names, (str, EntityId)):
             names = [names]
-        names = [str(n) for n in names]
-        try:
-            task_id = _host.orchestration.lock(names)
-        except _host.Err as e:
-            f = e.value
-            raise Failure(f.error_type, f.message, details_from_json(f.details)) from None
+        names = [f"@{n}" if isinstance(n, EntityId) else str(n) for n in names]
+        task_id = host_call(_host.orchestration.lock, names)
         return LockGuard(task_id, names)
 
     def set_custom_status(self, status):

@@ -59,6 +59,12 @@ class FunctionInfo:
     kind: FunctionKind
 
 
+@dataclasses.dataclass
+class OperationOutcome:
+    state: Optional[str]
+    output: str
+
+
 class Host:
     """The orchestration host: task ids in creation order; an activity
     "runs" when awaited, through ``activities[name](input_json)``, which
@@ -80,6 +86,11 @@ class Host:
         self.now_ms = 1_700_000_000_000
         self.any_winner = None  # index into the ids given to await_any
         self.input_json = "null"
+        self.entity_calls = {}  # task id -> (entity, operation, input_json)
+        self.entity_handler = None  # (entity, operation, input_json) -> JSON text, or raises Err
+        self.signals = []  # (entity, operation, input_json, scheduled_at)
+        self.started = []  # (name, input_json, instance_id)
+        self.entity = ("Counter", "c1")
 
     def _new(self, kind, name, input_json=None, retry=None):
         self.tasks.append((kind, name, input_json, retry))
@@ -91,6 +102,8 @@ class Host:
             try:
                 if kind in ("activity", "sub"):
                     value = self.activities[name](input_json)
+                elif kind == "entity":
+                    value = self.entity_handler(*self.entity_calls[task_id])
                 elif kind == "event":
                     value = self.events[name]
                 else:
@@ -122,6 +135,25 @@ def _await_any(ids):
     if not ids:
         raise RuntimeError("trap: await-any of nothing")
     return ids[host.any_winner or 0]
+
+
+def _call_entity(entity, operation, input_json):
+    if "@" not in entity:
+        raise Err(Failure("InvalidInput", f"bad entity id {entity!r}", None))
+    task_id = host._new("entity", entity, input_json)
+    host.entity_calls[task_id] = (entity, operation, input_json)
+    return task_id
+
+
+def _signal_entity(entity, operation, input_json, scheduled_at):
+    if "@" not in entity:
+        raise Err(Failure("InvalidInput", f"bad entity id {entity!r}", None))
+    host.signals.append((entity, operation, input_json, scheduled_at))
+
+
+def _start_orchestration(name, input_json, instance_id):
+    host.started.append((name, input_json, instance_id))
+    return instance_id or f"started-{len(host.started)}"
 
 
 def _lock(names):
@@ -158,6 +190,8 @@ _module(
     await_task=_await_task,
     await_all=lambda ids: [host._outcome(i) for i in ids],
     await_any=_await_any,
+    call_entity=_call_entity,
+    signal_entity=_signal_entity,
     lock=_lock,
     unlock=lambda task_id: host.unlocked.append(task_id),
     set_custom_status=lambda status: setattr(host, "custom_status", status),
@@ -172,6 +206,19 @@ _module(
     attempt=lambda: 1,
     log=lambda level, message: host.logs.append(("activity", level.name, message)),
 )
+_module(
+    "wit_world.imports.entity_context",
+    entity_name=lambda: host.entity[0],
+    entity_key=lambda: host.entity[1],
+    current_time=lambda: host.now_ms,
+    signal_entity=_signal_entity,
+    start_orchestration=_start_orchestration,
+    log=lambda level, message: host.logs.append(("entity", level.name, message)),
+)
+_module("wit_world.exports")
+_module("wit_world.exports.entity", OperationOutcome=OperationOutcome)
+sys.modules["wit_world.imports"].entity_context = sys.modules["wit_world.imports.entity_context"]
+sys.modules["wit_world.exports"].entity = sys.modules["wit_world.exports.entity"]
 sys.modules["wit_world.imports"].orchestration = sys.modules["wit_world.imports.orchestration"]
 sys.modules["wit_world.imports"].activity_context = sys.modules["wit_world.imports.activity_context"]
 sys.modules["wit_world.imports"].types = sys.modules["wit_world.imports.types"]

@@ -65,6 +65,9 @@ impl Api {
             let id = if n > 2 { Some(joined(&segs[2..])?) } else { None };
             return self.start(&mut ctx, &name, id.as_deref()).await;
         }
+        if is(0, "entities") {
+            return self.entities(ctx, &segs[1..]).await;
+        }
         if !is(0, "instances") {
             return Err(HttpError::not_found(format!(
                 "no route {}/{}",

@@ -32,6 +32,7 @@ mod browser;
 pub mod client;
 mod console;
 mod durable;
+mod entities;
 pub mod http;
 mod own;
 mod session;

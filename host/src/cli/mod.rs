@@ -14,6 +14,7 @@ use crate::hub::{Hub, HubError};
 use crate::status::{StatusOptions, history_table, status_json};
 use crate::store::{Hosting, StoreError};
 
+mod entity;
 mod remote;
 
 /// Errors of the command line, one clear line each.
@@ -335,6 +336,11 @@ pub enum Command {
     PruneVersions,
     /// Show critical-section locks: holders and waiters.
     Locks,
+    /// Durable entities: signal, get, list, purge.
+    Entity {
+        #[command(subcommand)]
+        verb: entity::EntityVerb,
+    },
     /// Measure throughput and latency on a temporary task hub.
     Bench(crate::bench::BenchArgs),
 }
@@ -778,6 +784,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&serde_json::to_value(hub.store.list_locks().await?).unwrap_or_default());
             Ok(())
         }
+        Command::Entity { verb } => entity::run(entity::Target::Hub(&hub), verb).await,
         Command::Bench(_) => Ok(()),
     }
 }

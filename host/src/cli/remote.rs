@@ -76,19 +76,24 @@ impl Remote {
 
     /// `reply` if its status is one of `ok`, else [`CliError::Remote`].
     fn expect(reply: Reply, ok: &[StatusCode]) -> Result<Reply, CliError> {
-        if ok.contains(&reply.status) {
-            Ok(reply)
-        } else {
-            Err(CliError::Remote {
-                status: reply.status.as_u16(),
-                message: reply.error_message(),
-            })
-        }
+        expect(reply, ok)
     }
 
     async fn post(&self, path: &str) -> Result<Reply, CliError> {
         self.call(Method::POST, path, &[], Vec::new(), &[StatusCode::ACCEPTED])
             .await
+    }
+}
+
+/// `reply` if its status is one of `ok`, else [`CliError::Remote`].
+pub(super) fn expect(reply: Reply, ok: &[StatusCode]) -> Result<Reply, CliError> {
+    if ok.contains(&reply.status) {
+        Ok(reply)
+    } else {
+        Err(CliError::Remote {
+            status: reply.status.as_u16(),
+            message: reply.error_message(),
+        })
     }
 }
 
@@ -131,6 +136,7 @@ pub(super) async fn run(url: &str, cli: Cli) -> Result<(), CliError> {
                     .into(),
             ))
         }
+        Command::Entity { verb } => super::entity::run(super::entity::Target::Remote(&r.client), verb).await,
         Command::Serve { .. } | Command::Bench(_) => Err(CliError::Usage(
             "serve and bench run on a local task hub; drop --url".into(),
         )),

@@ -16,8 +16,11 @@
 //! - an activity attempt's result, retry or poison ([`activity_outcome`]);
 //! - rewind plans ([`rewind`]); lock grants ([`lock_granted`]).
 
+pub mod entity;
 #[cfg(test)]
 mod tests;
+
+pub use entity::{EntityEffect, EntityPlan, OperationDone, entity_commit, plan_entity};
 
 use std::collections::{HashMap, HashSet};
 
@@ -203,6 +206,9 @@ pub fn outbox_for(row: &InstanceRow, e: &Event, attempt: u32, now: Millis, input
             granted: lock_granted(*task_id),
         }),
         Event::LockReleased { lock, .. } => Some(Outbox::ReleaseLocks { lock: *lock }),
+        Event::EntityOperationCalled { .. } | Event::EntityOperationSignaled { .. } => {
+            entity::request_for(&row.instance_id, &row.execution_id, e, now)
+        }
         _ => None,
     }
 }

@@ -745,3 +745,175 @@ fn wakes_suspended_names_the_resume_and_terminate_events() {
         ]
     );
 }
+
+mod entities {
+    use crate::decide::entity::{EntityEffect, OperationDone, entity_commit, plan_entity, request_for};
+    use crate::history::{EntityReply, Event, Failure};
+    use crate::ids::EntityId;
+    use crate::store::{InboxMessage, Outbox};
+
+    fn request(id: i64, op: &str, from: Option<&str>) -> InboxMessage {
+        InboxMessage {
+            id,
+            execution_id: None,
+            timestamp: 0,
+            event: Event::EntityRequest {
+                request_id: format!("r{id}"),
+                operation: op.into(),
+                input: "1".into(),
+                from: from.map(str::to_owned),
+                reply: from.map(|f| EntityReply {
+                    instance_id: f.into(),
+                    execution_id: "e".into(),
+                    task_id: u32::try_from(id).unwrap(),
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn a_plan_runs_in_order_parks_behind_the_holder_and_drops_strays() {
+        let stray = InboxMessage {
+            id: 9,
+            execution_id: None,
+            timestamp: 0,
+            event: Event::EventRaised {
+                name: "x".into(),
+                input: "null".into(),
+            },
+        };
+        let inbox = [
+            request(1, "a", None),
+            request(2, "b", Some("o")),
+            stray.clone(),
+            request(3, "c", Some("p")),
+        ];
+        // No holder: everything runs, in order.
+        let plan = plan_entity(&inbox, None, 10);
+        let ran: Vec<i64> = plan.run.iter().map(|r| r.message_id).collect();
+        assert_eq!((ran, plan.parked, plan.dropped), (vec![1, 2, 3], vec![], vec![9]));
+        // Holder "o": only its request runs; the others wait, in order.
+        let plan = plan_entity(&inbox, Some("o"), 10);
+        let ran: Vec<i64> = plan.run.iter().map(|r| r.message_id).collect();
+        assert_eq!(
+            (ran, plan.parked, plan.holder.as_deref()),
+            (vec![2], vec![1, 3], Some("o"))
+        );
+        // A batch limit leaves the rest queued, in order.
+        let plan = plan_entity(&inbox, None, 2);
+        let ran: Vec<i64> = plan.run.iter().map(|r| r.message_id).collect();
+        assert_eq!((ran, plan.dropped), (vec![1, 2], vec![9]));
+    }
+
+    #[test]
+    fn a_commit_replies_to_callers_and_sends_what_succeeded_operations_sent() {
+        let e = EntityId::new("Counter", "k").unwrap();
+        let inbox = [request(1, "a", Some("o")), request(2, "b", Some("o"))];
+        let plan = plan_entity(&inbox, None, 10);
+        let other = EntityId::new("Log", "").unwrap();
+        let done = vec![
+            OperationDone {
+                outcome: Ok("7".into()),
+                effects: vec![
+                    EntityEffect::Signal {
+                        entity: other.clone(),
+                        operation: "note".into(),
+                        input: "1".into(),
+                        scheduled_at: Some(50),
+                    },
+                    EntityEffect::Start {
+                        name: "Missing".into(),
+                        input: "null".into(),
+                        instance_id: "i".into(),
+                    },
+                ],
+            },
+            OperationDone {
+                outcome: Err(Failure::new("Boom", "no")),
+                effects: Vec::new(),
+            },
+        ];
+        let mut ids = || "x".to_owned();
+        let (c, skipped) = entity_commit(&e, plan, Some("7".into()), done, 10, &Default::default(), &mut ids);
+        assert_eq!(c.consumed, vec![1, 2]);
+        assert_eq!(c.state.as_deref(), Some("7"));
+        assert_eq!(
+            skipped.len(),
+            1,
+            "a start of an orchestrator that is not deployed is left out"
+        );
+        let replies: Vec<&Event> = c
+            .outbox
+            .iter()
+            .filter_map(|o| match o {
+                Outbox::Message(m) => Some(&m.event),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            replies,
+            [
+                &Event::EntityOperationCompleted {
+                    task_id: 1,
+                    result: "7".into()
+                },
+                &Event::EntityOperationFailed {
+                    task_id: 2,
+                    failure: Failure::new("Boom", "no")
+                }
+            ]
+        );
+        let signals: Vec<(&str, u64)> = c
+            .outbox
+            .iter()
+            .filter_map(|o| match o {
+                Outbox::ToEntity { name, message } => Some((name.as_str(), message.visible_at)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(signals, [("Log", 50)]);
+    }
+
+    #[test]
+    fn an_orchestration_call_becomes_a_request_with_its_reply_address() {
+        let call = Event::EntityOperationCalled {
+            task_id: 4,
+            entity: "Counter@k".into(),
+            operation: "get".into(),
+            input: "null".into(),
+        };
+        let Some(Outbox::ToEntity { name, message }) = request_for("o", "e1", &call, 5) else {
+            panic!("a call is a request to the entity");
+        };
+        assert_eq!(
+            (name.as_str(), message.instance_id.as_str(), message.visible_at),
+            ("Counter", "@Counter@k", 5)
+        );
+        let Event::EntityRequest {
+            from,
+            reply,
+            request_id,
+            ..
+        } = message.event
+        else {
+            panic!("not a request")
+        };
+        assert_eq!(from.as_deref(), Some("o"));
+        assert_eq!(request_id, "o:e1:4");
+        assert_eq!(
+            reply,
+            Some(EntityReply {
+                instance_id: "o".into(),
+                execution_id: "e1".into(),
+                task_id: 4
+            })
+        );
+        let bad = Event::EntityOperationCalled {
+            task_id: 4,
+            entity: "no-at".into(),
+            operation: "get".into(),
+            input: "null".into(),
+        };
+        assert!(request_for("o", "e1", &bad, 5).is_none());
+    }
+}

@@ -6,6 +6,7 @@
 //! other processes (the CLI), from a short poll of the inbox.
 
 pub mod durable_http;
+mod entity;
 mod hot;
 mod pace;
 
@@ -308,7 +309,7 @@ impl Engine {
                         match engine.store.due_instances(now_ms(), 1024, &engine.owner).await {
                             Ok(ids) => {
                                 found = !ids.is_empty();
-                                ids.iter().for_each(|id| engine.schedule(id));
+                                ids.iter().for_each(|id| engine.schedule_polled(id));
                             }
                             Err(e) => tracing::warn!(error = %e, "polling the inbox failed"),
                         }
@@ -459,6 +460,19 @@ impl Engine {
         });
     }
 
+    /// Queues an episode for `id`, found by the inbox poll, unless one is
+    /// in flight. The poll is the fallback for wake-ups nobody announced;
+    /// what it sees of an instance in flight was mostly announced already
+    /// (and read, or queued as a rerun), so a rerun for it would usually be
+    /// an empty episode. A message the episode in flight did miss is still
+    /// visible at the next poll, which schedules it then.
+    fn schedule_polled(self: &Arc<Self>, id: &str) {
+        if self.dispatch.lock().is_ok_and(|d| d.in_flight.contains(id)) {
+            return;
+        }
+        self.schedule(id);
+    }
+
     /// Queues an episode for `id` (coalescing with one in flight).
     fn schedule(self: &Arc<Self>, id: &str) {
         {
@@ -544,6 +558,9 @@ impl Engine {
 
     /// One episode of instance `id`: read, run, checkpoint.
     async fn episode(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
+        if let Some(entity) = crate::ids::EntityId::from_instance_id(id) {
+            return self.entity_episode(id, entity).await;
+        }
         let now = now_ms();
         let hot = if self.config.hot_cache {
             self.hot.lock().ok().and_then(|mut h| h.take(id))
@@ -858,7 +875,9 @@ impl Engine {
             .outbox
             .iter()
             .filter_map(|o| match o {
-                crate::store::Outbox::Message(m) => Some(m.visible_at),
+                crate::store::Outbox::Message(m) | crate::store::Outbox::ToEntity { message: m, .. } => {
+                    Some(m.visible_at)
+                }
                 crate::store::Outbox::StartChild { child: n, .. } | crate::store::Outbox::NextExecution(n) => {
                     Some(n.visible_at)
                 }

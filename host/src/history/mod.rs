@@ -109,6 +109,17 @@ fn first_attempt() -> u32 {
     1
 }
 
+/// Where the result of an entity call goes: the calling execution's task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityReply {
+    #[serde(rename = "InstanceId")]
+    pub instance_id: String,
+    #[serde(rename = "ExecutionId")]
+    pub execution_id: String,
+    #[serde(rename = "TaskScheduledId")]
+    pub task_id: TaskId,
+}
+
 /// One history event (also the payload of inbox messages that become
 /// history when an episode consumes them). Variant names are the DTFx
 /// `EventType` names.
@@ -240,6 +251,63 @@ pub enum Event {
         #[serde(rename = "LockId")]
         lock: TaskId,
     },
+    /// The orchestrator called an operation of entity `entity` (`name@key`);
+    /// its result arrives as `EntityOperationCompleted` / `EntityOperationFailed`.
+    EntityOperationCalled {
+        #[serde(rename = "EventId")]
+        task_id: TaskId,
+        #[serde(rename = "TargetInstanceId")]
+        entity: String,
+        #[serde(rename = "Operation")]
+        operation: String,
+        #[serde(rename = "Input")]
+        input: String,
+    },
+    /// The orchestrator signalled an operation of entity `entity` (one way).
+    EntityOperationSignaled {
+        #[serde(rename = "EventId")]
+        task_id: TaskId,
+        #[serde(rename = "TargetInstanceId")]
+        entity: String,
+        #[serde(rename = "Operation")]
+        operation: String,
+        #[serde(rename = "Input")]
+        input: String,
+        #[serde(rename = "ScheduledTime", default, skip_serializing_if = "Option::is_none")]
+        scheduled_at: Option<Millis>,
+    },
+    EntityOperationCompleted {
+        #[serde(rename = "TaskScheduledId")]
+        task_id: TaskId,
+        #[serde(rename = "Result")]
+        result: String,
+    },
+    EntityOperationFailed {
+        #[serde(rename = "TaskScheduledId")]
+        task_id: TaskId,
+        #[serde(rename = "Failure")]
+        failure: Failure,
+    },
+    /// An operation request in an entity's queue (a signal, or a call with
+    /// `reply` naming the caller's task). Never part of an orchestration's
+    /// history.
+    EntityRequest {
+        /// Unique per request: `<instance>:<execution>:<task>` from an
+        /// orchestration, `<entity>:<operation number>:<n>` from an entity,
+        /// a client's idempotency key or a random id from the API.
+        #[serde(rename = "RequestId")]
+        request_id: String,
+        #[serde(rename = "Operation")]
+        operation: String,
+        #[serde(rename = "Input")]
+        input: String,
+        /// The orchestration instance that sent it (it may hold the
+        /// entity's lock); `None` from clients and entities.
+        #[serde(rename = "ParentInstanceId", default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(rename = "Reply", default, skip_serializing_if = "Option::is_none")]
+        reply: Option<EntityReply>,
+    },
     /// A failed instance was rewound: its failed tasks run again.
     ExecutionRewound {
         #[serde(rename = "Reason", default)]
@@ -281,6 +349,11 @@ impl Event {
             Self::LockGranted { .. } => "LockGranted",
             Self::LockReleased { .. } => "LockReleased",
             Self::ExecutionCompleted { .. } => "ExecutionCompleted",
+            Self::EntityOperationCalled { .. } => "EntityOperationCalled",
+            Self::EntityOperationSignaled { .. } => "EntityOperationSignaled",
+            Self::EntityOperationCompleted { .. } => "EntityOperationCompleted",
+            Self::EntityOperationFailed { .. } => "EntityOperationFailed",
+            Self::EntityRequest { .. } => "EntityRequest",
         }
     }
 

@@ -32,6 +32,10 @@ pub enum ActionKind {
     Timer,
     Lock,
     Unlock,
+    /// A call of an entity operation (name: `entity operation`).
+    EntityCall,
+    /// A one-way signal to an entity (never awaited).
+    EntitySignal,
 }
 
 /// An action as recorded in history (or just emitted), for matching.
@@ -109,6 +113,11 @@ fn same_input(a: &str, b: &str) -> bool {
     }
 }
 
+/// How an entity operation is named in matching and messages.
+fn entity_action(entity: &str, operation: &str) -> String {
+    format!("{operation:?} of {entity}")
+}
+
 fn describe(kind: ActionKind, name: &str) -> String {
     match kind {
         ActionKind::Activity => format!("activity {name:?}"),
@@ -116,6 +125,8 @@ fn describe(kind: ActionKind, name: &str) -> String {
         ActionKind::Timer => "a timer".to_owned(),
         ActionKind::Lock => format!("a lock on {name}"),
         ActionKind::Unlock => "an unlock".to_owned(),
+        ActionKind::EntityCall => format!("a call of entity operation {name}"),
+        ActionKind::EntitySignal => format!("a signal of entity operation {name}"),
     }
 }
 
@@ -334,6 +345,35 @@ impl Replay {
                 self.record(*task_id, ActionKind::Lock, &names.join(","), None);
             }
             Event::LockReleased { task_id, .. } => self.record(*task_id, ActionKind::Unlock, "", None),
+            Event::EntityOperationCalled {
+                task_id,
+                entity,
+                operation,
+                input,
+            } => self.record(
+                *task_id,
+                ActionKind::EntityCall,
+                &entity_action(entity, operation),
+                Some(input),
+            ),
+            Event::EntityOperationSignaled {
+                task_id,
+                entity,
+                operation,
+                input,
+                ..
+            } => self.record(
+                *task_id,
+                ActionKind::EntitySignal,
+                &entity_action(entity, operation),
+                Some(input),
+            ),
+            Event::EntityOperationCompleted { task_id, result } => {
+                self.complete(*task_id, Ok(result.clone()), episode);
+            }
+            Event::EntityOperationFailed { task_id, failure } => {
+                self.complete(*task_id, Err(failure.clone()), episode);
+            }
             Event::LockGranted { task_id } => self.complete(*task_id, Ok("null".to_owned()), episode),
             Event::TaskCompleted { task_id, result } | Event::SubOrchestrationInstanceCompleted { task_id, result } => {
                 self.complete(*task_id, Ok(result.clone()), episode);
@@ -349,7 +389,8 @@ impl Replay {
             | Event::ExecutionSuspended { .. }
             | Event::ExecutionResumed { .. }
             | Event::ExecutionRewound { .. }
-            | Event::ExecutionTerminated { .. } => {}
+            | Event::ExecutionTerminated { .. }
+            | Event::EntityRequest { .. } => {}
         }
     }
 
@@ -400,7 +441,9 @@ impl Replay {
         let mut out: Vec<OpenTask> = self
             .actions
             .iter()
-            .filter(|(id, a)| a.kind != ActionKind::Unlock && !self.completions.contains_key(id))
+            .filter(|(id, a)| {
+                !matches!(a.kind, ActionKind::Unlock | ActionKind::EntitySignal) && !self.completions.contains_key(id)
+            })
             .map(|(id, a)| OpenTask {
                 task_id: *id,
                 kind: match a.kind {
@@ -408,6 +451,7 @@ impl Replay {
                     ActionKind::SubOrchestration => "sub-orchestration",
                     ActionKind::Timer => "timer",
                     ActionKind::Lock | ActionKind::Unlock => "lock",
+                    ActionKind::EntityCall | ActionKind::EntitySignal => "entity",
                 },
                 name: a.name.clone(),
             })
@@ -446,6 +490,9 @@ impl Replay {
             }
             Event::TimerFired { task_id, .. } => expect(task_id, ActionKind::Timer),
             Event::LockGranted { task_id } => expect(task_id, ActionKind::Lock),
+            Event::EntityOperationCompleted { task_id, .. } | Event::EntityOperationFailed { task_id, .. } => {
+                expect(task_id, ActionKind::EntityCall)
+            }
             Event::SubOrchestrationInstanceCompleted { task_id, .. }
             | Event::SubOrchestrationInstanceFailed { task_id, .. } => expect(task_id, ActionKind::SubOrchestration),
             Event::EventRaised { .. }
@@ -686,6 +733,58 @@ impl Replay {
         if self.match_action(task_id, ActionKind::Unlock, "", None)? {
             let now = self.now();
             self.pending.push((now, Event::LockReleased { task_id, lock }));
+        }
+        Ok(())
+    }
+
+    /// `call-entity`: calls `operation` of entity `entity` (a validated
+    /// `name@key`).
+    ///
+    /// # Errors
+    /// A `NonDeterminism` failure when history disagrees.
+    pub fn call_entity(&mut self, entity: &str, operation: &str, input: &str) -> Result<TaskId, Failure> {
+        let task_id = self.next_task_id();
+        let action = entity_action(entity, operation);
+        if self.match_action(task_id, ActionKind::EntityCall, &action, Some(input))? {
+            let now = self.now();
+            self.pending.push((
+                now,
+                Event::EntityOperationCalled {
+                    task_id,
+                    entity: entity.to_owned(),
+                    operation: operation.to_owned(),
+                    input: input.to_owned(),
+                },
+            ));
+        }
+        Ok(task_id)
+    }
+
+    /// `signal-entity`: one way, now or at `scheduled_at`.
+    ///
+    /// # Errors
+    /// A `NonDeterminism` failure when history disagrees.
+    pub fn signal_entity(
+        &mut self,
+        entity: &str,
+        operation: &str,
+        input: &str,
+        scheduled_at: Option<Millis>,
+    ) -> Result<(), Failure> {
+        let task_id = self.next_task_id();
+        let action = entity_action(entity, operation);
+        if self.match_action(task_id, ActionKind::EntitySignal, &action, Some(input))? {
+            let now = self.now();
+            self.pending.push((
+                now,
+                Event::EntityOperationSignaled {
+                    task_id,
+                    entity: entity.to_owned(),
+                    operation: operation.to_owned(),
+                    input: input.to_owned(),
+                    scheduled_at,
+                },
+            ));
         }
         Ok(())
     }

@@ -4,8 +4,9 @@ use std::fmt;
 
 use wasmtime::format_err;
 
-use super::cairn::durable::{activity_context, orchestration, types as wit};
-use super::{GuestState, OrchestratorCtx, Role, Yielded};
+use super::cairn::durable::{activity_context, entity_context, orchestration, types as wit};
+use super::{EntityCtx, GuestState, OrchestratorCtx, Role, Yielded};
+use crate::decide::EntityEffect;
 use crate::history::Failure;
 use crate::replay::Wait;
 
@@ -293,6 +294,46 @@ impl orchestration::Host for GuestState {
         }
     }
 
+    async fn call_entity(
+        &mut self,
+        entity: String,
+        operation: String,
+        input: String,
+    ) -> wasmtime::Result<Result<u32, wit::Failure>> {
+        let id = match entity_target(&entity, &operation) {
+            Ok(id) => id,
+            Err(f) => return Ok(Err(f.into())),
+        };
+        self.check_json("entity operation input", &input)?;
+        self.check_tasks()?;
+        let task = self
+            .orch()?
+            .replay
+            .call_entity(&id.to_string(), &operation, &input)
+            .map_err(Self::replay_err)?;
+        Ok(Ok(task))
+    }
+
+    async fn signal_entity(
+        &mut self,
+        entity: String,
+        operation: String,
+        input: String,
+        scheduled_at: Option<u64>,
+    ) -> wasmtime::Result<Result<(), wit::Failure>> {
+        let id = match entity_target(&entity, &operation) {
+            Ok(id) => id,
+            Err(f) => return Ok(Err(f.into())),
+        };
+        self.check_json("entity operation input", &input)?;
+        self.check_tasks()?;
+        self.orch()?
+            .replay
+            .signal_entity(&id.to_string(), &operation, &input, scheduled_at)
+            .map_err(Self::replay_err)?;
+        Ok(Ok(()))
+    }
+
     async fn lock(&mut self, names: Vec<String>) -> wasmtime::Result<Result<u32, wit::Failure>> {
         if self.orch()?.in_lock {
             return Ok(Err(Failure::new(
@@ -306,6 +347,13 @@ impl orchestration::Host for GuestState {
         }
         for n in &names {
             valid_name("lock name", n)?;
+            if n.starts_with('@') && crate::ids::EntityId::from_instance_id(n).is_none() {
+                return Ok(Err(Failure::new(
+                    "LockError",
+                    format!("lock name {n:?} starts with '@' but is not an entity lock `@name@key`"),
+                )
+                .into()));
+            }
         }
         let mut names = names;
         // Sorted acquisition order: two orchestrations locking the same set
@@ -386,6 +434,140 @@ impl activity_context::Host for GuestState {
     async fn log(&mut self, level: wit::LogLevel, message: String) -> wasmtime::Result<()> {
         let ctx = self.act()?;
         emit(&ctx.instance_id, level, &message);
+        Ok(())
+    }
+}
+
+/// Validates the target of an entity call or signal.
+fn entity_target(entity: &str, operation: &str) -> Result<crate::ids::EntityId, Failure> {
+    let id = crate::ids::EntityId::parse(entity).map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+    crate::ids::validate_name("entity operation name", operation)
+        .map_err(|e| Failure::new("InvalidInput", e.to_string()))?;
+    Ok(id)
+}
+
+impl GuestState {
+    fn ent(&mut self) -> wasmtime::Result<&mut EntityCtx> {
+        match &mut self.role {
+            Role::Entity(ctx) => Ok(ctx),
+            _ => Err(abort("Trap", "the entity context was used outside an entity operation")),
+        }
+    }
+
+    fn check_entity_json(&mut self, what: &str, text: &str) -> Result<(), Failure> {
+        let max = self.ent().map(|c| c.max_payload).unwrap_or(0);
+        if text.len() > max {
+            return Err(Failure::new(
+                "LimitExceeded",
+                format!(
+                    "{what} is {} bytes; the limit is {max} bytes (limits.payload)",
+                    text.len()
+                ),
+            ));
+        }
+        if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+            return Err(Failure::new("InvalidInput", format!("{what} is not valid JSON")));
+        }
+        Ok(())
+    }
+}
+
+/// Most signals and starts one entity operation may send.
+const MAX_EFFECTS_PER_OPERATION: usize = 1000;
+
+impl entity_context::Host for GuestState {
+    async fn entity_name(&mut self) -> wasmtime::Result<String> {
+        Ok(self.ent()?.entity.name().to_owned())
+    }
+
+    async fn entity_key(&mut self) -> wasmtime::Result<String> {
+        Ok(self.ent()?.entity.key().to_owned())
+    }
+
+    async fn current_time(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.ent()?.now)
+    }
+
+    async fn signal_entity(
+        &mut self,
+        entity: String,
+        operation: String,
+        input: String,
+        scheduled_at: Option<u64>,
+    ) -> wasmtime::Result<Result<(), wit::Failure>> {
+        let target = match entity_target(&entity, &operation) {
+            Ok(id) => id,
+            Err(f) => return Ok(Err(f.into())),
+        };
+        if let Err(f) = self.check_entity_json("entity operation input", &input) {
+            return Ok(Err(f.into()));
+        }
+        let ctx = self.ent()?;
+        if ctx.effects.len() >= MAX_EFFECTS_PER_OPERATION {
+            return Err(abort(
+                "LimitExceeded",
+                format!("an entity operation sent more than {MAX_EFFECTS_PER_OPERATION} signals and starts"),
+            ));
+        }
+        ctx.effects.push(EntityEffect::Signal {
+            entity: target,
+            operation,
+            input,
+            scheduled_at,
+        });
+        Ok(Ok(()))
+    }
+
+    async fn start_orchestration(
+        &mut self,
+        name: String,
+        input: String,
+        instance_id: Option<String>,
+    ) -> wasmtime::Result<Result<String, wit::Failure>> {
+        if let Err(e) = crate::ids::validate_name("orchestrator name", &name) {
+            return Ok(Err(Failure::new("InvalidInput", e.to_string()).into()));
+        }
+        if let Err(f) = self.check_entity_json("orchestration input", &input) {
+            return Ok(Err(f.into()));
+        }
+        if let Some(id) = &instance_id
+            && let Err(e) = crate::ids::InstanceId::parse(id)
+        {
+            return Ok(Err(Failure::new("InvalidInput", e.to_string()).into()));
+        }
+        let ctx = self.ent()?;
+        if ctx.effects.len() >= MAX_EFFECTS_PER_OPERATION {
+            return Err(abort(
+                "LimitExceeded",
+                format!("an entity operation sent more than {MAX_EFFECTS_PER_OPERATION} signals and starts"),
+            ));
+        }
+        // Deterministic per operation: the same request gets the same id
+        // if its batch runs again after a crash.
+        let id = instance_id.unwrap_or_else(|| {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(
+                format!(
+                    "{}\0{}\0{}",
+                    ctx.entity.instance_id(),
+                    ctx.request_id,
+                    ctx.effects.len()
+                )
+                .as_bytes(),
+            );
+            hex::encode(&digest[..16])
+        });
+        ctx.effects.push(EntityEffect::Start {
+            name,
+            input,
+            instance_id: id.clone(),
+        });
+        Ok(Ok(id))
+    }
+
+    async fn log(&mut self, level: wit::LogLevel, message: String) -> wasmtime::Result<()> {
+        let id = self.ent()?.entity.instance_id();
+        emit(&id, level, &message);
         Ok(())
     }
 }

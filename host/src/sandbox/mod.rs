@@ -29,6 +29,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::decide::{EntityEffect, OperationDone};
 use crate::history::{Event, Failure, Millis};
 use crate::replay::{EpisodeOutput, Replay};
 use crate::store::FunctionKind;
@@ -46,8 +47,35 @@ wasmtime::component::bindgen!({
 
 use self::cairn::durable::types as wit;
 
+/// The `entity` export, for components that implement entities (world
+/// `app-entities`); its imports are the ones [`App`] links.
+mod entities {
+    wasmtime::component::bindgen!({
+        world: "app-entities",
+        path: "../wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "cairn:durable/types": super::cairn::durable::types,
+            "cairn:durable/orchestration": super::cairn::durable::orchestration,
+            "cairn:durable/activity-context": super::cairn::durable::activity_context,
+            "cairn:durable/entity-context": super::cairn::durable::entity_context,
+        },
+    });
+}
+use entities::AppEntitiesPre;
+
 /// How often the epoch ticker advances (the granularity of CPU deadlines).
 const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Why an entity batch did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EntityRunError {
+    #[error("component {0} implements no entities")]
+    NotAnEntity(String),
+    #[error("the host ran out of memory for the entity: {0}")]
+    HostExhausted(String),
+}
 
 /// Errors of loading and running components.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +136,9 @@ pub struct Loaded {
     component: Component,
     /// Linked against the host's imports; `Err` names what the host lacks.
     pre: Result<AppPre<GuestState>, String>,
+    /// The same, with the `entity` export: `None` when the component
+    /// implements no entities.
+    entities: Option<AppEntitiesPre<GuestState>>,
 }
 
 impl Loaded {
@@ -185,6 +216,27 @@ enum Role {
     Inspect,
     Orchestrator(Box<OrchestratorCtx>),
     Activity(ActivityCtx),
+    Entity(EntityCtx),
+}
+
+/// What an entity operation knows while it runs, and what it sends.
+struct EntityCtx {
+    entity: crate::ids::EntityId,
+    /// The batch's time.
+    now: Millis,
+    /// The request being served (derives ids of what it starts).
+    request_id: String,
+    /// Signals and starts of the current operation, in order.
+    effects: Vec<EntityEffect>,
+    max_payload: usize,
+}
+
+/// One operation of an entity batch.
+#[derive(Debug, Clone)]
+pub struct EntityOperation {
+    pub request_id: String,
+    pub operation: String,
+    pub input: String,
 }
 
 struct OrchestratorCtx {
@@ -236,6 +288,8 @@ pub struct Sandbox {
     limits: Limits,
     /// Idle activity instances, reused by later calls of the same component.
     activity_pool: ActivityPool,
+    /// Idle entity instances, reused by later batches of the same component.
+    entity_pool: EntityPool,
 }
 
 /// The one place wasmtime is configured.
@@ -311,6 +365,7 @@ impl Sandbox {
             loaded: Mutex::default(),
             limits,
             activity_pool: ActivityPool::default(),
+            entity_pool: EntityPool::default(),
         }))
     }
 
@@ -370,15 +425,17 @@ impl Sandbox {
             },
             None => self.compile(hash, bytes, abandoned)?,
         };
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(AppPre::new)
-            .map_err(|e| format!("{e:#}"));
+        let instance_pre = self.linker.instantiate_pre(&component);
+        let entities = instance_pre
+            .as_ref()
+            .ok()
+            .and_then(|p| AppEntitiesPre::new(p.clone()).ok());
+        let pre = instance_pre.and_then(AppPre::new).map_err(|e| format!("{e:#}"));
         let loaded = Arc::new(Loaded {
             hash: hash.to_owned(),
             component,
             pre,
+            entities,
         });
         if !abandoned.load(Ordering::SeqCst)
             && let Ok(mut m) = self.loaded.lock()
@@ -528,7 +585,24 @@ impl Sandbox {
         // import trapping, so that it can still be inspected and refused by
         // name.
         let meter = store.data().cpu.clone();
-        let list = cpu::Metered::new(meter, async {
+        let (list, entity_names) = cpu::Metered::new(meter, async {
+            if let Some(pre) = &loaded.entities {
+                let app = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
+                let list = app
+                    .cairn_durable_functions()
+                    .call_list(&mut store)
+                    .await
+                    .map_err(|e| SandboxError::List(format!("{e:#}")))?;
+                let names = app
+                    .cairn_durable_entity()
+                    .call_entities(&mut store)
+                    .await
+                    .map_err(|e| SandboxError::List(format!("{e:#}")))?;
+                return Ok((list, names));
+            }
             let app = match &loaded.pre {
                 Ok(pre) => pre.instantiate_async(&mut store).await,
                 Err(_) => {
@@ -540,15 +614,14 @@ impl Sandbox {
                 }
             }
             .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
-            app.cairn_durable_functions()
+            let list = app
+                .cairn_durable_functions()
                 .call_list(&mut store)
                 .await
-                .map_err(|e| SandboxError::List(format!("{e:#}")))
+                .map_err(|e| SandboxError::List(format!("{e:#}")))?;
+            Ok::<_, SandboxError>((list, Vec::new()))
         })
         .await?;
-        if list.is_empty() {
-            return Err(SandboxError::NoFunctions);
-        }
         let mut out = Vec::with_capacity(list.len());
         for f in list {
             crate::ids::validate_name("function name", &f.name)?;
@@ -557,6 +630,13 @@ impl Sandbox {
                 wit::FunctionKind::Activity => FunctionKind::Activity,
             };
             out.push((f.name, kind));
+        }
+        for name in entity_names {
+            crate::ids::EntityId::new(&name, "")?;
+            out.push((name, FunctionKind::Entity));
+        }
+        if out.is_empty() {
+            return Err(SandboxError::NoFunctions);
         }
         Ok(out)
     }
@@ -592,27 +672,17 @@ impl Sandbox {
         let (resume_tx, resume_rx) = mpsc::channel(1);
         let (yield_tx, yield_rx) = mpsc::channel(1);
         let clock = Arc::new(AtomicU64::new(replay.current_time()));
-        let seed = Sha256::digest(format!("{}\0{}", replay.instance_id(), replay.execution_id()).as_bytes());
-        let mut seed_bytes = [0u8; 32];
-        seed_bytes.copy_from_slice(&seed);
-        let insecure_seed = u128::from_le_bytes(seed_bytes[..16].try_into().unwrap_or([0; 16]));
         let io = GuestIo::new(replay.instance_id(), replay.is_replaying());
         if let Some(p) = &probe {
             p.set_position(replay.current_time(), replay.is_replaying());
             io.stdout.set_probe(p.clone());
             io.stderr.set_probe(p.clone());
         }
-        let wasi = io
-            .builder()
-            .wall_clock(VirtualClock(clock.clone()))
-            .monotonic_clock(VirtualClock(clock.clone()))
-            .secure_random(rand::rngs::StdRng::from_seed(seed_bytes))
-            .insecure_random(rand::rngs::StdRng::from_seed(seed_bytes))
-            .insecure_random_seed(insecure_seed)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let wasi = deterministic_wasi(
+            &io,
+            &clock,
+            &format!("{}\0{}", replay.instance_id(), replay.execution_id()),
+        );
         let name = replay.name().to_owned();
         let input = replay.input().to_owned();
         let fallback_tx = yield_tx.clone();
@@ -754,6 +824,144 @@ impl Sandbox {
         }
     }
 
+    /// Runs a batch of operations on one entity, one at a time in order,
+    /// in one instance of its component, sandboxed like an orchestrator
+    /// (virtual clock at `now`, seeded randomness, no I/O). Each operation
+    /// starts from the state the previous successful one left; a failed
+    /// operation (its own failure, a trap, the CPU limit) leaves the state
+    /// as it was and its effects are dropped; after a trap the next
+    /// operation gets a fresh instance. Returns the final state and one
+    /// result per operation.
+    ///
+    /// # Errors
+    /// [`EntityRunError::NotAnEntity`] when the component exports no
+    /// entities; [`EntityRunError::HostExhausted`] when the host ran out of
+    /// memory (nothing of the batch counts; it runs again).
+    pub async fn run_entity_batch(
+        &self,
+        loaded: &Loaded,
+        entity: &crate::ids::EntityId,
+        mut state: Option<String>,
+        ops: Vec<EntityOperation>,
+        now: Millis,
+    ) -> Result<(Option<String>, Vec<OperationDone>), EntityRunError> {
+        let Some(pre) = &loaded.entities else {
+            return Err(EntityRunError::NotAnEntity(loaded.hash.clone()));
+        };
+        let max_payload = self.limits.max_payload_bytes;
+        let mut done = Vec::with_capacity(ops.len());
+        // An idle instance of the component serves the batch when there is
+        // one (instantiating costs more than most operations).
+        let mut live: Option<(Store<GuestState>, entities::AppEntities)> =
+            self.entity_pool.take(&loaded.hash).map(|p| {
+                p.clock.store(now, Ordering::Relaxed);
+                p.store.data().io.reset(&entity.instance_id());
+                (p.store, p.app)
+            });
+        let mut clock = Arc::new(AtomicU64::new(now));
+        for op in ops {
+            if live.is_none() {
+                let (mut store, c) = self.entity_store(entity, &op.request_id, now);
+                clock = c;
+                let meter = store.data().cpu.clone();
+                match cpu::Metered::new(meter, pre.instantiate_async(&mut store)).await {
+                    Ok(app) => live = Some((store, app)),
+                    Err(e) if host_exhausted(&e) => return Err(EntityRunError::HostExhausted(format!("{e:#}"))),
+                    Err(e) => {
+                        done.push(OperationDone {
+                            outcome: Err(trap_failure(&e, &store.data().io.stderr.tail())),
+                            effects: Vec::new(),
+                        });
+                        continue;
+                    }
+                }
+            }
+            let Some((store, app)) = live.as_mut() else { continue };
+            let data = store.data_mut();
+            data.role = Role::Entity(EntityCtx {
+                entity: entity.clone(),
+                now,
+                request_id: op.request_id.clone(),
+                effects: Vec::new(),
+                max_payload,
+            });
+            data.segment_start = Instant::now();
+            data.cpu.reset();
+            let meter = data.cpu.clone();
+            store.set_epoch_deadline(1);
+            let result = cpu::Metered::new(
+                meter,
+                app.cairn_durable_entity().call_run_operation(
+                    &mut *store,
+                    entity.name(),
+                    entity.key(),
+                    &op.operation,
+                    &op.input,
+                    state.as_ref(),
+                ),
+            )
+            .await;
+            let effects = match &mut store.data_mut().role {
+                Role::Entity(ctx) => std::mem::take(&mut ctx.effects),
+                _ => Vec::new(),
+            };
+            let checked = |text: &str, what: &str| -> Result<(), Failure> {
+                if text.len() > max_payload {
+                    return Err(output_too_large(text.len(), max_payload));
+                }
+                serde_json::from_str::<serde::de::IgnoredAny>(text)
+                    .map(drop)
+                    .map_err(|_| Failure::new("InvalidInput", format!("the entity's {what} is not valid JSON")))
+            };
+            let outcome = match result {
+                Ok(Ok(out)) => match checked(&out.output, "operation result")
+                    .and_then(|()| out.state.as_deref().map_or(Ok(()), |s| checked(s, "state")))
+                {
+                    Ok(()) => {
+                        state = out.state;
+                        Ok(out.output)
+                    }
+                    Err(f) => Err(f),
+                },
+                Ok(Err(f)) => Err(f.into()),
+                Err(e) if host_exhausted(&e) => return Err(EntityRunError::HostExhausted(format!("{e:#}"))),
+                Err(trap) => {
+                    let tail = store.data().io.stderr.tail();
+                    live = None;
+                    Err(trap_failure(&trap, &tail))
+                }
+            };
+            let effects = if outcome.is_ok() { effects } else { Vec::new() };
+            done.push(OperationDone { outcome, effects });
+        }
+        // An instance whose calls all returned serves a later batch.
+        if let Some((store, app)) = live
+            && store.data().limiter.in_use <= self.limits.max_memory_bytes / 2
+        {
+            self.entity_pool.put(&loaded.hash, PooledEntity { store, app, clock });
+        }
+        Ok((state, done))
+    }
+
+    /// A store for entity operations: deterministic WASI as an
+    /// orchestrator's (virtual clock at `now`, randomness seeded by the
+    /// entity and the batch's first request).
+    fn entity_store(
+        &self,
+        entity: &crate::ids::EntityId,
+        first_request: &str,
+        now: Millis,
+    ) -> (Store<GuestState>, Arc<AtomicU64>) {
+        let id = entity.instance_id();
+        let clock = Arc::new(AtomicU64::new(now));
+        let io = GuestIo::new(&id, false);
+        let wasi = deterministic_wasi(&io, &clock, &format!("{id}\0{first_request}"));
+        (
+            self.new_store(Role::Inspect, wasi, io, self.limits.orchestrator_cpu),
+            clock,
+        )
+    }
+
     /// A fresh store for an activity of a component with `grants`.
     fn activity_store(&self, grants: &Grants, instance_id: &str) -> Result<Store<GuestState>, Failure> {
         let io = GuestIo::new(instance_id, false);
@@ -825,6 +1033,63 @@ impl ActivityPool {
         let size = instance.store.data().limiter.in_use;
         let slot = idle.entry(hash.to_owned()).or_default();
         if slot.len() < MAX_IDLE_PER_COMPONENT && count < MAX_IDLE_TOTAL && bytes + size <= MAX_IDLE_BYTES {
+            slot.push(instance);
+        }
+    }
+}
+
+/// The WASI of a deterministic guest (orchestrators, entities): its clocks
+/// read `clock` (the episode's or batch's time), its randomness is seeded
+/// from `seed` (e.g. instance and execution id), and it has no network.
+fn deterministic_wasi(io: &GuestIo, clock: &Arc<AtomicU64>, seed: &str) -> WasiCtx {
+    let digest = Sha256::digest(seed.as_bytes());
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes.copy_from_slice(&digest);
+    let insecure_seed = u128::from_le_bytes(seed_bytes[..16].try_into().unwrap_or([0; 16]));
+    io.builder()
+        .wall_clock(VirtualClock(clock.clone()))
+        .monotonic_clock(VirtualClock(clock.clone()))
+        .secure_random(rand::rngs::StdRng::from_seed(seed_bytes))
+        .insecure_random(rand::rngs::StdRng::from_seed(seed_bytes))
+        .insecure_random_seed(insecure_seed)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
+
+/// An entity instance between batches, with the clock its WASI reads.
+struct PooledEntity {
+    store: Store<GuestState>,
+    app: entities::AppEntities,
+    clock: Arc<AtomicU64>,
+}
+
+/// Idle entity instances by component version. Entities run like warm
+/// workers, as activities do: a guest's global state may persist between
+/// batches (the SDKs keep none); one that trapped is dropped.
+#[derive(Default)]
+struct EntityPool {
+    idle: Mutex<HashMap<String, Vec<PooledEntity>>>,
+}
+
+/// Idle entity instances kept per component version.
+const MAX_IDLE_ENTITIES_PER_COMPONENT: usize = 32;
+/// Idle entity instances kept in all.
+const MAX_IDLE_ENTITIES: usize = 128;
+
+impl EntityPool {
+    fn take(&self, hash: &str) -> Option<PooledEntity> {
+        self.idle.lock().ok()?.get_mut(hash)?.pop()
+    }
+
+    fn put(&self, hash: &str, instance: PooledEntity) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        let count: usize = idle.values().map(Vec::len).sum();
+        let slot = idle.entry(hash.to_owned()).or_default();
+        if slot.len() < MAX_IDLE_ENTITIES_PER_COMPONENT && count < MAX_IDLE_ENTITIES {
             slot.push(instance);
         }
     }

@@ -271,6 +271,38 @@ pub trait Provider: Send + Sync + 'static {
     async fn import_instance(&self, row: InstanceRow, history: Vec<(Millis, Event)>) -> Result<(), StoreError>;
     /// Every held or awaited lock, by name.
     async fn list_locks(&self) -> Result<Vec<LockInfo>, StoreError>;
+
+    // ---- entities -----------------------------------------------------
+    // An entity is an instance with the id `@name@key` (status Running,
+    // its state in `output`, its last operation time in `updated_at`),
+    // its requests ([`Event::EntityRequest`]) in its inbox. Instance
+    // listings and counts leave entities out.
+
+    /// Queues `message` for entity `name` (`message.instance_id` is its
+    /// instance id), creating the entity's row when it has none. With
+    /// `dedup` (a client's idempotency key), a request already received
+    /// under that key in the last [`DEDUP_WINDOW_MS`] is not queued again:
+    /// `Ok(false)`.
+    async fn send_to_entity(
+        &self,
+        name: &str,
+        message: Message,
+        dedup: Option<String>,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+    /// The instance holding lock `name` (an entity's is its instance id).
+    async fn lock_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Commits an entity batch (see [`EntityCommit`]); guarded like a
+    /// checkpoint by the instance lease.
+    async fn commit_entity(&self, c: EntityCommit, lease: Lease) -> Result<(), StoreError>;
+    /// Entities matching `q`.
+    async fn list_entities(&self, q: EntityQuery) -> Result<Vec<InstanceRow>, StoreError>;
+    /// Deletes entities that have no state, no queued request and no
+    /// lock (all of them, or those named `name`); returns how many.
+    async fn purge_empty_entities(&self, name: Option<String>) -> Result<u64, StoreError>;
+    /// Deletes one entity with its state and queued requests; false when
+    /// there is none. Its lock, if held, stays with its holder.
+    async fn delete_entity(&self, entity_id: &str) -> Result<bool, StoreError>;
     /// Rows of the queues: (inbox messages, work items).
     async fn queue_depths(&self) -> Result<(u64, u64), StoreError>;
 
@@ -513,6 +545,7 @@ impl fmt::Display for RuntimeStatus {
 pub enum FunctionKind {
     Orchestrator,
     Activity,
+    Entity,
 }
 
 impl FunctionKind {
@@ -521,6 +554,7 @@ impl FunctionKind {
         match self {
             Self::Orchestrator => "orchestrator",
             Self::Activity => "activity",
+            Self::Entity => "entity",
         }
     }
 
@@ -532,6 +566,7 @@ impl FunctionKind {
         match s {
             "orchestrator" => Ok(Self::Orchestrator),
             "activity" => Ok(Self::Activity),
+            "entity" => Ok(Self::Entity),
             other => Err(StoreError::Decode(format!("unknown function kind {other:?}"))),
         }
     }
@@ -654,6 +689,60 @@ pub enum Outbox {
     /// Replace this instance's execution (continue-as-new, a child's retry):
     /// its history is dropped and `next` becomes current.
     NextExecution(NewExecution),
+    /// A request to entity `name` (`message.instance_id` is its `@name@key`
+    /// instance id); the entity's row is created when it has none.
+    ToEntity { name: String, message: Message },
+    /// Start an orchestration (an entity's start): nothing happens when an
+    /// unfinished instance with its id exists.
+    Start(NewExecution),
+}
+
+/// How long a client's idempotency key of an entity signal is remembered.
+pub const DEDUP_WINDOW_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// `visible_at` of an entity request parked behind the lock of another
+/// orchestration: never due, until the lock is released (then the
+/// provider makes the entity's parked requests visible again).
+pub const PARKED_AT: Millis = 1 << 62;
+
+/// An entity batch's state change, committed atomically (built by
+/// [`crate::decide::entity_commit`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityCommit {
+    /// The entity's instance id (`@name@key`).
+    pub entity_id: String,
+    /// Requests applied (or dropped) by the batch: each must still be in
+    /// the inbox, else the batch was applied by someone else and is
+    /// refused ([`StoreError::Conflict`]). This is what applies every
+    /// request exactly once.
+    pub consumed: Vec<i64>,
+    /// Requests set aside ([`PARKED_AT`]) while `holder` holds the entity's lock.
+    pub parked: Vec<i64>,
+    /// The lock holder the batch was planned under; checked when parking.
+    pub holder: Option<String>,
+    /// The state after the batch (`None`: no state, deleted).
+    pub state: Option<String>,
+    /// Replies, signals and starts.
+    pub outbox: Vec<Outbox>,
+    pub now: Millis,
+    /// As [`Checkpoint::lease_until`].
+    pub lease_until: Option<Millis>,
+}
+
+/// Filter of [`Provider::list_entities`], ordered by entity instance id.
+#[derive(Debug, Clone, Default)]
+pub struct EntityQuery {
+    /// Only entities of this name.
+    pub name: Option<String>,
+    /// Last operation at or after.
+    pub last_op_from: Option<Millis>,
+    /// Last operation at or before.
+    pub last_op_to: Option<Millis>,
+    /// Include entities without state (deleted, or never given one).
+    pub include_empty: bool,
+    pub top: Option<u32>,
+    /// Continue after this entity instance id.
+    pub after: Option<String>,
 }
 
 /// One episode's state change, committed atomically.

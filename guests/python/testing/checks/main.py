@@ -44,6 +44,13 @@ Orchestrators:
 - `PyClientValues` (any input): waits (plain style) for the events `Flag`,
   `Amount`, `Order` and `Note` in that order; returns `{"input", "flag",
   "amount", "order", "note", "types"}` as the orchestrator saw them.
+- `CallForbiddenInEntity`, input a name as for `CallForbidden`: calls
+  operation `<name>` of entity `Sandboxed@x`, which makes that call, and
+  returns the caught failure as `{"class", "error_type", "message",
+  "entity_id", "operation"}`.
+Entities:
+- `Sandboxed`: operation `<name>` makes the call `<name>` of
+  `CallForbidden`; operation `echo` returns its input.
 Activities:
 - `Echo`: returns its input.
 - `Fail`, input `{"type": t, "message": m, "details": d}`: raises the
@@ -63,7 +70,7 @@ import time
 import uuid
 
 import cairn_sdk
-from cairn_sdk import ActivityFailedError, Failure, SubOrchestratorFailedError
+from cairn_sdk import ActivityFailedError, EntityId, EntityOperationFailedError, Failure, SubOrchestratorFailedError
 
 app = cairn_sdk.App()
 
@@ -93,6 +100,28 @@ def call_forbidden_in_activity(context, name):
     except ActivityFailedError as e:
         return {"error_type": e.error_type, "message": e.message}
     return "not raised"
+
+
+@app.orchestrator("CallForbiddenInEntity")
+def call_forbidden_in_entity(context, name):
+    try:
+        context.call_entity(EntityId("Sandboxed", "x"), name)
+    except EntityOperationFailedError as e:
+        return {
+            "class": type(e).__name__,
+            "error_type": e.error_type,
+            "message": e.message,
+            "entity_id": e.entity_id,
+            "operation": e.operation,
+        }
+    return "not raised"
+
+
+@app.entity("Sandboxed")
+def sandboxed(context):
+    if context.operation_name == "echo":
+        return context.get_input()
+    return FORBIDDEN[context.operation_name]()
 
 
 @app.orchestrator("ReplayStable")

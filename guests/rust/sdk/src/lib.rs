@@ -1,4 +1,4 @@
-//! Write Cairn orchestrators and activities in Rust.
+//! Write Cairn orchestrators, activities and durable entities in Rust.
 //!
 //! A Cairn component is a WebAssembly component (built for `wasm32-wasip2`,
 //! as a `cdylib`) that serves one or more named functions. Orchestrators are
@@ -111,23 +111,25 @@ pub(crate) use level_logs;
 
 mod activity;
 mod codec;
+mod entity;
 mod failure;
 mod http;
 mod orchestration;
 
 pub use activity::ActivityContext;
+pub use entity::EntityContext;
 pub use failure::Failure;
 pub use http::{DurableHttpRequest, DurableHttpResponse};
 pub use orchestration::{AnyTask, LockGuard, OrchestrationContext, RetryOptions, Task, TaskId};
 
-/// Bindings generated from the Cairn WIT (world `cairn:durable/app`).
+/// Bindings generated from the Cairn WIT (world `cairn:durable/app-entities`).
 /// Not a stable API: use the types of this crate instead.
 #[doc(hidden)]
 #[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../../../wit",
-        world: "cairn:durable/app",
+        world: "cairn:durable/app-entities",
         pub_export_macro: true,
         export_macro_name: "__export_cairn",
         default_bindings_module: "cairn_sdk::__bindings",
@@ -180,20 +182,24 @@ fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
 /// cairn_sdk::register! {
 ///     orchestrators: { "Name" => function, ... },
 ///     activities: { "Name" => function, ... },
+///     entities: { "Name" => function, ... },
 /// }
 /// ```
 ///
-/// Either section may be omitted, but `orchestrators` comes first. An
+/// Any section may be omitted, but they come in this order. An
 /// orchestrator is a `fn(&OrchestrationContext, I) -> Result<O, Failure>`, an
 /// activity a `fn(&ActivityContext, I) -> Result<O, Failure>`, where
-/// `I: DeserializeOwned` and `O: Serialize`. Input that does not deserialize
-/// into `I` fails with `InvalidInput`; an unknown name fails with `NotFound`.
-/// Use the macro once per component, at module level.
+/// `I: DeserializeOwned` and `O: Serialize`; an entity is a
+/// `fn(&mut EntityContext<S>) -> Result<(), Failure>` with its state type
+/// `S: Serialize + DeserializeOwned` (see [`EntityContext`]). Input that
+/// does not deserialize into `I` fails with `InvalidInput`; an unknown name
+/// fails with `NotFound`. Use the macro once per component, at module level.
 #[macro_export]
 macro_rules! register {
     (
         $(orchestrators: { $($oname:literal => $ofn:path),* $(,)? } $(,)?)?
         $(activities: { $($aname:literal => $afn:path),* $(,)? } $(,)?)?
+        $(entities: { $($ename:literal => $efn:path),* $(,)? } $(,)?)?
     ) => {
         #[doc(hidden)]
         pub struct __CairnFunctions;
@@ -220,6 +226,29 @@ macro_rules! register {
             }
         }
 
+        impl $crate::__private::EntityGuest for __CairnFunctions {
+            #[allow(unused_mut)]
+            fn entities() -> ::std::vec::Vec<::std::string::String> {
+                let mut names = ::std::vec::Vec::new();
+                $($(names.push(::std::string::String::from($ename));)*)?
+                names
+            }
+
+            fn run_operation(
+                name: ::std::string::String,
+                key: ::std::string::String,
+                operation: ::std::string::String,
+                input: ::std::string::String,
+                state: ::std::option::Option<::std::string::String>,
+            ) -> ::std::result::Result<$crate::__private::OperationOutcome, $crate::__private::WitFailure> {
+                $crate::__private::install_panic_hook();
+                match name.as_str() {
+                    $($($ename => $crate::__private::run_entity(name, key, operation, input, state, $efn),)*)?
+                    other => $crate::__private::entity_not_found(other),
+                }
+            }
+        }
+
         $crate::__bindings::__export_cairn!(__CairnFunctions with_types_in $crate::__bindings);
     };
 }
@@ -236,8 +265,32 @@ pub mod __private {
     pub use crate::__bindings::cairn::durable::types::{
         Failure as WitFailure, FunctionInfo, FunctionKind,
     };
+    pub use crate::__bindings::exports::cairn::durable::entity::{
+        Guest as EntityGuest, OperationOutcome,
+    };
     pub use crate::__bindings::exports::cairn::durable::functions::Guest;
-    use crate::{ActivityContext, Failure, OrchestrationContext};
+    use crate::{ActivityContext, EntityContext, Failure, OrchestrationContext};
+
+    pub fn run_entity<S, F>(
+        name: String,
+        key: String,
+        operation: String,
+        input: String,
+        state: Option<String>,
+        f: F,
+    ) -> Result<OperationOutcome, WitFailure>
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnOnce(&mut EntityContext<S>) -> Result<(), Failure>,
+    {
+        crate::entity::run(name, key, operation, input, state, f)
+            .map(|(state, output)| OperationOutcome { state, output })
+            .map_err(Into::into)
+    }
+
+    pub fn entity_not_found(name: &str) -> Result<OperationOutcome, WitFailure> {
+        Err(Failure::not_found(format!("this component has no entity named {name:?}")).into())
+    }
 
     pub fn orchestrator_info(name: &str) -> FunctionInfo {
         FunctionInfo {

@@ -539,6 +539,76 @@ impl OrchestrationContext {
         Ok(LockGuard { id })
     }
 
+    /// Enters a critical section over entities (ids `name@key`): blocks
+    /// until this orchestration holds every one of them. While it does,
+    /// only its own calls and signals reach those entities; other requests
+    /// wait, in order, until the guard is dropped. Can be combined with
+    /// plain lock names in [`lock`](Self::lock) as `@name@key`.
+    pub fn lock_entities(&self, entities: &[&str]) -> Result<LockGuard, Failure> {
+        let names: Vec<String> = entities.iter().map(|e| format!("@{e}")).collect();
+        let id = host::lock(&names)?;
+        Ok(LockGuard { id })
+    }
+
+    /// Calls operation `operation` of entity `entity` (`name@key`); await
+    /// the result with [`Task::get`].
+    pub fn schedule_call_entity<I, O>(
+        &self,
+        entity: &str,
+        operation: &str,
+        input: &I,
+    ) -> Result<Task<O>, Failure>
+    where
+        I: Serialize + ?Sized,
+    {
+        let id = host::call_entity(entity, operation, &to_json(input))?;
+        Ok(Task::new(
+            id,
+            format!("call of {operation:?} on entity {entity}"),
+        ))
+    }
+
+    /// Calls operation `operation` of entity `entity` and waits for its result.
+    pub fn call_entity<I, O>(&self, entity: &str, operation: &str, input: &I) -> Result<O, Failure>
+    where
+        I: Serialize + ?Sized,
+        O: DeserializeOwned,
+    {
+        self.schedule_call_entity(entity, operation, input)?.get()
+    }
+
+    /// Signals operation `operation` of entity `entity` (one way).
+    pub fn signal_entity<I: Serialize + ?Sized>(
+        &self,
+        entity: &str,
+        operation: &str,
+        input: &I,
+    ) -> Result<(), Failure> {
+        Ok(host::signal_entity(
+            entity,
+            operation,
+            &to_json(input),
+            None,
+        )?)
+    }
+
+    /// Signals operation `operation` of entity `entity`, delivered at `at`.
+    pub fn schedule_signal_entity<I: Serialize + ?Sized>(
+        &self,
+        entity: &str,
+        operation: &str,
+        input: &I,
+        at: SystemTime,
+    ) -> Result<(), Failure> {
+        let at = millis(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO));
+        Ok(host::signal_entity(
+            entity,
+            operation,
+            &to_json(input),
+            Some(at),
+        )?)
+    }
+
     /// Replay-safe log: suppressed while replaying.
     pub fn log(&self, level: LogLevel, message: impl AsRef<str>) {
         host::log(level.into(), message.as_ref());

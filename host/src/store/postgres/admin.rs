@@ -89,20 +89,27 @@ impl PostgresStore {
     /// # Errors
     /// PostgreSQL errors.
     pub async fn delete_all(&self) -> Result<u64, StoreError> {
+        // TRUNCATE, not DELETE: a deleted row stays behind as a dead
+        // tuple until VACUUM, and every index scan of the next workload on
+        // the emptied hub (inbox polls, instance reads) wades through them.
+        // The tables are locked first so that the count is what is removed.
         write_tx!(self, |tx, _notes| {
-            let n = execute(&tx, "DELETE FROM instances", &[]).await?;
-            for sql in [
-                "DELETE FROM history",
-                "DELETE FROM inbox",
-                "DELETE FROM work_items",
-                "DELETE FROM locks",
-                "DELETE FROM lock_requests",
-                "DELETE FROM functions",
-                "DELETE FROM components",
-            ] {
-                execute(&tx, sql, &[]).await?;
-            }
-            Ok(n)
+            tx.batch_execute(
+                "LOCK TABLE instances, history, inbox, work_items, locks, lock_requests, entity_requests, functions, components
+                   IN ACCESS EXCLUSIVE MODE",
+            )
+            .await
+            .map_err(super::pg)?;
+            let n: i64 = match super::query_opt(&tx, "SELECT COUNT(*) FROM instances", &[]).await? {
+                Some(r) => col(&r, 0)?,
+                None => 0,
+            };
+            tx.batch_execute(
+                "TRUNCATE instances, history, inbox, work_items, locks, lock_requests, entity_requests, functions, components",
+            )
+            .await
+            .map_err(super::pg)?;
+            Ok(to_u64(n))
         })
     }
 
@@ -113,7 +120,12 @@ impl PostgresStore {
     /// PostgreSQL errors.
     pub async fn instance_counts(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
         let c = self.client().await?;
-        let rows = query(&c, "SELECT status, COUNT(*) FROM instances GROUP BY status", &[]).await?;
+        let rows = query(
+            &c,
+            "SELECT status, COUNT(*) FROM instances WHERE left(instance_id, 1) <> '@' GROUP BY status",
+            &[],
+        )
+        .await?;
         let mut out = Vec::new();
         for r in &rows {
             let status: String = col(r, 0)?;

@@ -85,7 +85,7 @@ fn is_refusal(e: &StoreError) -> bool {
 }
 
 /// A copy of a batch-wide error for each of its jobs.
-fn copy(e: &StoreError) -> StoreError {
+pub(super) fn copy(e: &StoreError) -> StoreError {
     match e {
         StoreError::Busy(m) => StoreError::Busy(m.clone()),
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
@@ -95,17 +95,10 @@ fn copy(e: &StoreError) -> StoreError {
     }
 }
 
-/// Applies one job inside `tx`.
-/// With `defer_locks`, the locks of an execution a checkpoint ends are left
-/// for [`super::ops::release_locks_of`].
-async fn apply(
-    tx: &deadpool_postgres::Transaction<'_>,
-    notes: &mut Notes,
-    job: &Job,
-    defer_locks: bool,
-) -> Result<Done, StoreError> {
+/// Applies one job inside `tx`, as it would be alone.
+async fn apply(tx: &deadpool_postgres::Transaction<'_>, notes: &mut Notes, job: &Job) -> Result<Done, StoreError> {
     match job {
-        Job::Checkpoint(cp, lease) => super::ops::apply_checkpoint(tx, notes, cp, lease, !defer_locks)
+        Job::Checkpoint(cp, lease) => super::ops::apply_checkpoint(tx, notes, cp, lease)
             .await
             .map(|()| Done::Unit),
         Job::Complete {
@@ -232,7 +225,7 @@ impl PostgresStore {
                     // Nothing was committed: each job alone, so that the
                     // failure stays with the job that caused it.
                     for p in batch {
-                        let r = super::write_tx!(self, |tx, notes| apply(&tx, notes, &p.job, false).await);
+                        let r = super::write_tx!(self, |tx, notes| apply(&tx, notes, &p.job).await);
                         let _ = p.reply.send(r);
                     }
                     return;
@@ -251,44 +244,119 @@ impl PostgresStore {
 /// Applies every job of `batch` in `tx`: the results per job (in order)
 /// and the notes of those that were applied. `Err`: a database error, the
 /// transaction is void.
+///
+/// The common jobs go through multi-row statements ([`super::batch`]): one
+/// for the starts of new ids, a few for the checkpoints, one for the
+/// activity results. The rest (checkpoints with child starts, lock
+/// requests or a next execution; starts of ids that exist; a second job on
+/// an instance or work item already in the batch) run after them, one by
+/// one, each as it would alone.
 async fn apply_batch(
     tx: &deadpool_postgres::Transaction<'_>,
     batch: &[Pending],
 ) -> Result<(Vec<Result<Done, StoreError>>, Notes), StoreError> {
+    use std::collections::HashSet;
     let mut notes = Notes::default();
     let mut results: Vec<Option<Result<Done, StoreError>>> = batch.iter().map(|_| None).collect();
-    // Simple jobs run concurrently on the one connection: tokio-postgres
-    // pipelines their statements (one wait for many). Jobs with savepoints
-    // or lock queues run after them, one by one.
-    let (simple, complex): (Vec<usize>, Vec<usize>) = (0..batch.len()).partition(|&i| batch[i].job.is_simple());
-    let concurrent = futures_util::future::join_all(simple.iter().map(|&i| {
-        let job = &batch[i].job;
-        async move {
-            let mut own = Notes::default();
-            let r = apply(tx, &mut own, job, true).await;
-            (i, r, own)
-        }
-    }))
-    .await;
-    let mut applied: Vec<usize> = Vec::new();
-    for (i, r, mut own) in concurrent {
-        match r {
-            Ok(done) => {
-                notes.append(&mut own);
-                applied.push(i);
-                results[i] = Some(Ok(done));
+    let (mut cps, mut comps, mut creates, mut rest) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    {
+        let (mut seen_cp, mut seen_item, mut seen_new) = (HashSet::new(), HashSet::new(), HashSet::new());
+        for (i, p) in batch.iter().enumerate() {
+            match &p.job {
+                Job::Checkpoint(cp, _) if super::batch::batchable(cp) && seen_cp.insert(cp.instance_id.as_str()) => {
+                    cps.push(i);
+                }
+                Job::Complete { item, .. } if seen_item.insert(item.id) => comps.push(i),
+                Job::Create(new, _) if seen_new.insert(new.instance_id.as_str()) => creates.push(i),
+                _ => rest.push(i),
             }
-            Err(e) if is_refusal(&e) => results[i] = Some(Err(e)),
-            Err(e) => return Err(e),
         }
     }
-    // The lock queues of executions those jobs ended, one at a time.
-    for i in applied {
-        super::ops::release_locks_of(tx, &mut notes, &batch[i].job).await?;
+    // Starts of new ids; an id that exists goes the one-job way.
+    let jobs: Vec<(&NewExecution, Millis)> = creates
+        .iter()
+        .filter_map(|&i| match &batch[i].job {
+            Job::Create(new, now) => Some((new.as_ref(), *now)),
+            _ => None,
+        })
+        .collect();
+    let created = super::batch::creates(tx, &mut notes, &jobs).await?;
+    for (&i, made) in creates.iter().zip(created) {
+        if made {
+            results[i] = Some(Ok(Done::Unit));
+        } else {
+            rest.push(i);
+        }
     }
-    for &i in &complex {
+    // Checkpoints, in instance id order: concurrent batches (other hosts',
+    // grouped lease takes and releases) lock instance rows in the same
+    // order, so they wait for each other rather than deadlock.
+    cps.sort_by(|&a, &b| job_key(&batch[a].job).cmp(job_key(&batch[b].job)));
+    let jobs: Vec<(&Checkpoint, &Lease)> = cps
+        .iter()
+        .filter_map(|&i| match &batch[i].job {
+            Job::Checkpoint(cp, lease) => Some((cp.as_ref(), lease)),
+            _ => None,
+        })
+        .collect();
+    let (applied, with_locks) = super::batch::checkpoints(tx, &mut notes, &jobs).await?;
+    // Their messages, pipelined on the connection.
+    let delivered = futures_util::future::join_all(jobs.iter().zip(&applied).filter(|(_, ok)| **ok).flat_map(
+        |((cp, _), _)| {
+            cp.outbox.iter().filter_map(move |o| match o {
+                Outbox::Message(m) => Some(async move {
+                    let mut own = Notes::default();
+                    super::ops::deliver(tx, &mut own, m, cp.now).await.map(|()| own)
+                }),
+                _ => None,
+            })
+        },
+    ))
+    .await;
+    for d in delivered {
+        notes.append(&mut d?);
+    }
+    // The lock queues of the executions they ended, one at a time.
+    for (&i, ok) in cps.iter().zip(&applied) {
+        results[i] = Some(if *ok {
+            Ok(Done::Unit)
+        } else if let Job::Checkpoint(cp, _) = &batch[i].job {
+            Err(StoreError::Conflict(cp.instance_id.clone()))
+        } else {
+            Err(StoreError::Closed)
+        });
+    }
+    for (cp, _) in &jobs {
+        if with_locks.contains(&cp.instance_id) {
+            super::locks::release_all(tx, &mut notes, &cp.instance_id, cp.now).await?;
+        }
+    }
+    // Activity results, in work item order (as above).
+    comps.sort_by_key(|&i| match &batch[i].job {
+        Job::Complete { item, .. } => item.id,
+        _ => 0,
+    });
+    let jobs: Vec<(&WorkItem, &str, &ActivityOutcome, Millis)> = comps
+        .iter()
+        .filter_map(|&i| match &batch[i].job {
+            Job::Complete {
+                item,
+                owner,
+                outcome,
+                now,
+            } => Some((item.as_ref(), owner.as_str(), outcome.as_ref(), *now)),
+            _ => None,
+        })
+        .collect();
+    let kept = super::batch::completions(tx, &mut notes, &jobs).await?;
+    for (&i, k) in comps.iter().zip(kept) {
+        results[i] = Some(Ok(Done::Kept(k)));
+    }
+    // The rest, one by one, in submission order.
+    rest.sort_unstable();
+    for i in rest {
         let mut own = Notes::default();
-        match apply(tx, &mut own, &batch[i].job, false).await {
+        match apply(tx, &mut own, &batch[i].job).await {
             Ok(done) => {
                 notes.append(&mut own);
                 results[i] = Some(Ok(done));
@@ -304,17 +372,10 @@ async fn apply_batch(
     Ok((results, notes))
 }
 
-impl Job {
-    /// Whether the job may run concurrently with others in one transaction:
-    /// no savepoint (child starts), no lock-queue change before its end
-    /// (lock requests and releases), no execution replaced.
-    fn is_simple(&self) -> bool {
-        match self {
-            Job::Checkpoint(cp, _) => cp
-                .outbox
-                .iter()
-                .all(|o| matches!(o, Outbox::WorkItem { .. } | Outbox::Message(_))),
-            Job::Complete { .. } | Job::Create(..) => true,
-        }
+/// The instance a checkpoint is for (the order in which a batch locks rows).
+fn job_key(job: &Job) -> &str {
+    match job {
+        Job::Checkpoint(cp, _) => &cp.instance_id,
+        _ => "",
     }
 }

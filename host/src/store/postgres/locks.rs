@@ -180,6 +180,8 @@ pub(super) async fn release(
     execute(tx, "DELETE FROM locks WHERE request_id = ANY($1)", &[&ids]).await?;
     execute(tx, "DELETE FROM lock_requests WHERE id = ANY($1)", &[&ids]).await?;
     for name in freed {
+        // Requests parked behind an entity's lock are due again.
+        super::entities::unpark(tx, notes, &name, now).await?;
         let waiting = query(
             tx,
             "SELECT id, names, acquired FROM lock_requests WHERE NOT granted ORDER BY id",

@@ -26,10 +26,13 @@
 //! This module is the only one that touches tokio-postgres.
 
 mod admin;
+mod batch;
 mod commit;
+mod entities;
 mod leases;
 mod locks;
 mod ops;
+mod reads;
 mod schema;
 
 use std::collections::HashSet;
@@ -249,6 +252,9 @@ struct Inner {
     listening: AtomicBool,
     /// Writes waiting for a group commit ([`commit`]).
     queue: commit::Queue,
+    /// Lease takes, episode loads and releases waiting for a grouped read
+    /// ([`reads`]).
+    reads: reads::Groups,
     /// Dropped with the handle: stops the listener.
     _stop: watch::Sender<()>,
     stop: watch::Receiver<()>,
@@ -382,6 +388,7 @@ impl PostgresStore {
                 own_pids,
                 listening: AtomicBool::new(false),
                 queue: commit::Queue::default(),
+                reads: reads::Groups::default(),
                 _stop: stop_tx,
                 stop,
             }),
@@ -630,6 +637,30 @@ impl Provider for PostgresStore {
     }
     async fn list_locks(&self) -> Result<Vec<LockInfo>, StoreError> {
         Self::list_locks(self).await
+    }
+    async fn send_to_entity(
+        &self,
+        name: &str,
+        message: super::Message,
+        dedup: Option<String>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        Self::send_to_entity(self, name, message, dedup, now).await
+    }
+    async fn lock_holder(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Self::lock_holder(self, name).await
+    }
+    async fn commit_entity(&self, c: super::EntityCommit, lease: Lease) -> Result<(), StoreError> {
+        Self::commit_entity(self, c, lease).await
+    }
+    async fn list_entities(&self, q: super::EntityQuery) -> Result<Vec<InstanceRow>, StoreError> {
+        Self::list_entities(self, q).await
+    }
+    async fn purge_empty_entities(&self, name: Option<String>) -> Result<u64, StoreError> {
+        Self::purge_empty_entities(self, name).await
+    }
+    async fn delete_entity(&self, entity_id: &str) -> Result<bool, StoreError> {
+        Self::delete_entity(self, entity_id).await
     }
     async fn queue_depths(&self) -> Result<(u64, u64), StoreError> {
         Self::queue_depths(self).await

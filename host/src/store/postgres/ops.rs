@@ -10,33 +10,39 @@ use super::commit::{Done, Job};
 use super::{PostgresStore, col, execute, query, query_opt, to_i64, to_u64, write_tx};
 use crate::history::{Event, Millis};
 use crate::store::{
-    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InboxMessage, InstanceQuery, InstanceRow,
-    Lease, Message, NewExecution, Notes, Outbox, RewindPlan, RuntimeStatus, StoreError, WorkItem,
+    ActivityOutcome, Checkpoint, EpisodeInput, FunctionKind, FunctionVersion, InstanceQuery, InstanceRow, Lease,
+    Message, NewExecution, Notes, Outbox, RewindPlan, RuntimeStatus, StoreError, WorkItem,
 };
 
 pub(super) const INSTANCE_COLS: &str = "instance_id, execution_id, name, version, status, input, output, custom_status, created_at, updated_at, parent_instance, history_len";
 
 pub(super) fn instance_from_row(r: &Row) -> Result<InstanceRow, StoreError> {
-    let status: String = col(r, 4)?;
+    instance_from_row_at(r, 0)
+}
+
+/// The instance in columns `at..` of `r` ([`INSTANCE_COLS`]).
+pub(super) fn instance_from_row_at(r: &Row, at: usize) -> Result<InstanceRow, StoreError> {
+    let status: String = col(r, at + 4)?;
     Ok(InstanceRow {
-        instance_id: col(r, 0)?,
-        execution_id: col(r, 1)?,
-        name: col(r, 2)?,
-        version: col(r, 3)?,
+        instance_id: col(r, at)?,
+        execution_id: col(r, at + 1)?,
+        name: col(r, at + 2)?,
+        version: col(r, at + 3)?,
         status: RuntimeStatus::parse(&status).unwrap_or(RuntimeStatus::Failed),
-        input: col(r, 5)?,
-        output: col(r, 6)?,
-        custom_status: col(r, 7)?,
-        created_at: to_u64(col(r, 8)?),
-        updated_at: to_u64(col(r, 9)?),
-        parent_instance: col(r, 10)?,
-        history_len: to_u64(col(r, 11)?),
+        input: col(r, at + 5)?,
+        output: col(r, at + 6)?,
+        custom_status: col(r, at + 7)?,
+        created_at: to_u64(col(r, at + 8)?),
+        updated_at: to_u64(col(r, at + 9)?),
+        parent_instance: col(r, at + 10)?,
+        history_len: to_u64(col(r, at + 11)?),
     })
 }
 
-const WORK_COLS: &str = "id, instance_id, execution_id, task_id, name, input, retry, attempt, first_scheduled";
+pub(super) const WORK_COLS: &str =
+    "id, instance_id, execution_id, task_id, name, input, retry, attempt, first_scheduled";
 
-fn work_from_row(r: &Row) -> Result<WorkItem, StoreError> {
+pub(super) fn work_from_row(r: &Row) -> Result<WorkItem, StoreError> {
     let retry: Option<String> = col(r, 6)?;
     Ok(WorkItem {
         id: col(r, 0)?,
@@ -447,7 +453,7 @@ impl PostgresStore {
     /// # Errors
     /// PostgreSQL errors.
     pub async fn list_instances(&self, q: InstanceQuery) -> Result<Vec<InstanceRow>, StoreError> {
-        let mut sql = format!("SELECT {INSTANCE_COLS} FROM instances WHERE true");
+        let mut sql = format!("SELECT {INSTANCE_COLS} FROM instances WHERE left(instance_id, 1) <> '@'");
         let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
         let mut arg = |sql: &mut String, text: &str, v: Box<dyn ToSql + Sync + Send>| {
             args.push(v);
@@ -522,21 +528,9 @@ impl PostgresStore {
     /// # Errors
     /// PostgreSQL errors.
     pub async fn lease_instance(&self, instance_id: &str, lease: &Lease, now: Millis) -> Result<bool, StoreError> {
-        // One statement, committed on its own (no BEGIN/COMMIT round trips).
-        let c = self.client().await?;
-        let n = execute(
-            &c,
-            "UPDATE instances SET lease_owner = $2, lease_expires = $3
-              WHERE instance_id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_expires <= $4)",
-            &[
-                &instance_id,
-                &lease.owner,
-                &to_i64(now.saturating_add(lease.duration_ms)),
-                &to_i64(now),
-            ],
-        )
-        .await?;
-        Ok(n == 1)
+        // Grouped with this handle's other episodes' takes: one
+        // autocommitted UPDATE for all of them (see [`super::reads`]).
+        self.take_grouped(instance_id, lease, now).await
     }
 
     /// Renews the leases `lease.owner` holds among `ids`; returns the lost ones.
@@ -567,13 +561,7 @@ impl PostgresStore {
     /// # Errors
     /// PostgreSQL errors.
     pub async fn release_instance(&self, instance_id: &str, owner: &str) -> Result<(), StoreError> {
-        write_tx!(self, |tx, _notes| execute(
-            &tx,
-            "UPDATE instances SET lease_owner = NULL, lease_expires = NULL WHERE instance_id = $1 AND lease_owner = $2",
-            &[&instance_id, &owner],
-        )
-        .await)
-        .map(drop)
+        self.release_grouped(instance_id, owner).await
     }
 
     /// Voids every instance lease not held by `owner`.
@@ -602,105 +590,8 @@ impl PostgresStore {
         now: Millis,
         hot: Option<(String, u64, String)>,
     ) -> Result<Option<EpisodeInput>, StoreError> {
-        let mut c = self.client().await?;
-        if let Some(key) = &hot {
-            // A hot instance needs no history when nobody else wrote: the
-            // row and its visible messages in ONE statement (one snapshot,
-            // one round trip, no transaction). A stale key falls through to
-            // the full read below.
-            let rows = query(
-                &c,
-                &format!(
-                    "SELECT {}, m.id, m.execution_id, m.created_at, m.data
-                       FROM instances i LEFT JOIN inbox m ON m.instance_id = i.instance_id AND m.visible_at <= $2
-                      WHERE i.instance_id = $1 ORDER BY m.id LIMIT 10000",
-                    INSTANCE_COLS
-                        .split(", ")
-                        .map(|c| format!("i.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                &[&instance_id, &to_i64(now)],
-            )
-            .await?;
-            let Some(first) = rows.first() else {
-                return Ok(None);
-            };
-            let instance = instance_from_row(first)?;
-            if key.0 == instance.execution_id && key.1 == instance.history_len && key.2 == instance.version {
-                let mut messages = Vec::with_capacity(rows.len());
-                for r in &rows {
-                    let Some(id) = col::<Option<i64>>(r, 12)? else {
-                        continue;
-                    };
-                    let data: String = col(r, 15)?;
-                    let event =
-                        Event::decode(&data).map_err(|e| StoreError::Decode(format!("inbox message {id}: {e}")))?;
-                    messages.push(InboxMessage {
-                        id,
-                        execution_id: col(r, 13)?,
-                        timestamp: to_u64(col(r, 14)?),
-                        event,
-                    });
-                }
-                return Ok(Some(EpisodeInput {
-                    instance,
-                    messages,
-                    history: None,
-                }));
-            }
-        }
-        let tx = snapshot(&mut c).await?;
-        // Three independent reads of one snapshot, pipelined.
-        let row_sql = format!("SELECT {INSTANCE_COLS} FROM instances WHERE instance_id = $1");
-        let now_param = to_i64(now);
-        let by_id: [super::Param<'_>; 1] = [&instance_id];
-        let visible: [super::Param<'_>; 2] = [&instance_id, &now_param];
-        let (row, rows, history_rows) = tokio::try_join!(
-            query_opt(&tx, &row_sql, &by_id),
-            query(
-                &tx,
-                "SELECT id, execution_id, created_at, data FROM inbox WHERE instance_id = $1 AND visible_at <= $2 ORDER BY id LIMIT 10000",
-                &visible,
-            ),
-            query(
-                &tx,
-                "SELECT seq, timestamp, data FROM history
-                  WHERE instance_id = $1 AND execution_id = (SELECT execution_id FROM instances WHERE instance_id = $1)
-                  ORDER BY seq",
-                &by_id,
-            ),
-        )?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let instance = instance_from_row(&row)?;
-        let mut messages = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let id: i64 = col(r, 0)?;
-            let data: String = col(r, 3)?;
-            let event = Event::decode(&data).map_err(|e| StoreError::Decode(format!("inbox message {id}: {e}")))?;
-            messages.push(InboxMessage {
-                id,
-                execution_id: col(r, 1)?,
-                timestamp: to_u64(col(r, 2)?),
-                event,
-            });
-        }
-        let current = hot.is_some_and(|(exec, len, version)| {
-            exec == instance.execution_id && len == instance.history_len && version == instance.version
-        });
-        let history = if current {
-            None
-        } else {
-            Some(decode_history(instance_id, &history_rows)?)
-        };
-        tx.commit().await.map_err(super::pg)?;
-        Ok(Some(EpisodeInput {
-            instance,
-            messages,
-            history,
-        }))
+        // Grouped with the other episodes' loads (see [`super::reads`]).
+        self.load_grouped(instance_id, now, hot).await
     }
 
     /// Commits an episode: history, outbox, consumed messages and the
@@ -1022,20 +913,6 @@ pub(super) async fn apply_completion(
     Ok(true)
 }
 
-/// After a job: the locks of the execution a checkpoint ended (terminal or
-/// continued as new), released and handed to their next waiters. Locks
-/// never outlive their holder's execution. Kept out of
-/// [`apply_checkpoint`] so that a group commit runs the lock queues one at
-/// a time while the checkpoints themselves are pipelined.
-pub(super) async fn release_locks_of(tx: &Transaction<'_>, notes: &mut Notes, job: &Job) -> Result<(), StoreError> {
-    if let Job::Checkpoint(cp, _) = job
-        && (cp.status.is_terminal() || cp.status == RuntimeStatus::ContinuedAsNew)
-    {
-        super::locks::release_all(tx, notes, &cp.instance_id, cp.now).await?;
-    }
-    Ok(())
-}
-
 /// The work items of a checkpoint's outbox, in ONE statement (a fan-out of
 /// a thousand activities is one round trip), leased to `lease.owner` and
 /// announced in `notes` in creation order.
@@ -1098,9 +975,8 @@ async fn insert_work_items(
     Ok(())
 }
 
-/// Applies a checkpoint inside `tx`; the locks of an execution it ends are
-/// released here when `release_locks`, else by the caller afterwards
-/// ([`release_locks_of`]). Its guard is the instance row's
+/// Applies one checkpoint inside `tx` (the one-job path; a group commit
+/// writes most checkpoints with [`super::batch::checkpoints`]). Its guard is the instance row's
 /// UPDATE itself (execution, history length, lease), which writes nothing
 /// when it does not hold: [`StoreError::Conflict`] before anything else of
 /// the checkpoint is written. The UPDATE's row lock serialises checkpoints
@@ -1112,7 +988,6 @@ pub(super) async fn apply_checkpoint(
     notes: &mut Notes,
     cp: &Checkpoint,
     lease: &Lease,
-    release_locks: bool,
 ) -> Result<(), StoreError> {
     let new_len = cp.expected_history_len + cp.events.len() as u64;
     let until = cp.lease_until.filter(|_| !cp.status.is_terminal());
@@ -1174,7 +1049,7 @@ pub(super) async fn apply_checkpoint(
     if updated != 1 {
         return Err(StoreError::Conflict(cp.instance_id.clone()));
     }
-    if release_locks && (cp.status.is_terminal() || cp.status == RuntimeStatus::ContinuedAsNew) {
+    if cp.status.is_terminal() || cp.status == RuntimeStatus::ContinuedAsNew {
         // Locks never outlive their holder's execution.
         super::locks::release_all(tx, notes, &cp.instance_id, cp.now).await?;
     }
@@ -1255,7 +1130,12 @@ async fn apply_rewind(tx: &Transaction<'_>, notes: &mut Notes, plan: &RewindPlan
 }
 
 /// Delivers a message unless its addressee is gone or finished.
-async fn deliver(tx: &Transaction<'_>, notes: &mut Notes, m: &Message, now: Millis) -> Result<(), StoreError> {
+pub(super) async fn deliver(
+    tx: &Transaction<'_>,
+    notes: &mut Notes,
+    m: &Message,
+    now: Millis,
+) -> Result<(), StoreError> {
     if status_for_share(tx, &m.instance_id)
         .await?
         .is_some_and(|s| !s.is_terminal())
@@ -1272,6 +1152,41 @@ async fn deliver(tx: &Transaction<'_>, notes: &mut Notes, m: &Message, now: Mill
         .await?;
     }
     Ok(())
+}
+
+/// Stores an outbox item that is not tied to the sending instance: a
+/// message, a request to an entity, an orchestration start (an entity
+/// batch's outbox has only these).
+pub(super) async fn apply_outbox_of(
+    tx: &Transaction<'_>,
+    notes: &mut Notes,
+    item: &Outbox,
+    now: Millis,
+) -> Result<(), StoreError> {
+    match item {
+        Outbox::Message(m) => deliver(tx, notes, m, now).await,
+        Outbox::ToEntity { name, message } => super::entities::deliver_to_entity(tx, notes, name, message, now).await,
+        Outbox::Start(new) => {
+            tx.batch_execute("SAVEPOINT start").await.map_err(super::pg)?;
+            let mut start_notes = Notes::default();
+            match insert_start(tx, &mut start_notes, new, now).await {
+                Ok(()) => {
+                    tx.batch_execute("RELEASE SAVEPOINT start").await.map_err(super::pg)?;
+                    notes.append(&mut start_notes);
+                    Ok(())
+                }
+                // An unfinished instance with that id runs already.
+                Err(StoreError::InstanceExists(_)) => tx
+                    .batch_execute("ROLLBACK TO SAVEPOINT start; RELEASE SAVEPOINT start")
+                    .await
+                    .map_err(super::pg),
+                Err(e) => Err(e),
+            }
+        }
+        other => Err(StoreError::Backend(format!(
+            "{other:?} needs the sending instance's checkpoint"
+        ))),
+    }
 }
 
 /// Stores one outbox item. Work items are leased to `lease` (unleased
@@ -1319,7 +1234,9 @@ async fn apply_outbox(
                 }
             }
         }
-        Outbox::Message(m) => deliver(tx, notes, m, cp.now).await?,
+        Outbox::Message(_) | Outbox::ToEntity { .. } | Outbox::Start(_) => {
+            apply_outbox_of(tx, notes, item, cp.now).await?;
+        }
         Outbox::StartChild { child, refused } => {
             tx.batch_execute("SAVEPOINT child").await.map_err(super::pg)?;
             let mut child_notes = Notes::default();

@@ -105,7 +105,8 @@ impl SqliteStore {
             let n: i64 = c.query_row("SELECT COUNT(*) FROM instances", [], |r| r.get(0))?;
             c.execute_batch(
                 "DELETE FROM history; DELETE FROM inbox; DELETE FROM work_items; DELETE FROM instances;
-                 DELETE FROM locks; DELETE FROM lock_requests; DELETE FROM functions; DELETE FROM components;",
+                 DELETE FROM locks; DELETE FROM lock_requests; DELETE FROM entity_requests;
+                 DELETE FROM functions; DELETE FROM components;",
             )?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
@@ -119,7 +120,9 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn instance_counts(&self) -> Result<Vec<(RuntimeStatus, u64)>, StoreError> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT status, COUNT(*) FROM instances GROUP BY status")?;
+            let mut st = c.prepare_cached(
+                "SELECT status, COUNT(*) FROM instances WHERE substr(instance_id, 1, 1) <> '@' GROUP BY status",
+            )?;
             Ok(status_counts(st.query([])?)?)
         })
         .await

@@ -13,7 +13,7 @@ use crate::store::{BrowseQuery, InstanceQuery, InstanceRow, QueueStats, RuntimeS
 /// `WHERE …` of an instance filter (statuses only when `with_statuses`),
 /// and its arguments.
 fn filter_sql(q: &InstanceQuery, name: Option<&str>, with_statuses: bool) -> (String, Vec<Value>) {
-    let mut sql = String::from(" WHERE 1=1");
+    let mut sql = String::from(" WHERE substr(instance_id, 1, 1) <> '@'");
     let mut args: Vec<Value> = Vec::new();
     if let Some(name) = name {
         sql.push_str(" AND name = ?");
@@ -100,7 +100,7 @@ impl SqliteStore {
     pub async fn instances_per_version(&self) -> Result<Vec<(String, RuntimeStatus, u64)>, StoreError> {
         self.read(|c| {
             let mut st =
-                c.prepare_cached("SELECT version, status, COUNT(*) FROM instances GROUP BY version, status")?;
+                c.prepare_cached("SELECT version, status, COUNT(*) FROM instances WHERE substr(instance_id, 1, 1) <> '@' GROUP BY version, status")?;
             let rows = st.query_map([], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
             })?;

@@ -160,6 +160,8 @@ pub(super) fn release(
             .execute([id])?;
     }
     for name in freed {
+        // Requests parked behind an entity's lock are due again.
+        super::entities::unpark(c, notes, &name, now)?;
         let waiting: Vec<(i64, String, i64)> = {
             let mut st =
                 c.prepare_cached("SELECT id, names, acquired FROM lock_requests WHERE granted = 0 ORDER BY id")?;

@@ -13,6 +13,7 @@
 
 mod admin;
 mod console;
+mod entities;
 mod leases;
 mod locks;
 mod ops;
@@ -34,6 +35,9 @@ use super::{
     RewindPlan, RuntimeStatus, StoreError, WorkItem,
 };
 use crate::history::{Event, Millis};
+
+/// Read connections kept open (and reads run at once).
+const READERS: usize = 8;
 
 /// Most requests one group-commit transaction takes.
 const MAX_BATCH: usize = 512;
@@ -74,6 +78,9 @@ struct Inner {
     path: PathBuf,
     jobs: mpsc::UnboundedSender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per pooled read connection: reads beyond them wait for
+    /// one instead of opening (and closing) a connection each.
+    read_slots: Arc<tokio::sync::Semaphore>,
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Notes>>>>>,
     /// The one-host guard, once [`Provider::claim_host`] took it.
     guard: Mutex<Option<std::fs::File>>,
@@ -113,6 +120,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 jobs,
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
                 subscribers,
                 guard: Mutex::new(None),
             }),
@@ -167,7 +175,14 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let slot = inner
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
             let mut conn = match pooled {
                 Some(c) => c,
@@ -175,7 +190,7 @@ impl SqliteStore {
             };
             let out = f(&mut conn);
             if let Ok(mut p) = inner.readers.lock()
-                && p.len() < 8
+                && p.len() < READERS
             {
                 p.push(conn);
             }
@@ -529,6 +544,30 @@ impl Provider for SqliteStore {
     }
     async fn list_locks(&self) -> Result<Vec<LockInfo>, StoreError> {
         Self::list_locks(self).await
+    }
+    async fn send_to_entity(
+        &self,
+        name: &str,
+        message: super::Message,
+        dedup: Option<String>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        Self::send_to_entity(self, name, message, dedup, now).await
+    }
+    async fn lock_holder(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Self::lock_holder(self, name).await
+    }
+    async fn commit_entity(&self, c: super::EntityCommit, lease: Lease) -> Result<(), StoreError> {
+        Self::commit_entity(self, c, lease).await
+    }
+    async fn list_entities(&self, q: super::EntityQuery) -> Result<Vec<InstanceRow>, StoreError> {
+        Self::list_entities(self, q).await
+    }
+    async fn purge_empty_entities(&self, name: Option<String>) -> Result<u64, StoreError> {
+        Self::purge_empty_entities(self, name).await
+    }
+    async fn delete_entity(&self, entity_id: &str) -> Result<bool, StoreError> {
+        Self::delete_entity(self, entity_id).await
     }
     async fn import_instance(&self, row: InstanceRow, history: Vec<(Millis, Event)>) -> Result<(), StoreError> {
         Self::import_instance(self, row, history).await

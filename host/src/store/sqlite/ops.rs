@@ -375,7 +375,7 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn list_instances(&self, q: InstanceQuery) -> Result<Vec<InstanceRow>, StoreError> {
         self.read(move |c| {
-            let mut sql = format!("SELECT {INSTANCE_COLS} FROM instances WHERE 1=1");
+            let mut sql = format!("SELECT {INSTANCE_COLS} FROM instances WHERE substr(instance_id, 1, 1) <> '@'");
             let mut args: Vec<rusqlite::types::Value> = Vec::new();
             if let Some(from) = q.created_from {
                 sql.push_str(" AND created_at >= ?");
@@ -959,6 +959,28 @@ fn deliver(c: &Connection, notes: &mut Notes, m: &Message, now: Millis) -> Resul
     Ok(())
 }
 
+/// Stores an outbox item that is not tied to the sending instance: a
+/// message, a request to an entity, an orchestration start (an entity
+/// batch's outbox has only these).
+pub(super) fn apply_outbox_of(c: &Connection, notes: &mut Notes, item: &Outbox, now: Millis) -> Result<(), StoreError> {
+    match item {
+        Outbox::Message(m) => deliver(c, notes, m, now),
+        Outbox::ToEntity { name, message } => super::entities::deliver_to_entity(c, notes, name, message, now),
+        Outbox::Start(new) => {
+            c.execute_batch("SAVEPOINT start")?;
+            match insert_start(c, notes, new, now) {
+                Ok(()) => Ok(c.execute_batch("RELEASE start")?),
+                // An unfinished instance with that id runs already.
+                Err(StoreError::InstanceExists(_)) => Ok(c.execute_batch("ROLLBACK TO start; RELEASE start")?),
+                Err(e) => Err(e),
+            }
+        }
+        other => Err(StoreError::Backend(format!(
+            "{other:?} needs the sending instance's checkpoint"
+        ))),
+    }
+}
+
 /// Stores one outbox item. Work items are leased to `lease` (unleased
 /// without one).
 fn apply_outbox(
@@ -1004,7 +1026,7 @@ fn apply_outbox(
                 }
             }
         }
-        Outbox::Message(m) => deliver(c, notes, m, cp.now)?,
+        Outbox::Message(_) | Outbox::ToEntity { .. } | Outbox::Start(_) => apply_outbox_of(c, notes, item, cp.now)?,
         Outbox::StartChild { child, refused } => {
             c.execute_batch("SAVEPOINT child")?;
             match insert_start(c, notes, child, cp.now) {

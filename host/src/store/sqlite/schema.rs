@@ -116,6 +116,28 @@ const MIGRATIONS: &[&str] = &[
     r"
     CREATE INDEX instances_by_name ON instances(name, created_at);
     ",
+    // 7: durable entities: a third function kind, and clients' idempotency
+    // keys of entity signals (SQLite cannot alter a CHECK: the table is
+    // rebuilt).
+    r"
+    CREATE TABLE functions_v7 (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('orchestrator','activity','entity')),
+        hash        TEXT NOT NULL REFERENCES components(hash),
+        deployed_at INTEGER NOT NULL,
+        UNIQUE (name, hash)
+    );
+    INSERT INTO functions_v7 (seq, name, kind, hash, deployed_at) SELECT seq, name, kind, hash, deployed_at FROM functions;
+    DROP TABLE functions;
+    ALTER TABLE functions_v7 RENAME TO functions;
+    CREATE INDEX functions_by_name ON functions(name, seq);
+    CREATE TABLE entity_requests (
+        request_key TEXT PRIMARY KEY,
+        received_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX entity_requests_by_time ON entity_requests(received_at);
+    ",
 ];
 
 /// Current schema version of this build.
