@@ -33,7 +33,7 @@ demo: build guests-rust
 	@echo "== deploy"
 	$(CAIRN) --db $(DEMO_DB) deploy target/guests/rust/hello-cities.wasm
 	@echo "== start HelloCities and wait"
-	@id=$$($(CAIRN) --db $(DEMO_DB) start HelloCities --id hello-demo --wait 60 | tail -n +2 | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["output"], separators=(",",":")))') && echo "$$id"
+	@$(CAIRN) --db $(DEMO_DB) start HelloCities --id hello-demo --wait 60 -o json | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["output"], separators=(",",":")))'
 	@echo "== history"
 	$(CAIRN) --db $(DEMO_DB) history hello-demo
 

@@ -13,6 +13,7 @@
 //! - [`sandbox`]  — wasmtime: one engine config, limits, host imports, virtual WASI
 //! - [`engine`]   — dispatcher, hot instance cache, activity workers, leases, retries
 //! - [`hub`]      — the operations people use (deploy, start, status, ...), shared by CLI and API
+//! - [`manage`]   — the management interface (`cairn_client::Management`) on a task hub: the CLI's local side and the server's own routes
 //! - [`admin`]    — management operations: purge, restart, paged listing, delete task hub, remove component
 //! - [`api`]      — the HTTP management API (Durable Functions routes + Cairn's own), hyper
 //! - [`metrics`]  — Prometheus metrics (`prometheus-client`): histograms, per-function and per-route counters
@@ -38,6 +39,7 @@ pub mod entities;
 pub mod history;
 pub mod hub;
 pub mod ids;
+pub mod manage;
 pub mod metrics;
 pub mod replay;
 pub mod sandbox;

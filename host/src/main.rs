@@ -12,14 +12,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result: anyhow::Result<()> = runtime.block_on(cairn::cli::run(cli)).map_err(anyhow::Error::from);
-    match result {
+    match runtime.block_on(cairn::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // `{e}`, not `{e:#}`: every error's message already ends with
             // its cause, so printing the chain would repeat it.
             eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(e.exit_code())
         }
     }
 }

@@ -342,13 +342,13 @@ fn cli_upgrade_check_prune_and_locks() {
     let out = cairn(&db, &["upgrade-check", "HelloCities", v3.to_str().unwrap(), "--apply"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["instances"][0]["instance_id"], "waiting");
+    assert_eq!(report["instances"][0]["instanceId"], "waiting");
     assert_eq!(report["instances"][0]["verdict"], "replays-cleanly");
     assert_eq!(report["moved"], 1);
     let out = cairn(&db, &["prune-versions"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pruned "), "{text}");
-    let out = cairn(&db, &["locks"]);
+    let out = cairn(&db, &["locks", "-o", "json"]);
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
         serde_json::json!([])
@@ -374,7 +374,8 @@ fn cli_upgrade_check_prune_and_locks() {
     assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verdict"], "diverges", "{report}");
-    assert_eq!(report["error_type"], "InputChanged", "{report}");
+    assert_eq!(report["errorType"], "InputChanged", "{report}");
+    assert_eq!(out.status.code(), Some(7), "replay differs: exit 7");
     // Moving instances whose inputs changed needs --apply too.
     let out = cairn(
         &db,
@@ -391,10 +392,10 @@ fn cli_upgrade_check_prune_and_locks() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no instance"));
 
-    // Over --url these are refused with a clear message.
+    // Over --url they go to the server: none listens on port 9 (exit 9).
     let out = cairn(&db, &["--url", "http://127.0.0.1:9", "locks"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("without --url"));
+    assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
 
 #[test]
@@ -406,10 +407,10 @@ fn limit_flags_reach_the_sandbox() {
     let out = cairn(
         &db,
         &[
-            "--orchestrator-cpu-ms",
-            "150",
             "start",
             "InfiniteLoop",
+            "--orchestrator-cpu-ms",
+            "150",
             "--id",
             "spin",
             "--wait",
@@ -523,8 +524,8 @@ fn memory_bombs_fail_at_the_limit_and_host_rss_stays_bounded() {
     let mut child = serve_logged(
         &db,
         &dir.0.join("serve.log"),
-        &["--memory-limit-mib", &LIMIT_MIB.to_string()],
         &[],
+        &["--memory-limit-mib", &LIMIT_MIB.to_string()],
     );
     // A quick instance first: the host is up, the component loaded.
     assert!(cairn(&db, &["start", "Quick", "--id", "warm-up"]).status.success());

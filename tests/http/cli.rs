@@ -1,7 +1,7 @@
 //! `cairn --url`: the management verbs against a running server.
 
 use cairn::api::ApiConfig;
-use cairn::cli::{Cli, CliError, run};
+use cairn::cli::{Cli, CliError, exit, run};
 use cairn::store::RuntimeStatus;
 use clap::Parser;
 
@@ -17,11 +17,9 @@ async fn cairn(s: &Server, key: &str, args: &[&str]) -> Result<(), CliError> {
     run(Cli::try_parse_from(argv).unwrap()).await
 }
 
-fn remote_status(r: Result<(), CliError>) -> Option<u16> {
-    match r {
-        Err(CliError::Remote { status, .. }) => Some(status),
-        _ => None,
-    }
+/// The exit code the command line would end with.
+fn exit_code(r: Result<(), CliError>) -> Option<u8> {
+    r.err().map(|e| e.exit_code())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,9 +53,12 @@ async fn cli_verbs_run_against_a_remote_server() {
         .await
         .unwrap();
     cairn(&s, KEY, &["get-history", "c1"]).await.unwrap();
-    assert_eq!(remote_status(cairn(&s, KEY, &["rewind", "c1"]).await), Some(412));
-    assert_eq!(remote_status(cairn(&s, KEY, &["terminate", "ghost"]).await), Some(404));
-    assert_eq!(remote_status(cairn(&s, "wrong", &["list"]).await), Some(401));
+    assert_eq!(exit_code(cairn(&s, KEY, &["rewind", "c1"]).await), Some(exit::CONFLICT));
+    assert_eq!(
+        exit_code(cairn(&s, KEY, &["terminate", "ghost"]).await),
+        Some(exit::NOT_FOUND)
+    );
+    assert_eq!(exit_code(cairn(&s, "wrong", &["list"]).await), Some(exit::UNAUTHORIZED));
     cairn(&s, KEY, &["restart", "c1", "--same-id"]).await.unwrap();
     s.t.wait("c1").await;
     let row = s.t.hub.store.get_instance("c1").await.unwrap().unwrap();

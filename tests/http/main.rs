@@ -19,6 +19,7 @@ mod multihost;
 mod otlp;
 mod own;
 mod routes;
+mod scripting;
 mod security;
 mod storms;
 mod uploads;

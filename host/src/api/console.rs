@@ -172,6 +172,7 @@ impl Api {
             created_to: q.time("to")?,
             statuses: q.statuses("status")?,
             id_prefix: q.non_empty("prefix").map(str::to_owned),
+            name: None,
             top: None,
             after: None,
         };

@@ -245,6 +245,8 @@ impl Api {
             created_to: q.time("createdTimeTo")?,
             statuses: q.statuses("runtimeStatus")?,
             id_prefix: q.non_empty("instanceIdPrefix").map(str::to_owned),
+            // Cairn's own filter (not in Durable Functions): one orchestrator.
+            name: q.non_empty("name").map(str::to_owned),
             top: None,
             after: None,
         };

@@ -107,9 +107,14 @@ impl Api {
             ),
             None => None,
         };
-        self.hub.signal_entity(id, op, input, key).await?;
+        let queued = self.hub.signal_entity(id, op, input, key).await?;
         let mut r = Resp::new(http_body_util::Full::new(bytes::Bytes::new()));
         *r.status_mut() = StatusCode::ACCEPTED;
+        if !queued {
+            // Received before under this idempotency key: not queued again.
+            r.headers_mut()
+                .insert("x-cairn-duplicate", hyper::header::HeaderValue::from_static("true"));
+        }
         Ok(r)
     }
 

@@ -395,6 +395,22 @@ impl Query {
             .transpose()
     }
 
+    /// An index (0 or more).
+    ///
+    /// # Errors
+    /// 400 when it does not parse.
+    pub fn non_negative(&self, name: &str) -> Result<Option<usize>, HttpError> {
+        self.non_empty(name)
+            .map(|v| {
+                v.trim().parse::<usize>().map_err(|_| {
+                    HttpError::bad_request(format!(
+                        "query parameter {name} must be 0 or a positive integer, got {v:?}"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
     /// A duration in (possibly fractional) seconds, at least 0.
     ///
     /// # Errors

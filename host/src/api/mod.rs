@@ -299,7 +299,12 @@ impl Api {
         }
         let query = Query::parse(parts.uri.query())?;
         let durable = segs.len() >= 3 && is(0, "runtime") && is(1, "webhooks") && is(2, "durabletask");
-        let upload = parts.method == Method::POST && segs.len() == 2 && is(0, "api") && is(1, "components");
+        // Requests whose body is a component: deploy, upgrade-check, replay against a candidate.
+        let upload = parts.method == Method::POST
+            && is(0, "api")
+            && ((segs.len() == 2 && is(1, "components"))
+                || (segs.len() == 3 && is(1, "upgrade-check"))
+                || (segs.len() == 4 && is(1, "instances") && is(3, "replay")));
         // Raise-event answers 400 for another type, as Durable Functions does.
         let raise_event = durable && segs.len() >= 7 && is(segs.len() - 2, "raiseEvent");
         if upload {

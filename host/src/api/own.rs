@@ -9,6 +9,7 @@ use super::http::{HttpError, Resp, decode_segment, json_response, with_type};
 use super::{Api, Ctx};
 use crate::clock::iso;
 use crate::metrics::load;
+use cairn_client::Management;
 
 /// The backend part of a provider's description (`sqlite`, `postgres`):
 /// `/healthz` answers without a key, so it names no path or address.
@@ -18,6 +19,13 @@ fn backend_kind(describe: &str) -> &str {
 
 /// `Retry-After` of an upload refused because others are in progress, s.
 const DEPLOY_RETRY_SECS: u32 = 2;
+
+/// A document of the management interface as a 200 response.
+fn document<T: serde::Serialize>(doc: &T) -> Result<Resp, HttpError> {
+    serde_json::to_value(doc)
+        .map(|v| json_response(StatusCode::OK, &v))
+        .map_err(|e| HttpError::internal(e.to_string()))
+}
 
 /// The OpenAPI document of every route, served at `/api/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
@@ -47,6 +55,44 @@ impl Api {
             )),
             (Method::GET, 2) if is(1, "components") => self.list_components().await,
             (Method::POST, 2) if is(1, "components") => self.upload(&mut ctx).await,
+            (Method::POST, 3) if is(1, "components") && is(2, "prune") => {
+                let pruned = self.manage().prune_versions().await?;
+                Ok(json_response(StatusCode::OK, &json!({ "pruned": pruned })))
+            }
+            (Method::GET, 2) if is(1, "locks") => document(&self.manage().locks().await?),
+            (Method::POST, 3) if is(1, "upgrade-check") => {
+                let name = decode_segment(segs[2])?;
+                let options = cairn_client::UpgradeOptions {
+                    apply: ctx.query.bool("apply", false)?,
+                    allow_input_changes: ctx.query.bool("allowInputChanges", false)?,
+                };
+                let wasm = self.component_body(&mut ctx, true).await?.unwrap_or_default();
+                document(&self.manage().upgrade_check(&name, wasm, options).await?)
+            }
+            (Method::POST, 4) if is(1, "instances") && is(3, "replay") => {
+                let id = decode_segment(segs[2])?;
+                let until = ctx.query.non_negative("until")?;
+                let wasm = self.component_body(&mut ctx, false).await?;
+                let _permit = self.replay_permit().await?;
+                document(&self.manage().replay(&id, wasm, until).await?)
+            }
+            (Method::GET, 4) if is(1, "instances") && is(3, "describe") => {
+                let id = decode_segment(segs[2])?;
+                let _permit = self.replay_permit().await?;
+                document(&self.manage().describe(&id).await?)
+            }
+            (Method::GET, 4) if is(1, "instances") && is(3, "wait") => {
+                let id = decode_segment(segs[2])?;
+                let secs = ctx.query.seconds("timeout")?.unwrap_or(0.0);
+                let wait = std::time::Duration::from_secs_f64(secs.min(self.config.max_wait.as_secs_f64()));
+                let status = self.manage().wait(&id, wait).await?;
+                let code = if status.is_finished() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::ACCEPTED
+                };
+                Ok(json_response(code, &serde_json::to_value(&status).unwrap_or_default()))
+            }
             (Method::DELETE, 3) if is(1, "components") => {
                 let hash = decode_segment(segs[2])?;
                 let names = self.hub.remove_component(&hash).await?;
@@ -66,11 +112,59 @@ impl Api {
                 Ok(json_response(StatusCode::OK, &json!({ "instancesDeleted": n })))
             }
             (_, 1) if is(0, "metrics") => Err(HttpError::method_not_allowed("use GET /metrics")),
-            (_, 2 | 3) if is(1, "components") || is(1, "openapi.yaml") || is(1, "taskhub") => Err(
-                HttpError::method_not_allowed(format!("{} is not supported here", ctx.method)),
-            ),
+            (_, 2..=4)
+                if is(1, "components")
+                    || is(1, "openapi.yaml")
+                    || is(1, "taskhub")
+                    || is(1, "locks")
+                    || is(1, "upgrade-check")
+                    || is(1, "instances") =>
+            {
+                Err(HttpError::method_not_allowed(format!(
+                    "{} is not supported here",
+                    ctx.method
+                )))
+            }
             _ => Err(HttpError::not_found(format!("no route /{}", segs.join("/")))),
         }
+    }
+
+    /// The management interface on this server's task hub and engine.
+    fn manage(&self) -> crate::manage::Local {
+        crate::manage::Local::served(self.hub.clone(), self.engine.clone())
+    }
+
+    /// A permit to run a guest for a replay (a few at once).
+    async fn replay_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HttpError> {
+        self.replays
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HttpError::busy("other replays are in progress; retry shortly", DEPLOY_RETRY_SECS))
+    }
+
+    /// The component sent as the body (`None` when empty and not `required`),
+    /// read under one of the upload permits.
+    async fn component_body(&self, ctx: &mut Ctx, required: bool) -> Result<Option<Vec<u8>>, HttpError> {
+        let Ok(_permit) = self.deploys.clone().try_acquire_owned() else {
+            ctx.discard_body(self.config.max_component_bytes, self.config.body_read_timeout)
+                .await;
+            return Err(HttpError::busy(
+                format!(
+                    "{} component uploads are already in progress; retry after {DEPLOY_RETRY_SECS} s",
+                    self.config.max_concurrent_deploys
+                ),
+                DEPLOY_RETRY_SECS,
+            ));
+        };
+        let bytes = ctx
+            .body(self.config.max_component_bytes, self.config.body_read_timeout)
+            .await?;
+        if bytes.is_empty() && required {
+            return Err(HttpError::bad_request(
+                "send the candidate component's .wasm bytes as the request body",
+            ));
+        }
+        Ok((!bytes.is_empty()).then_some(bytes))
     }
 
     /// `POST /api/components`: deploys the uploaded component.

@@ -1,21 +1,18 @@
-//! `cairn entity signal|get|list|purge|delete`: durable entities, on the
-//! task hub or (with `--url`) over a server's entity routes.
+//! `cairn entity signal|get|list|purge`: durable entities, through the
+//! management interface (on the task hub, or over a server's entity routes).
 
-use hyper::{Method, StatusCode};
-use serde_json::Value;
+use cairn_client::{EntityQuery, EntitySignal, Management};
 
-use super::{CliError, json_arg, print_json, print_out};
-use crate::api::BASE_PATH;
-use crate::api::client::Client;
-use crate::api::http::encode_component as enc;
-use crate::entities::EntityFilter;
-use crate::hub::Hub;
+use super::{CliError, json_value, print_json, print_out, render};
 use crate::ids::EntityId;
 
 /// What `cairn entity` does.
 #[derive(Debug, clap::Subcommand)]
 pub enum EntityVerb {
     /// Signal an operation of an entity (one way; applied exactly once).
+    #[command(
+        after_help = "Examples:\n  cairn entity signal Counter@c1 add 5\n  cairn entity signal Counter@c1 reset --idempotency-key reset-2026-01"
+    )]
     Signal {
         /// The entity, `name@key` (e.g. Counter@c1).
         entity: String,
@@ -28,12 +25,14 @@ pub enum EntityVerb {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
-    /// Print an entity's state (JSON); fails when it has none.
+    /// Print an entity's state (JSON); exits 3 when it has none.
+    #[command(after_help = "Examples:\n  cairn entity get Counter@c1")]
     Get {
         /// The entity, `name@key`.
         entity: String,
     },
-    /// List entities (JSON), by id.
+    /// List entities, by id (table by default).
+    #[command(after_help = "Examples:\n  cairn entity list Counter --fetch-state -o json")]
     List {
         /// Only entities of this name.
         name: Option<String>,
@@ -49,6 +48,7 @@ pub enum EntityVerb {
     },
     /// Delete the entities (all, or of NAME) that have no state, no queued
     /// request and no lock.
+    #[command(after_help = "Examples:\n  cairn entity purge Counter")]
     Purge {
         /// Only entities of this name.
         name: Option<String>,
@@ -59,36 +59,11 @@ fn entity_arg(raw: &str) -> Result<EntityId, CliError> {
     EntityId::parse(raw).map_err(|e| CliError::Usage(e.to_string()))
 }
 
-fn key_segment(id: &EntityId) -> String {
-    if id.key().is_empty() {
-        "$".to_owned()
-    } else {
-        enc(id.key())
-    }
-}
-
-/// Where the verbs run.
-pub(super) enum Target<'a> {
-    Hub(&'a Hub),
-    Remote(&'a Client),
-}
-
-async fn remote_call(
-    client: &Client,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-    ok: &[StatusCode],
-) -> Result<crate::api::client::Reply, CliError> {
-    super::remote::expect(client.send(method, path, headers, body).await?, ok)
-}
-
-/// Runs one `cairn entity` verb.
+/// Runs one `cairn entity` verb; `json_out(default)` says whether to print JSON.
 ///
 /// # Errors
 /// Bad arguments; the task hub's or the server's errors.
-pub(super) async fn run(target: Target<'_>, verb: EntityVerb) -> Result<(), CliError> {
+pub(super) async fn run(m: &dyn Management, verb: EntityVerb, json_out: impl Fn(bool) -> bool) -> Result<(), CliError> {
     match verb {
         EntityVerb::Signal {
             entity,
@@ -97,28 +72,14 @@ pub(super) async fn run(target: Target<'_>, verb: EntityVerb) -> Result<(), CliE
             idempotency_key,
         } => {
             let id = entity_arg(&entity)?;
-            let input = json_arg(input.as_deref())?;
-            let queued = match target {
-                Target::Hub(hub) => {
-                    hub.signal_entity(&id, &operation, input.as_deref(), idempotency_key.as_deref())
-                        .await?
-                }
-                Target::Remote(client) => {
-                    let path = format!(
-                        "{BASE_PATH}/entities/{}/{}?op={}",
-                        enc(id.name()),
-                        key_segment(&id),
-                        enc(&operation)
-                    );
-                    let mut headers = vec![("content-type", "application/json")];
-                    if let Some(k) = &idempotency_key {
-                        headers.push(("idempotency-key", k));
-                    }
-                    let body = input.unwrap_or_default().into_bytes();
-                    remote_call(client, Method::POST, &path, &headers, body, &[StatusCode::ACCEPTED]).await?;
-                    true
-                }
+            let signal = EntitySignal {
+                name: id.name().to_owned(),
+                key: id.key().to_owned(),
+                operation: operation.clone(),
+                input: json_value("the input", input.as_deref())?,
+                idempotency_key,
             };
+            let queued = m.signal_entity(&signal).await?;
             if queued {
                 eprintln!("signal {operation:?} to {id} queued");
             } else {
@@ -126,33 +87,15 @@ pub(super) async fn run(target: Target<'_>, verb: EntityVerb) -> Result<(), CliE
                     "signal {operation:?} to {id} was received before under this idempotency key; not queued again"
                 );
             }
+            if json_out(false) {
+                print_json(&serde_json::json!({ "entity": id.to_string(), "operation": operation, "queued": queued }));
+            }
             Ok(())
         }
         EntityVerb::Get { entity } => {
             let id = entity_arg(&entity)?;
-            let state = match target {
-                Target::Hub(hub) => hub.entity_state(&id).await?.and_then(|e| e.state),
-                Target::Remote(client) => {
-                    let path = format!("{BASE_PATH}/entities/{}/{}", enc(id.name()), key_segment(&id));
-                    let reply = client.send(Method::GET, &path, &[], Vec::new()).await?;
-                    match reply.status {
-                        StatusCode::OK => Some(reply.text()),
-                        StatusCode::NOT_FOUND => None,
-                        s => {
-                            return Err(CliError::Remote {
-                                status: s.as_u16(),
-                                message: reply.error_message(),
-                            });
-                        }
-                    }
-                }
-            };
-            let state =
-                state.ok_or_else(|| CliError::Usage(format!("entity {id} does not exist (it has no state)")))?;
-            match serde_json::from_str::<Value>(&state) {
-                Ok(v) => print_json(&v),
-                Err(_) => print_out(&format!("{state}\n")),
-            }
+            let state = m.entity_state(id.name(), id.key()).await?;
+            print_json(&state);
             Ok(())
         }
         EntityVerb::List {
@@ -161,61 +104,40 @@ pub(super) async fn run(target: Target<'_>, verb: EntityVerb) -> Result<(), CliE
             top,
             continuation_token,
         } => {
-            if let Some(n) = &name {
-                EntityId::new(n, "").map_err(|e| CliError::Usage(e.to_string()))?;
-            }
-            let (items, next) = match target {
-                Target::Hub(hub) => {
-                    let filter = EntityFilter {
-                        name,
-                        ..EntityFilter::default()
-                    };
-                    let page = hub.list_entities(filter, top, continuation_token.as_deref()).await?;
-                    let items: Vec<Value> = page.entities.iter().map(|e| e.to_json(fetch_state)).collect();
-                    (Value::Array(items), page.continuation)
-                }
-                Target::Remote(client) => {
-                    let mut path = format!("{BASE_PATH}/entities");
-                    if let Some(n) = &name {
-                        path.push('/');
-                        path.push_str(&enc(n));
-                    }
-                    path.push_str(&format!("?fetchState={fetch_state}"));
-                    if let Some(t) = top {
-                        path.push_str(&format!("&top={t}"));
-                    }
-                    let mut headers = Vec::new();
-                    if let Some(t) = &continuation_token {
-                        headers.push(("x-ms-continuation-token", t.as_str()));
-                    }
-                    let reply =
-                        remote_call(client, Method::GET, &path, &headers, Vec::new(), &[StatusCode::OK]).await?;
-                    let next = reply.header("x-ms-continuation-token").map(str::to_owned);
-                    (reply.json(), next)
-                }
+            let query = EntityQuery {
+                name,
+                fetch_state,
+                top,
+                continuation: continuation_token,
             };
-            print_json(&items);
-            if let Some(t) = next {
-                eprintln!("more entities: run again with --continuation-token {t}");
+            let page = m.list_entities(&query).await?;
+            if json_out(false) {
+                print_json(&page);
+            } else {
+                let rows: Vec<Vec<String>> = page
+                    .entities
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            format!("{}@{}", e.entity_id.name, e.entity_id.key),
+                            e.last_operation_time.clone(),
+                            e.state.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                print_out(&render::table(&["ENTITY", "LAST OPERATION", "STATE"], &rows));
+                if let Some(t) = &page.continuation {
+                    eprintln!("more entities: run again with --continuation-token {t}");
+                }
             }
             Ok(())
         }
         EntityVerb::Purge { name } => {
-            if let Some(n) = &name {
-                EntityId::new(n, "").map_err(|e| CliError::Usage(e.to_string()))?;
-            }
-            let n = match target {
-                Target::Hub(hub) => hub.purge_empty_entities(name.as_deref()).await?,
-                Target::Remote(client) => {
-                    let path = match &name {
-                        Some(n) => format!("{BASE_PATH}/entities/{}", enc(n)),
-                        None => format!("{BASE_PATH}/entities"),
-                    };
-                    let reply = remote_call(client, Method::DELETE, &path, &[], Vec::new(), &[StatusCode::OK]).await?;
-                    reply.json()["entitiesDeleted"].as_u64().unwrap_or(0)
-                }
-            };
+            let n = m.purge_entities(name.as_deref()).await?;
             eprintln!("purged {n} entities without state");
+            if json_out(false) {
+                print_json(&serde_json::json!({ "entitiesDeleted": n }));
+            }
             Ok(())
         }
     }

@@ -1,25 +1,63 @@
-//! The `cairn` command line. Verbs work directly on the task hub file (as
-//! `func durable` works on storage); `serve` runs the workers.
+//! The `cairn` command line. Every verb is written once against the
+//! management interface ([`cairn_client::Management`]): on the task hub
+//! (`--db`, as `func durable` works on storage) or, with `--url`, over a
+//! `cairn serve`'s HTTP API; both print the same documents. `serve` runs
+//! the workers.
+//!
+//! # Output and exit codes
+//!
+//! `-o json` prints one JSON document on stdout and nothing else (progress
+//! and notes go to stderr); `-o table` prints tables for people (the
+//! default of the listing verbs). Exit codes: see [`CliError::exit_code`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_client::{Error as ManageError, HttpClient, Management};
 use clap::{Parser, Subcommand};
 
 use crate::api::ApiConfig;
-use crate::engine::{Engine, EngineConfig, wait_for_instance};
-use crate::history::Event;
+use crate::engine::{Engine, EngineConfig};
 use crate::hub::{Hub, HubError};
-use crate::status::{StatusOptions, history_table, status_json};
+use crate::manage::Local;
 use crate::store::{Hosting, StoreError};
 
 mod entity;
-mod remote;
+mod render;
+
+/// Exit codes of `cairn` (documented in the README and in `--help`).
+pub mod exit {
+    /// The verb did what was asked.
+    pub const OK: u8 = 0;
+    /// Any other error (I/O, the server or task hub failed).
+    pub const ERROR: u8 = 1;
+    /// Bad arguments or a request the task hub refused as wrong.
+    pub const USAGE: u8 = 2;
+    /// No such instance, entity, component, or task hub file.
+    pub const NOT_FOUND: u8 = 3;
+    /// `--wait`: the instance ended Failed.
+    pub const FAILED: u8 = 4;
+    /// `--wait`: the instance ended Terminated or Canceled.
+    pub const TERMINATED: u8 = 5;
+    /// `--wait`: the instance was still running when the wait ended.
+    pub const STILL_RUNNING: u8 = 6;
+    /// `replay` or `upgrade-check`: the replay differs from the history.
+    pub const DIFFERS: u8 = 7;
+    /// The server refused the API key.
+    pub const UNAUTHORIZED: u8 = 8;
+    /// The server could not be reached, or is busy / unavailable.
+    pub const UNAVAILABLE: u8 = 9;
+    /// The instance's state does not allow it (e.g. rewind of an instance
+    /// that did not fail, purge of a running one, an id already in use).
+    pub const CONFLICT: u8 = 10;
+}
 
 /// Errors of the command line, one clear line each.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    #[error(transparent)]
+    Manage(#[from] ManageError),
     #[error(transparent)]
     Hub(#[from] HubError),
     #[error(transparent)]
@@ -30,17 +68,75 @@ pub enum CliError {
     Admin(#[from] crate::admin::AdminError),
     #[error(transparent)]
     Client(#[from] crate::api::client::ClientError),
-    #[error("the server answered {status}: {message}")]
-    Remote { status: u16, message: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("the replay of {0} differs from its recorded history (see the report above)")]
-    ReplayDiffers(String),
+    #[error("task hub {0} does not exist (deploy a component or start `cairn serve` to create it, or give --db)")]
+    NoHub(String),
+    #[error("instance {id} ended {status}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Ended {
+        id: String,
+        status: String,
+        message: Option<String>,
+    },
+    #[error("instance {id} is still {status} after {secs} s")]
+    StillRunning { id: String, status: String, secs: u64 },
+    #[error("{0}")]
+    Differs(String),
+}
+
+impl CliError {
+    /// The process exit code of this error ([`exit`]).
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Manage(e) => match e {
+                ManageError::NotFound(_) => exit::NOT_FOUND,
+                ManageError::BadRequest(_) => exit::USAGE,
+                ManageError::Conflict(_) => exit::CONFLICT,
+                ManageError::Unauthorized(_) => exit::UNAUTHORIZED,
+                ManageError::Unavailable(_) | ManageError::Connect(_) => exit::UNAVAILABLE,
+                ManageError::Other(_) => exit::ERROR,
+            },
+            Self::Usage(_) => exit::USAGE,
+            Self::NoHub(_) => exit::NOT_FOUND,
+            Self::Ended { status, .. } if status == "Failed" => exit::FAILED,
+            Self::Ended { .. } => exit::TERMINATED,
+            Self::StillRunning { .. } => exit::STILL_RUNNING,
+            Self::Differs(_) => exit::DIFFERS,
+            Self::Hub(HubError::Store(StoreError::HostBusy(_))) | Self::Store(StoreError::HostBusy(_)) => {
+                exit::UNAVAILABLE
+            }
+            Self::Hub(e) if e.is_bad_request() => exit::USAGE,
+            _ => exit::ERROR,
+        }
+    }
+}
+
+/// What `-o` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// One JSON document on stdout, nothing else.
+    Json,
+    /// Tables and text for people.
+    Table,
 }
 
 /// `cairn` — durable orchestrations of WebAssembly components.
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about)]
+#[command(
+    name = "cairn",
+    version,
+    about,
+    after_help = "Examples:\n  cairn deploy target/guests/rust/hello-cities.wasm\n  cairn start HelloCities --wait\n  cairn list --status Running\n  cairn --url http://127.0.0.1:7071 describe ID\n\n\
+Every verb works on the task hub file (--db) or, with --url, on a running `cairn serve`.",
+    after_long_help = concat!(
+        "Examples:\n  cairn deploy target/guests/rust/hello-cities.wasm\n  cairn start HelloCities --wait\n  cairn list --status Running\n  cairn --url http://127.0.0.1:7071 describe ID\n\n",
+        "Every verb works on the task hub file (--db) or, with --url, on a running `cairn serve`.\n\n",
+        "Exit codes: 0 ok; 1 error; 2 usage or bad request; 3 not found (instance, entity, task hub file); ",
+        "4 --wait: instance Failed; 5 --wait: instance Terminated or Canceled; 6 --wait: still running at the timeout; ",
+        "7 replay / upgrade-check differ; 8 API key refused; 9 server unreachable or busy; 10 the instance's state does not allow it."
+    )
+)]
 pub struct Cli {
     /// Task hub: a SQLite file, or a PostgreSQL database shared by many
     /// hosts (postgres://user:password@host:port/db).
@@ -60,45 +156,52 @@ pub struct Cli {
     /// `RUST_LOG=info,cairn::guest=warn` turns it down without hiding the host's.
     #[arg(long, global = true, env = "CAIRN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Run the verb against a remote `cairn serve` (e.g. http://127.0.0.1:7071)
-    /// over its HTTP API instead of on a local task hub file.
+    /// Output: `json` (one document on stdout) or `table` (for people;
+    /// the default of list, history, describe, locks and components).
+    #[arg(short = 'o', long = "output", global = true, value_enum)]
+    pub output: Option<Output>,
+    /// Run the verb against a `cairn serve` (http://host:port or
+    /// https://host:port) over its HTTP API instead of on a task hub file.
     #[arg(long, global = true, env = "CAIRN_URL")]
     pub url: Option<String>,
     /// API key: the one `serve` requires, or the one sent to `--url`.
     #[arg(long, global = true, env = "CAIRN_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    #[command(flatten)]
-    pub limits: LimitArgs,
+    /// With --url https://...: also trust this CA (or self-signed)
+    /// certificate, PEM (the system's roots are always trusted).
+    #[arg(long, global = true, env = "CAIRN_CA_CERT", value_name = "PEM_FILE")]
+    pub ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Guest limits (defaults in `sandbox::Limits`).
+/// Guest limits (defaults in `sandbox::Limits`), on the verbs that run guests.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Guest limits")]
 pub struct LimitArgs {
     /// Linear memory per guest instance, MiB.
-    #[arg(long, global = true, env = "CAIRN_MEMORY_LIMIT_MIB", default_value_t = 256)]
+    #[arg(long, env = "CAIRN_MEMORY_LIMIT_MIB", default_value_t = 256)]
     pub memory_limit_mib: usize,
     /// Uninterrupted CPU time of orchestrator code per episode, ms.
-    #[arg(long, global = true, env = "CAIRN_ORCHESTRATOR_CPU_MS", default_value_t = 2000)]
+    #[arg(long, env = "CAIRN_ORCHESTRATOR_CPU_MS", default_value_t = 2000)]
     pub orchestrator_cpu_ms: u64,
     /// Wall time of one activity call, s.
-    #[arg(long, global = true, env = "CAIRN_ACTIVITY_TIMEOUT_SECS", default_value_t = 300)]
+    #[arg(long, env = "CAIRN_ACTIVITY_TIMEOUT_SECS", default_value_t = 300)]
     pub activity_timeout_secs: u64,
     /// Largest input, output, event payload or custom status, bytes.
-    #[arg(long, global = true, env = "CAIRN_MAX_PAYLOAD_BYTES", default_value_t = 2 << 20)]
+    #[arg(long, env = "CAIRN_MAX_PAYLOAD_BYTES", default_value_t = 2 << 20)]
     pub max_payload_bytes: usize,
     /// Most history events of one execution.
-    #[arg(long, global = true, env = "CAIRN_MAX_HISTORY_EVENTS", default_value_t = 1_000_000)]
+    #[arg(long, env = "CAIRN_MAX_HISTORY_EVENTS", default_value_t = 1_000_000)]
     pub max_history_events: u64,
     /// Most tasks one execution may create.
-    #[arg(long, global = true, env = "CAIRN_MAX_TASKS", default_value_t = 100_000)]
+    #[arg(long, env = "CAIRN_MAX_TASKS", default_value_t = 100_000)]
     pub max_tasks: u32,
     /// Largest component accepted at deploy, MiB.
-    #[arg(long, global = true, env = "CAIRN_MAX_COMPONENT_MIB", default_value_t = 64)]
+    #[arg(long, env = "CAIRN_MAX_COMPONENT_MIB", default_value_t = 64)]
     pub max_component_mib: usize,
     /// Longest compile of a component at deploy, s.
-    #[arg(long, global = true, env = "CAIRN_COMPILE_TIMEOUT_SECS", default_value_t = 120)]
+    #[arg(long, env = "CAIRN_COMPILE_TIMEOUT_SECS", default_value_t = 120)]
     pub compile_timeout_secs: u64,
 }
 
@@ -122,6 +225,9 @@ impl LimitArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the workers (and the management API) on the task hub.
+    #[command(
+        after_help = "Examples:\n  cairn serve\n  cairn --db postgres://cairn@db/cairn serve --listen 0.0.0.0:7071 --api-key $KEY"
+    )]
     Serve {
         /// Address of the management API (a non-loopback address needs --api-key).
         #[arg(long, default_value = "127.0.0.1:7071")]
@@ -170,14 +276,20 @@ pub enum Command {
             value_parser = parse_duration
         )]
         instance_lease: Duration,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Deploy components; prints each function's name, kind and version.
     /// A JavaScript or Python project built in two parts deploys as one:
     /// `X.wasm` brings its activity part `X.activities.wasm` along (found
     /// next to it), and environment and directory grants go to that part
     /// only (its orchestrators get the HTTP grant, for durable HTTP).
+    #[command(
+        after_help = "Examples:\n  cairn deploy target/guests/rust/hello-cities.wasm\n  cairn deploy app.wasm --allow-http api.example.com --allow-dir ./data:/data:ro"
+    )]
     Deploy {
-        #[arg(required = true)]
+        /// Component files (.wasm).
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Let the component's activities read this host environment variable (repeatable).
         #[arg(long = "allow-env", value_name = "NAME")]
@@ -188,9 +300,16 @@ pub enum Command {
         /// Let its activities send HTTP requests to this host: HOST, HOST:PORT or *.DOMAIN (repeatable).
         #[arg(long = "allow-http", value_name = "HOST")]
         allow_http: Vec<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
-    /// Start an orchestration; prints the instance id.
+    /// Start an orchestration; prints the instance id (with --wait, its final status).
+    #[command(
+        visible_alias = "start-new",
+        after_help = "Examples:\n  cairn start HelloCities\n  cairn start Approval --id order-42 --input '{\"amount\": 5}'\n  cairn start HelloCities --wait 30 -o json | jq .output"
+    )]
     Start {
+        /// The orchestrator to start.
         name: String,
         /// Input as JSON text, or @file.json.
         #[arg(long)]
@@ -201,50 +320,99 @@ pub enum Command {
         /// Run on this component version (content hash) instead of the newest.
         #[arg(long)]
         version: Option<String>,
-        /// Wait for the result (optionally at most SECONDS, default 60) and print the final status.
-        #[arg(long, num_args = 0..=1, default_missing_value = "60")]
+        /// Wait for the result (optionally at most SECONDS, default 60) and
+        /// print the final status; the exit code says how it ended.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "60")]
         wait: Option<u64>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
-    /// Show an instance's status as JSON.
+    /// Show an instance's status (JSON by default).
+    #[command(
+        visible_alias = "get-runtime-status",
+        after_help = "Examples:\n  cairn status order-42 --show-output\n  cairn status order-42 -o table"
+    )]
     Status {
+        /// The instance id.
         id: String,
+        /// Include the input.
         #[arg(long)]
         show_input: bool,
         /// Include the output (without it the `output` field is left out).
         #[arg(long)]
         show_output: bool,
+        /// Include the history events.
         #[arg(long)]
         show_history: bool,
     },
-    /// Print an instance's history as a table.
-    History { id: String },
-    /// Raise an event to an instance.
-    RaiseEvent {
+    /// Say what an instance is and what it waits for: open activities,
+    /// timers (with fire times), events, locks, sub-orchestrations, entities.
+    #[command(
+        after_help = "Examples:\n  cairn describe order-42\n  cairn --url http://127.0.0.1:7071 describe order-42 -o json"
+    )]
+    Describe {
+        /// The instance id.
         id: String,
+    },
+    /// Print an instance's history: task ids, names, attempts, how long
+    /// each task took, timer fire times and failure reasons.
+    #[command(
+        visible_alias = "get-history",
+        after_help = "Examples:\n  cairn history order-42\n  cairn history order-42 -o json   # Durable Functions event shapes"
+    )]
+    History {
+        /// The instance id.
+        id: String,
+    },
+    /// Raise an event to an instance.
+    #[command(
+        after_help = "Examples:\n  cairn raise-event order-42 Approval true\n  cairn raise-event order-42 Data @payload.json"
+    )]
+    RaiseEvent {
+        /// The instance id.
+        id: String,
+        /// The event name.
         event: String,
-        /// Event data as JSON text, or @file.json.
+        /// Event data as JSON text, or @file.json (default null).
         data: Option<String>,
     },
     /// Terminate an instance.
+    #[command(after_help = "Examples:\n  cairn terminate order-42 --reason \"customer cancelled\"")]
     Terminate {
+        /// The instance id.
         id: String,
+        /// Why (kept in the history).
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Suspend an instance.
+    /// Suspend an instance (events and results queue until it resumes).
+    #[command(after_help = "Examples:\n  cairn suspend order-42 --reason maintenance")]
     Suspend {
+        /// The instance id.
         id: String,
+        /// Why (kept in the history).
         #[arg(long)]
         reason: Option<String>,
     },
     /// Resume a suspended instance.
+    #[command(after_help = "Examples:\n  cairn resume order-42")]
     Resume {
+        /// The instance id.
         id: String,
+        /// Why (kept in the history).
         #[arg(long)]
         reason: Option<String>,
     },
-    /// List instances (a page at a time; the next page's token is printed to stderr).
+    /// List instances, a page at a time (table by default; the next page's
+    /// token is printed on stderr).
+    #[command(
+        visible_alias = "get-instances",
+        after_help = "Examples:\n  cairn list\n  cairn list --name HelloCities --status Failed,Terminated\n  cairn list --created-after 2026-01-01T00:00:00Z -o json"
+    )]
     List {
+        /// Only instances of this orchestrator.
+        #[arg(long)]
+        name: Option<String>,
         /// Only instances created at or after this ISO 8601 time.
         #[arg(long)]
         created_after: Option<String>,
@@ -252,8 +420,8 @@ pub enum Command {
         #[arg(long)]
         created_before: Option<String>,
         /// Only these statuses (e.g. `Running,Failed`).
-        #[arg(long, value_delimiter = ',', num_args = 1..)]
-        runtime_status: Vec<String>,
+        #[arg(long, alias = "runtime-status", value_delimiter = ',', num_args = 1..)]
+        status: Vec<String>,
         /// Only ids starting with this prefix.
         #[arg(long)]
         prefix: Option<String>,
@@ -263,50 +431,74 @@ pub enum Command {
         /// Token of the page to fetch (printed by the previous `list`).
         #[arg(long)]
         continuation_token: Option<String>,
-        /// Include each instance's input.
+        /// Include each instance's input (JSON output).
         #[arg(long)]
         show_input: bool,
     },
-    /// Print an instance's history as JSON (Durable Functions event shapes).
-    GetHistory { id: String },
     /// Rewind a Failed instance: its failed tasks run again.
+    #[command(after_help = "Examples:\n  cairn rewind order-42 --reason \"fixed the payment service\"")]
     Rewind {
+        /// The instance id.
         id: String,
+        /// Why (kept in the history).
         #[arg(long)]
         reason: Option<String>,
     },
     /// Start an instance again with its input; prints the new instance id.
+    #[command(after_help = "Examples:\n  cairn restart order-42\n  cairn restart order-42 --same-id")]
     Restart {
+        /// The instance id.
         id: String,
         /// Reuse the instance id (the instance must have finished).
         #[arg(long)]
         same_id: bool,
     },
-    /// Purge finished instances: one by id, or by creation time and status.
+    /// Purge finished instances: one by id, those matching filters, or all
+    /// of them with --all --yes.
+    #[command(
+        visible_alias = "purge-history",
+        after_help = "Examples:\n  cairn purge order-42\n  cairn purge --created-before 2026-01-01T00:00:00Z --status Completed\n  cairn purge --all --yes"
+    )]
     Purge {
-        /// The instance to purge (otherwise the filters apply).
+        /// The instance to purge.
         id: Option<String>,
-        /// Purge instances created at or after this ISO 8601 time.
+        /// Purge finished instances created at or after this ISO 8601 time.
         #[arg(long, conflicts_with = "id")]
         created_after: Option<String>,
-        /// Purge instances created at or before this ISO 8601 time (default now).
+        /// Purge finished instances created at or before this ISO 8601 time.
         #[arg(long, conflicts_with = "id")]
         created_before: Option<String>,
         /// Only these statuses (Completed, Failed, Terminated, Canceled).
-        #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "id")]
-        runtime_status: Vec<String>,
+        #[arg(long, alias = "runtime-status", value_delimiter = ',', num_args = 1.., conflicts_with = "id")]
+        status: Vec<String>,
+        /// Purge every finished instance (needs --yes).
+        #[arg(long, conflicts_with_all = ["id", "created_after", "created_before", "status"])]
+        all: bool,
+        /// Confirm --all.
+        #[arg(long, requires = "all")]
+        yes: bool,
     },
     /// Delete every instance, message and component of the task hub.
+    #[command(after_help = "Examples:\n  cairn delete-task-hub --yes")]
     DeleteTaskHub {
         /// Confirm: this cannot be undone.
         #[arg(long)]
         yes: bool,
     },
+    /// List deployed function versions.
+    #[command(after_help = "Examples:\n  cairn components\n  cairn components -o json")]
+    Components,
     /// Replay every unfinished instance of NAME against a candidate
     /// component and report per instance whether it replays cleanly, its
-    /// inputs changed (same actions, other inputs), or it diverges.
+    /// inputs changed (same actions, other inputs), or it diverges. Exits 7
+    /// when one diverges (or changed inputs without --allow-input-changes).
+    #[command(
+        after_help = "Examples:\n  cairn upgrade-check HelloCities hello-v2.wasm\n  cairn upgrade-check HelloCities hello-v2.wasm --apply"
+    )]
     UpgradeCheck {
+        /// The orchestrator whose instances are checked.
         name: String,
+        /// The candidate component (.wasm).
         component: PathBuf,
         /// Deploy the candidate and move the instances that replay cleanly to it.
         #[arg(long)]
@@ -316,11 +508,17 @@ pub enum Command {
         /// with the results recorded for the old inputs).
         #[arg(long, requires = "apply")]
         allow_input_changes: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Replay a finished instance's recorded history from the start against
-    /// its own version (or COMPONENT): prints what it reproduced; exits
-    /// non-zero unless every action, its input and the outcome are identical.
+    /// its own version (or COMPONENT): prints what it reproduced; exits 7
+    /// unless every action, its input and the outcome are identical.
+    #[command(
+        after_help = "Examples:\n  cairn replay order-42\n  cairn replay order-42 --component hello-v2.wasm\n  cairn replay order-42 --until 7   # time travel"
+    )]
     Replay {
+        /// The instance id.
         id: String,
         /// Replay against this component instead (test new code on old histories).
         #[arg(long)]
@@ -330,16 +528,28 @@ pub enum Command {
         /// and the guest's log lines at that point. Works on running instances too.
         #[arg(long, value_name = "EVENT_INDEX")]
         until: Option<usize>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
-    /// Delete component versions no unfinished instance uses (the newest
-    /// version of every function is kept).
+    /// Delete component versions nothing needs (the newest version of every
+    /// function, and any version an unfinished or Failed instance uses, stay).
+    #[command(after_help = "Examples:\n  cairn prune-versions")]
     PruneVersions,
     /// Show critical-section locks: holders and waiters.
+    #[command(after_help = "Examples:\n  cairn locks")]
     Locks,
     /// Durable entities: signal, get, list, purge.
     Entity {
         #[command(subcommand)]
         verb: entity::EntityVerb,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  cairn completions bash > ~/.local/share/bash-completion/completions/cairn\n  cairn completions zsh > ~/.zfunc/_cairn"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Measure throughput and latency on a temporary task hub.
     Bench(crate::bench::BenchArgs),
@@ -479,8 +689,9 @@ pub(crate) fn deploy_plan(files: Vec<PathBuf>) -> Vec<(PathBuf, DeployPart)> {
     plan
 }
 
-fn print_json(v: &serde_json::Value) {
-    print_out(&format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()));
+/// Prints a document as JSON on stdout.
+fn print_json<T: serde::Serialize + ?Sized>(doc: &T) {
+    print_out(&format!("{}\n", serde_json::to_string_pretty(doc).unwrap_or_default()));
 }
 
 /// Writes to stdout; a closed pipe (`cairn … | head`) is not an error.
@@ -489,86 +700,192 @@ fn print_out(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+/// Reads a file argument.
+fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| CliError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Parses a JSON argument (`--input`, event data): inline text or `@file.json`.
+fn json_value(what: &str, arg: Option<&str>) -> Result<Option<serde_json::Value>, CliError> {
+    json_arg(arg)?
+        .map(|text| {
+            serde_json::from_str(&text).map_err(|e| {
+                CliError::Usage(format!(
+                    "{what} is not valid JSON ({e}); quote strings, e.g. '\"Tokyo\"'"
+                ))
+            })
+        })
+        .transpose()
+}
+
+impl Command {
+    /// The guest limits of the verbs that run guests.
+    fn limits(&self) -> Option<&LimitArgs> {
+        match self {
+            Self::Serve { limits, .. }
+            | Self::Deploy { limits, .. }
+            | Self::Start { limits, .. }
+            | Self::UpgradeCheck { limits, .. }
+            | Self::Replay { limits, .. } => Some(limits),
+            _ => None,
+        }
+    }
+
+    /// True for the verbs that may create the task hub (the others refuse
+    /// a task hub file that does not exist instead of creating an empty one).
+    fn creates_hub(&self) -> bool {
+        matches!(self, Self::Serve { .. } | Self::Deploy { .. })
+    }
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors
-/// The first error, as one line with its cause.
+/// The first error, as one line with its cause; [`CliError::exit_code`]
+/// says which exit code it gets.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    if let Command::Bench(args) = cli.command {
-        return crate::bench::run(args).await;
+    let Cli {
+        db,
+        output,
+        url,
+        api_key,
+        ca_cert,
+        command,
+        ..
+    } = cli;
+    match command {
+        Command::Bench(args) => return crate::bench::run(args).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "cairn", &mut buf);
+            print_out(&String::from_utf8_lossy(&buf));
+            return Ok(());
+        }
+        Command::Serve { .. } if url.is_some() => {
+            return Err(CliError::Usage("serve runs on a task hub; drop --url".into()));
+        }
+        _ => {}
     }
-    if let Some(url) = cli.url.clone() {
-        return remote::run(&url, cli).await;
+    let is_pg = crate::store::is_postgres(&db);
+    if url.is_none() && !is_pg && !command.creates_hub() && !db.exists() {
+        return Err(CliError::NoHub(db.display().to_string()));
     }
-    let hub = Hub::open_with(
-        &cli.db,
-        cli.limits.limits(),
-        Some(crate::sandbox::default_cache_dir(&cli.db)),
-    )?;
-    match cli.command {
-        Command::Serve {
-            listen,
-            no_hot_cache,
-            max_hot_instances,
-            max_hot_memory_mib,
-            trust_forwarded_headers,
+    if let Command::Serve {
+        listen,
+        no_hot_cache,
+        max_hot_instances,
+        max_hot_memory_mib,
+        trust_forwarded_headers,
+        max_body_bytes,
+        max_connections,
+        max_concurrent_deploys,
+        allow_origin,
+        otlp_endpoint,
+        instance_lease,
+        limits,
+    } = command
+    {
+        let hub = Hub::open_with(&db, limits.limits(), Some(crate::sandbox::default_cache_dir(&db)))?;
+        if let Some(endpoint) = crate::traces::endpoint_from(otlp_endpoint.as_deref()) {
+            crate::traces::init(&endpoint).map_err(|e| CliError::Usage(e.to_string()))?;
+            tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
+        }
+        let api = ApiConfig {
+            api_key,
+            allowed_origins: allow_origin,
+            trust_forwarded: trust_forwarded_headers,
             max_body_bytes,
             max_connections,
             max_concurrent_deploys,
-            allow_origin,
-            otlp_endpoint,
-            instance_lease,
-        } => {
-            if let Some(endpoint) = crate::traces::endpoint_from(otlp_endpoint.as_deref()) {
-                crate::traces::init(&endpoint).map_err(|e| CliError::Usage(e.to_string()))?;
-                tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
-            }
-            let api = ApiConfig {
-                api_key: cli.api_key.clone(),
-                allowed_origins: allow_origin,
-                trust_forwarded: trust_forwarded_headers,
-                max_body_bytes,
-                max_connections,
-                max_concurrent_deploys,
-                ..ApiConfig::default()
-            };
-            let engine = EngineConfig {
-                hot_cache: !no_hot_cache,
-                max_hot_instances: max_hot_instances.max(1),
-                max_hot_memory: max_hot_memory_mib.saturating_mul(1 << 20),
-                instance_lease_ms: u64::try_from(instance_lease.as_millis()).unwrap_or(u64::MAX / 2),
-                ..EngineConfig::default()
-            };
-            serve(&cli.db, hub, &listen, engine, api).await
+            ..ApiConfig::default()
+        };
+        let engine = EngineConfig {
+            hot_cache: !no_hot_cache,
+            max_hot_instances: max_hot_instances.max(1),
+            max_hot_memory: max_hot_memory_mib.saturating_mul(1 << 20),
+            instance_lease_ms: u64::try_from(instance_lease.as_millis()).unwrap_or(u64::MAX / 2),
+            ..EngineConfig::default()
+        };
+        return serve(&db, hub, &listen, engine, api).await;
+    }
+    let (target, local): (Box<dyn Management>, Option<Local>) = match &url {
+        Some(url) => {
+            let ca = ca_cert.as_deref().map(read_file).transpose()?;
+            (Box::new(HttpClient::with_ca(url, api_key, ca.as_deref())?), None)
         }
+        None => {
+            let limits = command.limits().map(LimitArgs::limits).unwrap_or_default();
+            let hub = Hub::open_with(&db, limits, Some(crate::sandbox::default_cache_dir(&db)))?;
+            let local = Local::new(hub);
+            (Box::new(local.clone()), Some(local))
+        }
+    };
+    let place = url.clone().unwrap_or_else(|| hub_description(&db));
+    verb(target.as_ref(), local.as_ref(), command, output, &place).await
+}
+
+/// Runs one management verb on `m`; `local` is the task hub when the verb
+/// runs on one; `place` names the task hub or server for messages.
+async fn verb(
+    m: &dyn Management,
+    local: Option<&Local>,
+    command: Command,
+    output: Option<Output>,
+    place: &str,
+) -> Result<(), CliError> {
+    use cairn_client::{Control, Grants, ListQuery, PurgeFilter, StartRequest, StatusOptions, UpgradeOptions};
+    use serde_json::json;
+    let json_out = |default_json: bool| output.map_or(default_json, |o| o == Output::Json);
+    match command {
+        Command::Serve { .. } | Command::Bench(_) | Command::Completions { .. } => Ok(()),
         Command::Deploy {
             files,
             allow_env,
             allow_dir,
             allow_http,
+            ..
         } => {
-            let grants =
-                crate::sandbox::Grants::from_specs(allow_env, &allow_dir, allow_http).map_err(CliError::Usage)?;
+            let grants = Grants {
+                env: allow_env,
+                dirs: allow_dir,
+                http: allow_http,
+            };
+            let mut reports = Vec::new();
             for (f, part) in deploy_plan(files) {
-                let bytes = std::fs::read(&f).map_err(|source| CliError::Io {
-                    path: f.clone(),
-                    source,
-                })?;
-                eprintln!("deploying {} ({} bytes)…", f.display(), bytes.len());
+                let bytes = read_file(&f)?;
                 let grants = match part {
-                    DeployPart::Orchestrators => crate::sandbox::Grants {
+                    DeployPart::Orchestrators => Grants {
                         http: grants.http.clone(),
-                        ..Default::default()
+                        ..Grants::default()
                     },
                     DeployPart::Whole => grants.clone(),
                 };
-                let report = hub
-                    .deploy_with(bytes, grants)
-                    .await
-                    .map_err(|e| CliError::Usage(format!("{}: {e}", f.display())))?;
-                for (name, kind) in &report.functions {
-                    print_out(&format!("{name}\t{kind}\t{}\n", report.hash));
+                let report = with_progress(
+                    format!(
+                        "deploying {} ({:.1} MiB)",
+                        f.display(),
+                        bytes.len() as f64 / 1_048_576.0
+                    ),
+                    m.deploy(bytes, &grants),
+                )
+                .await
+                .map_err(|e| match e {
+                    cairn_client::Error::BadRequest(msg) => CliError::Usage(format!("{}: {msg}", f.display())),
+                    other => other.into(),
+                })?;
+                if !json_out(false) {
+                    for func in &report.functions {
+                        print_out(&format!("{}\t{}\t{}\n", func.name, func.kind, report.hash));
+                    }
                 }
+                reports.push(json!({ "file": f.display().to_string(), "report": report }));
+            }
+            if json_out(false) {
+                print_json(&reports);
             }
             Ok(())
         }
@@ -578,24 +895,48 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             id,
             version,
             wait,
+            ..
         } => {
-            let input = json_arg(input.as_deref())?;
-            let id = hub
-                .start(&name, input.as_deref(), id.as_deref(), version.as_deref())
-                .await?;
-            print_out(&format!("{id}\n"));
-            if let Some(secs) = wait {
-                let row = wait_here(&hub, id.as_str(), Duration::from_secs(secs)).await?;
-                let opts = StatusOptions::default();
-                print_json(&status_json(&row, None, opts));
-                if !row.status.is_terminal() {
-                    return Err(CliError::Usage(format!(
-                        "instance {id} is still {} after {secs} s",
-                        row.status
-                    )));
+            let request = StartRequest {
+                name,
+                input: json_value("--input", input.as_deref())?,
+                instance_id: id,
+                version,
+            };
+            let id = m.start(&request).await?;
+            let Some(secs) = wait else {
+                if json_out(false) {
+                    print_json(&json!({ "id": id }));
+                } else {
+                    print_out(&format!("{id}\n"));
                 }
+                if local.is_some_and(Local::nobody_serves) {
+                    eprintln!(
+                        "note: nothing serves task hub {place}: {id} runs once `cairn serve` does (or start it with --wait)"
+                    );
+                }
+                return Ok(());
+            };
+            eprintln!("started {id}; waiting up to {secs} s…");
+            let status = m.wait(&id, Duration::from_secs(secs)).await?;
+            if json_out(true) {
+                print_json(&status);
+            } else {
+                print_out(&render::status(&status));
             }
-            Ok(())
+            match status.runtime_status.as_str() {
+                "Completed" => Ok(()),
+                "Failed" | "Terminated" | "Canceled" => Err(CliError::Ended {
+                    id,
+                    message: status.output.as_ref().and_then(|o| o.as_str().map(str::to_owned)),
+                    status: status.runtime_status,
+                }),
+                _ => Err(CliError::StillRunning {
+                    id,
+                    status: status.runtime_status,
+                    secs,
+                }),
+            }
         }
         Command::Status {
             id,
@@ -603,115 +944,126 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             show_output,
             show_history,
         } => {
-            let row = hub
-                .store
-                .get_instance(&id)
-                .await?
-                .ok_or_else(|| StoreError::InstanceNotFound(id.clone()))?;
-            let history = if show_history {
-                Some(hub.store.get_history(&id).await?)
-            } else {
-                None
-            };
-            let opts = StatusOptions {
+            let options = StatusOptions {
                 show_input,
                 show_output,
                 show_history,
-                show_history_output: show_output,
             };
-            print_json(&status_json(&row, history.as_deref(), opts));
+            let status = m.status(&id, options).await?;
+            if json_out(true) {
+                print_json(&status);
+            } else {
+                print_out(&render::status(&status));
+            }
+            Ok(())
+        }
+        Command::Describe { id } => {
+            let d = m.describe(&id).await?;
+            if json_out(false) {
+                print_json(&d);
+            } else {
+                print_out(&render::description(&d));
+            }
             Ok(())
         }
         Command::History { id } => {
-            let history = hub.store.get_history(&id).await?;
-            print_out(&history_table(&id, &history));
+            let events = m.history(&id).await?;
+            if json_out(false) {
+                print_json(&events);
+            } else {
+                print_out(&format!("Instance {id}\n{}", render::history(&events)));
+            }
             Ok(())
         }
         Command::RaiseEvent { id, event, data } => {
-            let data = json_arg(data.as_deref())?;
-            hub.raise_event(&id, &event, data.as_deref()).await?;
+            let data = json_value("the event data", data.as_deref())?;
+            m.raise_event(&id, &event, data).await?;
             eprintln!("event {event:?} raised to {id}");
+            if json_out(false) {
+                print_json(&json!({ "instanceId": id, "event": event, "raised": true }));
+            }
             Ok(())
         }
-        Command::Terminate { id, reason } => {
-            hub.control(&id, Event::ExecutionTerminated { reason }).await?;
-            eprintln!("termination of {id} requested");
-            Ok(())
-        }
-        Command::Suspend { id, reason } => {
-            hub.control(&id, Event::ExecutionSuspended { reason }).await?;
-            eprintln!("suspension of {id} requested");
-            Ok(())
-        }
-        Command::Resume { id, reason } => {
-            hub.control(&id, Event::ExecutionResumed { reason }).await?;
-            eprintln!("resumption of {id} requested");
+        Command::Terminate { id, reason } => control(m, &id, Control::Terminate, reason, json_out(false)).await,
+        Command::Suspend { id, reason } => control(m, &id, Control::Suspend, reason, json_out(false)).await,
+        Command::Resume { id, reason } => control(m, &id, Control::Resume, reason, json_out(false)).await,
+        Command::Rewind { id, reason } => control(m, &id, Control::Rewind, reason, json_out(false)).await,
+        Command::Restart { id, same_id } => {
+            let new_id = m.restart(&id, !same_id).await?;
+            if json_out(false) {
+                print_json(&json!({ "id": new_id }));
+            } else {
+                print_out(&format!("{new_id}\n"));
+            }
             Ok(())
         }
         Command::List {
+            name,
             created_after,
             created_before,
-            runtime_status,
+            status,
             prefix,
             top,
             continuation_token,
             show_input,
         } => {
-            let query = crate::store::InstanceQuery {
-                created_from: time_arg("--created-after", created_after.as_deref())?,
-                created_to: time_arg("--created-before", created_before.as_deref())?,
-                statuses: status_args(&runtime_status)?,
+            check_times(created_after.as_deref(), created_before.as_deref())?;
+            let query = ListQuery {
+                created_from: created_after,
+                created_to: created_before,
+                statuses: status,
                 id_prefix: prefix,
-                top: None,
-                after: None,
-            };
-            let page = hub.list_page(query, top, continuation_token.as_deref()).await?;
-            let opts = StatusOptions {
+                name,
+                top,
+                continuation: continuation_token,
                 show_input,
-                ..StatusOptions::default()
             };
-            let items: Vec<serde_json::Value> = page.instances.iter().map(|r| status_json(r, None, opts)).collect();
-            print_json(&serde_json::Value::Array(items));
-            print_continuation(page.continuation.as_deref());
-            Ok(())
-        }
-        Command::GetHistory { id } => {
-            let history = hub.store.get_history(&id).await?;
-            let events: Vec<serde_json::Value> = history
-                .iter()
-                .map(|(ts, e)| crate::status::history_event_json(*ts, e, true))
-                .collect();
-            print_json(&serde_json::Value::Array(events));
-            Ok(())
-        }
-        Command::Rewind { id, reason } => {
-            hub.rewind(&id, reason.as_deref()).await?;
-            eprintln!("rewind of {id} requested");
-            Ok(())
-        }
-        Command::Restart { id, same_id } => {
-            let new_id = hub.restart(&id, !same_id).await?;
-            print_out(&format!("{new_id}\n"));
+            let page = m.list(&query).await?;
+            if json_out(false) {
+                print_json(&page);
+            } else {
+                print_out(&render::instances(&page.instances));
+                if let Some(t) = &page.continuation {
+                    eprintln!("more instances: run again with --continuation-token {t}");
+                }
+            }
             Ok(())
         }
         Command::Purge {
             id,
             created_after,
             created_before,
-            runtime_status,
+            status,
+            all,
+            yes,
         } => {
-            if let Some(id) = id {
-                hub.purge_instance(&id).await?;
-                eprintln!("purged 1 instance");
-                return Ok(());
-            }
-            let filter = crate::admin::PurgeFilter {
-                created_from: time_arg("--created-after", created_after.as_deref())?.unwrap_or(0),
-                created_to: time_arg("--created-before", created_before.as_deref())?,
-                statuses: status_args(&runtime_status)?,
+            let n = if let Some(id) = id {
+                m.purge_instance(&id).await?;
+                1
+            } else {
+                let filtered = created_after.is_some() || created_before.is_some() || !status.is_empty();
+                if !filtered && !all {
+                    return Err(CliError::Usage(
+                        "purge needs an instance id, filters (--created-after, --created-before, --status), or --all --yes to purge every finished instance".into(),
+                    ));
+                }
+                if all && !yes {
+                    return Err(CliError::Usage(
+                        "purge --all deletes every finished instance; add --yes to confirm".into(),
+                    ));
+                }
+                check_times(created_after.as_deref(), created_before.as_deref())?;
+                let filter = PurgeFilter {
+                    created_from: created_after,
+                    created_to: created_before,
+                    statuses: status,
+                };
+                m.purge(&filter).await?
             };
-            let n = hub.purge_instances(&filter).await?;
             eprintln!("purged {n} instance(s)");
+            if json_out(false) {
+                print_json(&json!({ "instancesDeleted": n }));
+            }
             Ok(())
         }
         Command::DeleteTaskHub { yes } => {
@@ -720,13 +1072,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     "delete-task-hub deletes every instance and component; pass --yes to confirm".into(),
                 ));
             }
-            // Not under a running server of a one-host task hub.
-            hub.store.claim_host()?;
-            let n = hub.delete_task_hub().await?;
-            eprintln!(
-                "deleted task hub {}: {n} instance(s) and every component",
-                hub.store.describe()
-            );
+            let n = m.delete_task_hub().await?;
+            eprintln!("deleted task hub {place}: {n} instance(s) and every component");
+            if json_out(false) {
+                print_json(&json!({ "instancesDeleted": n }));
+            }
+            Ok(())
+        }
+        Command::Components => {
+            let list = m.components().await?;
+            if json_out(false) {
+                print_json(&list);
+            } else {
+                print_out(&render::components(&list));
+            }
             Ok(())
         }
         Command::UpgradeCheck {
@@ -734,116 +1093,136 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             component,
             apply,
             allow_input_changes,
+            ..
         } => {
-            let bytes = std::fs::read(&component).map_err(|source| CliError::Io {
-                path: component.clone(),
-                source,
-            })?;
-            eprintln!("replaying unfinished {name} instances against {}…", component.display());
-            let options = crate::upgrade::UpgradeOptions {
+            let bytes = read_file(&component)?;
+            let options = UpgradeOptions {
                 apply,
                 allow_input_changes,
             };
-            let report = crate::upgrade::check(&hub, &name, bytes, options).await?;
-            print_json(&serde_json::to_value(&report).unwrap_or_default());
+            let report = with_progress(
+                format!("replaying unfinished {name} instances against {}", component.display()),
+                m.upgrade_check(&name, bytes, options),
+            )
+            .await?;
+            if json_out(true) {
+                print_json(&report);
+            } else {
+                print_out(&render::upgrade(&report));
+            }
+            let stuck = report
+                .instances
+                .iter()
+                .filter(|i| i.verdict == "diverges" || (i.verdict == "input-changed" && !allow_input_changes))
+                .count();
+            if stuck > 0 {
+                return Err(CliError::Differs(format!(
+                    "{stuck} of {} {name} instance(s) do not replay cleanly against the candidate (see the report)",
+                    report.instances.len()
+                )));
+            }
             Ok(())
         }
-        Command::Replay { id, component, until } => {
-            let candidate = match &component {
-                Some(path) => Some(std::fs::read(path).map_err(|source| CliError::Io {
-                    path: path.clone(),
-                    source,
-                })?),
-                None => None,
-            };
-            if let Some(until) = until {
-                let travel = crate::timetravel::replay_until(&hub, &id, until, candidate).await?;
-                print_json(&serde_json::to_value(&travel).unwrap_or_default());
-                return match travel.error {
-                    Some(f) => Err(CliError::Usage(format!(
-                        "the replay of {id} up to event {until} failed: {f}"
-                    ))),
-                    None => Ok(()),
-                };
-            }
-            let report = crate::upgrade::replay_finished(&hub, &id, candidate).await?;
-            print_json(&serde_json::to_value(&report).unwrap_or_default());
-            if report.is_identical() {
-                Ok(())
+        Command::Replay {
+            id, component, until, ..
+        } => {
+            let candidate = component.as_deref().map(read_file).transpose()?;
+            let report = m.replay(&id, candidate, until).await?;
+            if json_out(true) {
+                print_json(&report);
             } else {
-                Err(CliError::ReplayDiffers(id))
+                print_out(&format!(
+                    "{}: {} against {}{}\n",
+                    report.instance_id,
+                    report.verdict,
+                    report.version,
+                    until.map(|u| format!(" (up to event {u})")).unwrap_or_default()
+                ));
+            }
+            match (report.identical, until) {
+                (true, _) => Ok(()),
+                (false, Some(until)) => Err(CliError::Differs(format!(
+                    "the replay of {id} up to event {until} failed (see the report)"
+                ))),
+                (false, None) => Err(CliError::Differs(format!(
+                    "the replay of {id} differs from its recorded history (see the report)"
+                ))),
             }
         }
         Command::PruneVersions => {
-            for hash in hub.store.prune_unused_versions().await? {
-                print_out(&format!("pruned {hash}\n"));
+            let pruned = m.prune_versions().await?;
+            if json_out(false) {
+                print_json(&json!({ "pruned": pruned }));
+            } else {
+                for hash in &pruned {
+                    print_out(&format!("pruned {hash}\n"));
+                }
             }
             Ok(())
         }
         Command::Locks => {
-            print_json(&serde_json::to_value(hub.store.list_locks().await?).unwrap_or_default());
+            let locks = m.locks().await?;
+            if json_out(false) {
+                print_json(&locks);
+            } else {
+                print_out(&render::locks(&locks));
+            }
             Ok(())
         }
-        Command::Entity { verb } => entity::run(entity::Target::Hub(&hub), verb).await,
-        Command::Bench(_) => Ok(()),
+        Command::Entity { verb } => entity::run(m, verb, json_out).await,
     }
 }
 
-/// Parses an optional ISO 8601 time argument.
-fn time_arg(flag: &str, value: Option<&str>) -> Result<Option<crate::history::Millis>, CliError> {
-    value
-        .map(|v| {
-            crate::clock::parse_iso(v).ok_or_else(|| {
-                CliError::Usage(format!(
-                    "{flag} {v:?}: expected an ISO 8601 time such as 2024-01-31T12:00:00Z"
-                ))
-            })
-        })
-        .transpose()
-}
-
-/// Parses `--runtime-status` values.
-fn status_args(values: &[String]) -> Result<Vec<crate::store::RuntimeStatus>, CliError> {
-    values
-        .iter()
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            crate::store::RuntimeStatus::parse(v).ok_or_else(|| {
-                CliError::Usage(format!(
-                    "--runtime-status {v:?}: expected Pending, Running, Completed, ContinuedAsNew, Failed, Canceled, Terminated or Suspended"
-                ))
-            })
-        })
-        .collect()
-}
-
-/// Tells how to fetch the next page of a listing (on stderr: stdout stays JSON).
-fn print_continuation(token: Option<&str>) {
-    if let Some(t) = token {
-        eprintln!("more instances: run again with --continuation-token {t}");
+/// Terminate, suspend, resume or rewind.
+async fn control(
+    m: &dyn Management,
+    id: &str,
+    action: cairn_client::Control,
+    reason: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    m.control(id, action, reason.as_deref()).await?;
+    eprintln!("{} of {id} requested", action.verb());
+    if json {
+        print_json(&serde_json::json!({ "instanceId": id, "requested": action.verb() }));
     }
+    Ok(())
 }
 
-/// Waits for an instance. When no server runs on the task hub, runs the
-/// engine in this process until the instance finishes (on a shared task
-/// hub, beside the servers).
-async fn wait_here(hub: &Hub, id: &str, timeout: Duration) -> Result<crate::store::InstanceRow, CliError> {
-    match hub.store.claim_host() {
-        Ok(hosting) => {
-            let config = EngineConfig {
-                exclusive: hosting == Hosting::Exclusive,
-                ..EngineConfig::default()
-            };
-            let engine = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
-            let running = engine.run();
-            let row = engine.wait_for(id, timeout).await;
-            running.shutdown(&engine, Duration::from_secs(5)).await;
-            Ok(row?)
+/// Checks ISO 8601 time arguments before any request (one clear error).
+fn check_times(after: Option<&str>, before: Option<&str>) -> Result<(), CliError> {
+    for (flag, value) in [("--created-after", after), ("--created-before", before)] {
+        if let Some(v) = value
+            && crate::clock::parse_iso(v).is_none()
+        {
+            return Err(CliError::Usage(format!(
+                "{flag} {v:?}: expected an ISO 8601 time such as 2024-01-31T12:00:00Z"
+            )));
         }
-        Err(StoreError::HostBusy(_)) => Ok(wait_for_instance(&hub.store, None, id, timeout).await?),
-        Err(e) => Err(e.into()),
     }
+    Ok(())
+}
+
+/// Runs `work`, saying on stderr what it does and, every few seconds while
+/// it lasts (compiling a large Python component takes a while), that it
+/// still does.
+async fn with_progress<T>(what: String, work: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    eprintln!("{what}…");
+    let ticker = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            eprintln!("  still working ({} s)…", started.elapsed().as_secs());
+        }
+    });
+    let out = work.await;
+    ticker.abort();
+    if started.elapsed() >= Duration::from_secs(2) {
+        eprintln!("  done in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    out
 }
 
 async fn serve(db: &Path, hub: Hub, listen: &str, engine: EngineConfig, api: ApiConfig) -> Result<(), CliError> {

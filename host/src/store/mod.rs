@@ -797,6 +797,8 @@ pub struct InstanceQuery {
     pub created_to: Option<Millis>,
     pub statuses: Vec<RuntimeStatus>,
     pub id_prefix: Option<String>,
+    /// Only instances of this orchestrator.
+    pub name: Option<String>,
     pub top: Option<u32>,
     /// Continue after this instance (order: created_at, instance_id).
     pub after: Option<(Millis, String)>,

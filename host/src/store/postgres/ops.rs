@@ -479,6 +479,9 @@ impl PostgresStore {
                 Box::new(prefix.clone()),
             );
         }
+        if let Some(name) = &q.name {
+            arg(&mut sql, " AND name = ?::text", Box::new(name.clone()));
+        }
         if let Some((at, id)) = &q.after {
             arg(&mut sql, " AND (created_at, instance_id) > (?", Box::new(to_i64(*at)));
             arg(&mut sql, ", ?::text)", Box::new(id.clone()));

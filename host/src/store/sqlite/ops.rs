@@ -395,6 +395,10 @@ impl SqliteStore {
                 args.push((prefix.chars().count() as i64).into());
                 args.push(prefix.clone().into());
             }
+            if let Some(name) = &q.name {
+                sql.push_str(" AND name = ?");
+                args.push(name.clone().into());
+            }
             if let Some((at, id)) = &q.after {
                 sql.push_str(" AND (created_at > ? OR (created_at = ? AND instance_id > ?))");
                 args.push(to_i64(*at).into());
