@@ -251,10 +251,7 @@ fn the_cli_is_safe_to_script_locally_and_remotely() {
     );
     let out = cairn(&["start", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        help.contains("Examples:") && help.contains("Guest limits"),
-        "{help}"
-    );
+    assert!(help.contains("Examples:") && help.contains("Guest limits"), "{help}");
     assert!(String::from_utf8_lossy(&cairn(&["list", "--help"]).stdout).contains("Examples:"));
     assert!(!String::from_utf8_lossy(&cairn(&["list", "--help"]).stdout).contains("--memory-limit-mib"));
     // `func durable` verb names.
