@@ -9,12 +9,25 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::serve::{ServeProcess, cairn_cli};
+use crate::common::serve::ServeProcess;
 use crate::common::{TempDir, repo_root};
 
 const API_KEY: &str = "clients-test-key";
 
-/// `cairn --db DB deploy` for each Rust guest in `names`.
+/// `cairn --db DB ARGS...`, without the caller's `CAIRN_URL` and
+/// `CAIRN_API_KEY` (which would send the verbs to another server, or give
+/// the server without a key one).
+fn cairn(db: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.env_remove("CAIRN_URL")
+        .env_remove("CAIRN_API_KEY")
+        .arg("--db")
+        .arg(db)
+        .args(args);
+    cmd
+}
+
+/// Deploys the Rust guests `names` on the task hub `db`.
 fn deploy(db: &Path, names: &[&str]) {
     for name in names {
         let wasm = repo_root().join(format!("target/guests/rust/{name}.wasm"));
@@ -23,8 +36,10 @@ fn deploy(db: &Path, names: &[&str]) {
             "{} is missing: run `make guests-rust` first",
             wasm.display()
         );
-        let (ok, out, err) = cairn_cli(&["--db", db.to_str().unwrap(), "deploy", wasm.to_str().unwrap()]);
-        assert!(ok, "deploy {name}: {out}{err}");
+        let out = cairn(db, &["deploy", wasm.to_str().unwrap()])
+            .output()
+            .expect("cairn runs");
+        assert!(out.status.success(), "deploy {name}: {}", text(&out));
     }
 }
 
@@ -58,8 +73,11 @@ fn python_and_javascript_clients_pass_their_suites_against_cairn_serve() {
     let keyed_db = dir.0.join("keyed.db");
     deploy(&open_db, &guests);
     deploy(&keyed_db, &guests);
-    let open = ServeProcess::start(&open_db, &[]);
-    let keyed = ServeProcess::start(&keyed_db, &["--api-key", API_KEY]);
+    let open = ServeProcess::spawn(cairn(&open_db, &["serve", "--listen", "127.0.0.1:0"]));
+    let keyed = ServeProcess::spawn(cairn(
+        &keyed_db,
+        &["serve", "--listen", "127.0.0.1:0", "--api-key", API_KEY],
+    ));
     // The keyed server refuses requests without the key (what the suites'
     // Unauthorized cases rely on).
     assert_eq!(keyed.get("/runtime/webhooks/durabletask/instances").status, 401);

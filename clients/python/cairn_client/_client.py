@@ -94,6 +94,14 @@ class _Reply:
         return json.loads(self.body) if self.body else None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The API never redirects: a 3xx is an error (and the API key is not
+    sent on to wherever it points)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+        return None
+
+
 def _time_arg(value: datetime | str) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -127,7 +135,7 @@ class CairnClient:
         self._ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
         # No proxies from the environment: the API key is not sent through
         # one unless the caller installs an opener itself.
-        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({}), _NoRedirects()]
         if parsed.scheme == "https":
             handlers.append(urllib.request.HTTPSHandler(context=self._ssl))
         self._opener = urllib.request.build_opener(*handlers)
@@ -330,7 +338,8 @@ class CairnClient:
         show_input: bool = False,
     ) -> Iterator[InstanceStatus]:
         """Every matching instance, following the `x-ms-continuation-token`
-        header page by page (`top` is the page size)."""
+        header page by page (`top` is the page size). A generator: each page
+        is requested (and may raise) as the iteration reaches it."""
         token = None
         while True:
             items, token = self.query_page(
