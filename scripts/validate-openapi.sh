@@ -5,7 +5,10 @@
 # runs only when the pinned version is missing. Exits non-zero when a
 # document is invalid.
 set -euo pipefail
+docs=()
+for doc in "$@"; do docs+=("$(realpath "$doc")"); done
 cd "$(dirname "$0")/.."
+if [ "${#docs[@]}" -eq 0 ]; then docs=(docs/openapi.yaml); fi
 VERSION=0.9.0
 VENV=target/venv-openapi
 PY="$VENV/bin/python"
@@ -17,8 +20,7 @@ if ! installed; then
     "$PY" -m pip install --disable-pip-version-check --quiet "openapi-spec-validator==$VERSION"
     installed || { echo "openapi-spec-validator $VERSION is not importable in $VENV" >&2; exit 1; }
 fi
-if [ "$#" -eq 0 ]; then set -- docs/openapi.yaml; fi
-"$PY" - "$@" <<'PY'
+"$PY" - "${docs[@]}" <<'PY'
 import sys
 
 import yaml
