@@ -2,8 +2,9 @@
 //! (the binary this test builds): the Python client's unittest suite
 //! (`clients/python/tests`) and the JavaScript client's `node --test` suite
 //! (`clients/js/test`). Two servers on temporary SQLite task hubs, both with
-//! hello-cities.wasm and human-interaction.wasm deployed: one without an API
-//! key (`CAIRN_URL`), one with a key (`CAIRN_KEYED_URL`, `CAIRN_API_KEY`).
+//! hello-cities.wasm, human-interaction.wasm and failing.wasm deployed: one
+//! without an API key (`CAIRN_URL`), one with a key (`CAIRN_KEYED_URL`,
+//! `CAIRN_API_KEY`).
 //! Both suites must exit 0; their output is printed when they do not.
 
 use std::path::Path;
@@ -67,7 +68,7 @@ fn run_suite(program: &str, args: &[&str], open: &ServeProcess, keyed: &ServePro
 
 #[test]
 fn python_and_javascript_clients_pass_their_suites_against_cairn_serve() {
-    let guests = ["hello-cities", "human-interaction"];
+    let guests = ["hello-cities", "human-interaction", "failing"];
     let dir = TempDir::new("clients");
     let open_db = dir.0.join("open.db");
     let keyed_db = dir.0.join("keyed.db");

@@ -1,7 +1,8 @@
 // The JavaScript client against a real `cairn serve`.
 //
 // Needs the environment (set by tests/http/clients.rs, which starts the
-// servers and deploys hello-cities.wasm and human-interaction.wasm):
+// servers and deploys hello-cities.wasm, human-interaction.wasm and the
+// testing guest failing.wasm):
 // CAIRN_URL (a server without an API key), CAIRN_KEYED_URL and
 // CAIRN_API_KEY (a server with that key). Nothing is skipped: without them
 // every test fails.
@@ -80,6 +81,15 @@ describe("CairnClient against cairn serve", () => {
     const plain = await c.status(done.instanceId);
     assert.equal(plain.input, null, "showInput false leaves the input out");
     assert.equal(plain.historyEvents, null);
+  });
+
+  test("a Failed instance has its failure details", async () => {
+    const failed = await client().startAndWait("UncaughtDetails", { timeoutS: 60 });
+    assert.equal(failed.runtimeStatus, "Failed");
+    assert.equal(failed.output, "OutOfStock: sku-42 is out of stock");
+    assert.equal(failed.failureDetails.ErrorType, "OutOfStock");
+    assert.equal(failed.failureDetails.Message, "sku-42 is out of stock");
+    assert.deepEqual(failed.failureDetails.Details, { sku: "sku-42" });
   });
 
   test("start, then wait, under a chosen id", async () => {

@@ -1,7 +1,8 @@
 """The Python client against a real `cairn serve`.
 
 Needs the environment (set by tests/http/clients.rs, which starts the
-servers and deploys hello-cities.wasm and human-interaction.wasm):
+servers and deploys hello-cities.wasm, human-interaction.wasm and the
+testing guest failing.wasm):
 
 - CAIRN_URL: a server without an API key;
 - CAIRN_KEYED_URL and CAIRN_API_KEY: a server with that key.
@@ -96,6 +97,15 @@ class ClientTest(unittest.TestCase):
         without_input = self.client.status(done.instance_id)
         self.assertIsNone(without_input.input, "show_input=False leaves the input out")
         self.assertIsNone(without_input.history_events)
+
+    def test_a_failed_instance_has_its_failure_details(self):
+        failed = self.client.start_and_wait("UncaughtDetails", timeout_s=60)
+        self.assertEqual(failed.runtime_status, "Failed")
+        self.assertTrue(failed.is_terminal)
+        self.assertEqual(failed.output, "OutOfStock: sku-42 is out of stock")
+        self.assertEqual(failed.failure_details["ErrorType"], "OutOfStock")
+        self.assertEqual(failed.failure_details["Message"], "sku-42 is out of stock")
+        self.assertEqual(failed.failure_details["Details"], {"sku": "sku-42"})
 
     def test_start_then_wait_under_a_chosen_id(self):
         iid = new_id("hello")
