@@ -55,6 +55,7 @@ test: guests lint browser
 	export CAIRN_TEST_PG="$$(scripts/pg.sh start)"; \
 	echo "== JavaScript SDK unit tests"; \
 	(cd guests/js && npm test); \
+	echo "== OpenAPI document"; scripts/validate-openapi.sh; \
 	echo "== tests (CAIRN_TEST_PG=$$CAIRN_TEST_PG)"; \
 	$(CARGO) test --release --locked --workspace
 

@@ -8,6 +8,7 @@ mod common;
 
 mod browser;
 mod cli;
+mod clients;
 mod console_api;
 mod console_scale;
 mod df_client;
