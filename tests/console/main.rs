@@ -423,7 +423,7 @@ async fn console_lists_times_travels_and_acts_in_chromium() {
         .collect();
     assert_eq!(kinds, ["event", "timer"], "{travel}");
     assert_eq!(travel["customStatus"]["stage"], "waiting-for-approval");
-    assert_eq!(travel["state"], "waiting");
+    assert_eq!(travel["verdict"], "waiting", "the time travel's state");
 
     // Purge asks for confirmation; cancelling keeps the instance.
     b.click("#tab-timeline").await;

@@ -447,7 +447,7 @@ fn limit_flags_reach_the_sandbox() {
     );
     // Component size cap at deploy.
     let path = repo_root().join("target/guests/rust/hello-cities.wasm");
-    let out = cairn(&db, &["--max-component-mib", "0", "deploy", path.to_str().unwrap()]);
+    let out = cairn(&db, &["deploy", "--max-component-mib", "0", path.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("the limit is 0 bytes"));
 }

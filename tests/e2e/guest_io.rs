@@ -400,9 +400,9 @@ fn cairn(db: &Path, args: &[&str]) -> (bool, String) {
 
 /// The status JSON `cairn start --wait` prints after the instance id.
 fn waited_status(text: &str) -> Value {
+    // `start --wait` prints the final status, one JSON document.
     let stdout = text.split("\n--- stderr\n").next().unwrap_or_default();
-    let json = stdout.split_once('\n').map_or("", |(_, rest)| rest);
-    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"))
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 /// A task hub for the CLI whose compiled cache is the tests' shared one.

@@ -188,10 +188,13 @@ async fn cairn_entity_verbs_work_locally_and_over_http() {
     wait_entity(&s, "Counter/cli", json!(7)).await;
     cairn(&["--url", &url, "entity", "get", "Counter@cli"]).await.unwrap();
     cairn(&["--db", db, "entity", "get", "Counter@cli"]).await.unwrap();
-    assert!(matches!(
-        cairn(&["--url", &url, "entity", "get", "Counter@none"]).await,
-        Err(CliError::Usage(_))
-    ));
+    assert_eq!(
+        cairn(&["--url", &url, "entity", "get", "Counter@none"])
+            .await
+            .err()
+            .map(|e| e.exit_code()),
+        Some(cairn::cli::exit::NOT_FOUND)
+    );
     assert!(matches!(
         cairn(&["--db", db, "entity", "signal", "no-at-sign", "add"]).await,
         Err(CliError::Usage(_))

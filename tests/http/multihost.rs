@@ -201,7 +201,7 @@ fn http_routes_and_cli_verbs_work_on_either_host_of_one_postgres_hub() {
     assert_eq!(v["runtimeStatus"], "Completed", "{v}");
     let table = cli(&["history", "cli-hello"]);
     assert!(table.contains("ExecutionCompleted"), "{table}");
-    let events: Value = serde_json::from_str(&cli(&["get-history", "cli-hello"])).unwrap();
+    let events: Value = serde_json::from_str(&cli(&["get-history", "cli-hello", "-o", "json"])).unwrap();
     assert!(events.as_array().unwrap().len() >= 8, "{events}");
 
     cli(&[
@@ -232,8 +232,8 @@ fn http_routes_and_cli_verbs_work_on_either_host_of_one_postgres_hub() {
     // beside the servers, as one more host).
     let out = cli(&["start", "HelloCities", "--id", "cli-wait", "--wait", "60"]);
     assert!(out.contains("\"Completed\""), "{out}");
-    let listed: Value = serde_json::from_str(&cli(&["list", "--prefix", "cli-"])).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 4, "{listed}");
+    let listed: Value = serde_json::from_str(&cli(&["list", "--prefix", "cli-", "-o", "json"])).unwrap();
+    assert_eq!(listed["instances"].as_array().unwrap().len(), 4, "{listed}");
     cli(&["purge", "cli-hello"]);
     b.get(&df("/instances/cli-hello")).expect(404);
 
