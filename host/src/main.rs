@@ -1,9 +1,8 @@
 //! The `cairn` binary: parse the command line, run the verb.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = cairn::cli::Cli::parse();
+    // The command line, with `--config FILE` (or CAIRN_CONFIG) applied.
+    let cli = cairn::cli::config::parse_or_exit();
     cairn::cli::init_logging(cli.verbose, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

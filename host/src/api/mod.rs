@@ -13,6 +13,7 @@
 //! - `console`   — the web console: assets built into the binary, its JSON routes (`/api/console/...`)
 //! - `session`   — console sign-in: session cookie (HttpOnly, SameSite=Strict) and CSRF token
 //! - [`client`]  — a small HTTP/1.1 client for `cairn --url`
+//! - [`tls`]     — HTTPS (`--tls-cert`, `--tls-key`): rustls, ring provider
 //!
 //! Limits: request bodies are capped (413, refused from `Content-Length`
 //! before reading and capped while reading), headers must arrive within a
@@ -37,6 +38,7 @@ pub mod http;
 mod own;
 mod session;
 mod slots;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -97,6 +99,9 @@ pub struct ApiConfig {
     pub max_json_depth: usize,
     /// Longest synchronous wait of a start with `timeout` (default 600 s).
     pub max_wait: Duration,
+    /// Serve HTTPS with these settings (default none: plain HTTP); see
+    /// [`tls::TlsArgs::load`]. The URLs handed out then say `https`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ApiConfig {
@@ -113,6 +118,7 @@ impl Default for ApiConfig {
             max_concurrent_deploys: 2,
             max_json_depth: 128,
             max_wait: Duration::from_secs(600),
+            tls: None,
         }
     }
 }
@@ -352,7 +358,7 @@ impl Api {
                 .filter(|v| valid_host(v))
                 .map(str::to_owned)
         };
-        let mut scheme = "http".to_owned();
+        let mut scheme = if self.config.tls.is_some() { "https" } else { "http" }.to_owned();
         let mut host = None;
         if self.config.trust_forwarded {
             host = header("x-forwarded-host");
@@ -420,6 +426,11 @@ impl Ctx {
     }
 }
 
+/// A connection's byte stream: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
 /// Serves the API on `listener` until `shutdown` completes, then lets
 /// open requests finish (at most 5 s).
 ///
@@ -463,6 +474,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let api = api.clone();
         let marker = slot.marker();
+        let tls = api.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let handshake_timeout = api.config.header_read_timeout;
         let service = service_fn(move |req| {
             let api = api.clone();
             let busy = marker.busy();
@@ -479,8 +492,30 @@ pub async fn serve(
                 Ok::<_, Infallible>(resp)
             }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
         tokio::spawn(async move {
+            // HTTPS: the handshake runs here, not in the accept loop, within
+            // the header timeout; the connection holds its slot meanwhile
+            // and, idle, gives it way to a new one like any idle connection.
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(acceptor) => tokio::select! {
+                    r = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => match r {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            tracing::debug!(target: "cairn::api", error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(target: "cairn::api", "TLS handshake timed out");
+                            return;
+                        }
+                    },
+                    () = slot.evicted() => return,
+                },
+            };
+            let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
             tokio::select! {
                 _ = conn => {}
                 () = slot.evicted() => {

@@ -23,6 +23,7 @@ use crate::hub::{Hub, HubError};
 use crate::manage::Local;
 use crate::store::{Hosting, StoreError};
 
+pub mod config;
 mod entity;
 mod render;
 
@@ -171,6 +172,11 @@ pub struct Cli {
     /// certificate, PEM (the system's roots are always trusted).
     #[arg(long, global = true, env = "CAIRN_CA_CERT", value_name = "PEM_FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// Read flag values from this TOML file (keys: the long flag names of
+    /// `serve` and the global flags; see packaging/cairn.toml). The command
+    /// line and environment variables win over it.
+    #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -278,6 +284,8 @@ pub enum Command {
         instance_lease: Duration,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        tls: crate::api::tls::TlsArgs,
     },
     /// Deploy components; prints each function's name, kind and version.
     /// A JavaScript or Python project built in two parts deploys as one:
@@ -787,6 +795,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         otlp_endpoint,
         instance_lease,
         limits,
+        tls,
     } = command
     {
         let hub = Hub::open_with(&db, limits.limits(), Some(crate::sandbox::default_cache_dir(&db)))?;
@@ -801,6 +810,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             max_body_bytes,
             max_connections,
             max_concurrent_deploys,
+            tls: tls.load().map_err(|e| CliError::Usage(e.to_string()))?,
             ..ApiConfig::default()
         };
         let engine = EngineConfig {
@@ -1243,6 +1253,7 @@ async fn serve(db: &Path, hub: Hub, listen: &str, engine: EngineConfig, api: Api
         ..engine
     };
     let engine: Arc<Engine> = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
+    let scheme = if api.tls.is_some() { "https" } else { "http" };
     let api = crate::api::Api::new(hub, engine.clone(), api).map_err(|e| CliError::Usage(e.to_string()))?;
     let running = engine.run();
     let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1252,7 +1263,7 @@ async fn serve(db: &Path, hub: Hub, listen: &str, engine: EngineConfig, api: Api
     let described = hub_description(db);
     tracing::info!(db = %described, %addr, "cairn serve: workers running");
     eprintln!(
-        "cairn serve: task hub {described} — workers running, management API on http://{addr}{} (Ctrl-C to stop)",
+        "cairn serve: task hub {described} — workers running, management API on {scheme}://{addr}{} (Ctrl-C to stop)",
         crate::api::BASE_PATH
     );
     shutdown_signal().await;
