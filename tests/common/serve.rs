@@ -6,6 +6,7 @@
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -327,4 +328,271 @@ pub fn cairn_cli(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+// ---- HTTPS ----------------------------------------------------------------
+
+/// A test certificate authority and a server certificate it signed for
+/// `localhost` and `127.0.0.1` (ECDSA P-256, valid two days), written with
+/// the `openssl` command into `dir`: returns (ca.pem, cert.pem, key.pem).
+/// The server certificate is a leaf (CA:FALSE, serverAuth) as webpki wants.
+pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca = dir.join("tls-ca.pem");
+    let ca_key = dir.join("tls-ca-key.pem");
+    let cert = dir.join("tls-cert.pem");
+    let key = dir.join("tls-key.pem");
+    let csr = dir.join("tls-cert.csr");
+    let ext = dir.join("tls-cert.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&OsStr]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("the openssl command is needed for the TLS tests: {e}"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |t: &'static str| OsStr::new(t);
+    openssl(&[
+        s("req"),
+        s("-x509"),
+        s("-newkey"),
+        s("ec"),
+        s("-pkeyopt"),
+        s("ec_paramgen_curve:prime256v1"),
+        s("-nodes"),
+        s("-days"),
+        s("2"),
+        s("-subj"),
+        s("/CN=cairn test CA"),
+        s("-addext"),
+        s("basicConstraints=critical,CA:TRUE"),
+        s("-addext"),
+        s("keyUsage=critical,keyCertSign,cRLSign"),
+        s("-keyout"),
+        ca_key.as_os_str(),
+        s("-out"),
+        ca.as_os_str(),
+    ]);
+    openssl(&[
+        s("req"),
+        s("-new"),
+        s("-newkey"),
+        s("ec"),
+        s("-pkeyopt"),
+        s("ec_paramgen_curve:prime256v1"),
+        s("-nodes"),
+        s("-subj"),
+        s("/CN=localhost"),
+        s("-keyout"),
+        key.as_os_str(),
+        s("-out"),
+        csr.as_os_str(),
+    ]);
+    openssl(&[
+        s("x509"),
+        s("-req"),
+        s("-in"),
+        csr.as_os_str(),
+        s("-CA"),
+        ca.as_os_str(),
+        s("-CAkey"),
+        ca_key.as_os_str(),
+        s("-CAcreateserial"),
+        s("-days"),
+        s("2"),
+        s("-extfile"),
+        ext.as_os_str(),
+        s("-out"),
+        cert.as_os_str(),
+    ]);
+    (ca, cert, key)
+}
+
+impl ServeProcess {
+    /// `cairn --db DB serve --listen 127.0.0.1:0 --tls-cert … --tls-key … ARGS...`
+    /// over HTTPS, with a certificate for `localhost` and `127.0.0.1` signed
+    /// by a test CA (files written beside `db`), waiting until `/healthz`
+    /// answers 200 over HTTPS. Returns the server and the CA's PEM file,
+    /// the root to verify it with.
+    pub fn start_tls(db: &Path, args: &[&str]) -> (Self, PathBuf) {
+        let dir = db
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let (ca, cert, key) = test_certificates(dir);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.arg("--db")
+            .arg(db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .args(args);
+        (Self::spawn_tls(cmd, &ca), ca)
+    }
+
+    /// As [`Self::spawn`] for a server on HTTPS (its banner says
+    /// `https://`), checked with the root certificate `ca`.
+    pub fn spawn_tls(mut cmd: Command, ca: &Path) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cairn serve starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log: Arc<Mutex<String>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("management API on https://").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+                }
+                let mut l = sink.lock().unwrap();
+                if l.len() > LOG_CAP {
+                    let cut = l.len() / 2;
+                    let cut = (cut..l.len()).find(|i| l.is_char_boundary(*i)).unwrap_or(0);
+                    l.drain(..cut);
+                }
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().expect("a socket address in the banner"),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "cairn serve (HTTPS) did not start (exit: {status:?}); its log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        let server = Self { child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match try_send_tls(
+                server.addr,
+                ca,
+                "localhost",
+                "GET",
+                "/healthz",
+                &[],
+                b"",
+                Duration::from_secs(5),
+            ) {
+                Ok(r) if r.status == 200 => break,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "/healthz of https://{} did not answer 200: {other:?}; log:\n{}",
+                    server.addr,
+                    server.log()
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// `https://localhost:PORT` (the name its test certificate holds).
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// An HTTPS request to this server, verified against `ca` (see [`try_send_tls`]).
+    pub fn tls_req(&self, ca: &Path, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
+        try_send_tls(
+            self.addr,
+            ca,
+            "localhost",
+            method,
+            path,
+            headers,
+            body,
+            Duration::from_secs(120),
+        )
+        .unwrap_or_else(|e| panic!("{method} {path} on https://{}: {e}", self.addr))
+    }
+}
+
+/// Client settings trusting only the PEM certificates of `ca` (rustls, ring).
+pub fn tls_client_config(ca: &Path) -> std::io::Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| invalid(format!("{}: {e}", ca.display())))? {
+        let cert = cert.map_err(|e| invalid(format!("{}: {e}", ca.display())))?;
+        roots.add(cert).map_err(|e| invalid(e.to_string()))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// As [`try_send`] over HTTPS: the server's certificate must be valid for
+/// `server_name` (`localhost`, or an IP address such as `127.0.0.1`) and
+/// chain to a certificate of `ca`. A failed verification is an error.
+#[allow(clippy::too_many_arguments)]
+pub fn try_send_tls(
+    addr: SocketAddr,
+    ca: &Path,
+    server_name: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> std::io::Result<HttpReply> {
+    let config = tls_client_config(ca)?;
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    tcp.set_read_timeout(Some(limit))?;
+    tcp.set_write_timeout(Some(limit))?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {server_name}:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        addr.port(),
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    s.flush()?;
+    let mut raw = Vec::new();
+    // A peer that closes without close_notify ends the response too.
+    match s.read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    parse(&raw).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw)),
+        )
+    })
 }

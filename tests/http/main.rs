@@ -9,6 +9,7 @@ mod common;
 mod browser;
 mod cli;
 mod clients;
+mod config;
 mod console_api;
 mod console_scale;
 mod df_client;
@@ -23,6 +24,7 @@ mod routes;
 mod scripting;
 mod security;
 mod storms;
+mod tls;
 mod uploads;
 
 use std::net::SocketAddr;

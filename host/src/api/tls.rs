@@ -35,7 +35,9 @@ impl TlsArgs {
             (Some(_), None) => Err(TlsError::Pair(
                 "--tls-cert needs --tls-key (the certificate's private key)",
             )),
-            (None, Some(_)) => Err(TlsError::Pair("--tls-key needs --tls-cert (the certificate of the key)")),
+            (None, Some(_)) => Err(TlsError::Pair(
+                "--tls-key needs --tls-cert (the certificate of the key)",
+            )),
         }
     }
 }
@@ -50,7 +52,11 @@ pub enum TlsError {
     #[error("--tls-key {path}: {message}")]
     Key { path: PathBuf, message: String },
     #[error("--tls-cert {cert} and --tls-key {key} cannot be used together: {message}")]
-    Pairing { cert: PathBuf, key: PathBuf, message: String },
+    Pairing {
+        cert: PathBuf,
+        key: PathBuf,
+        message: String,
+    },
 }
 
 /// TLS settings of a server presenting the certificate chain of `cert`
@@ -120,12 +126,24 @@ mod tests {
             tls_cert: Some("c.pem".into()),
             tls_key: None,
         };
-        assert!(only_cert.load().unwrap_err().to_string().contains("--tls-cert needs --tls-key"));
+        assert!(
+            only_cert
+                .load()
+                .unwrap_err()
+                .to_string()
+                .contains("--tls-cert needs --tls-key")
+        );
         let only_key = TlsArgs {
             tls_cert: None,
             tls_key: Some("k.pem".into()),
         };
-        assert!(only_key.load().unwrap_err().to_string().contains("--tls-key needs --tls-cert"));
+        assert!(
+            only_key
+                .load()
+                .unwrap_err()
+                .to_string()
+                .contains("--tls-key needs --tls-cert")
+        );
         assert!(TlsArgs::default().load().expect("no TLS").is_none());
     }
 
@@ -136,7 +154,10 @@ mod tests {
         std::fs::write(&empty, "not a pem file\n").expect("write");
         let missing = d.join("missing.pem");
         let e = server_config(&missing, &empty).unwrap_err().to_string();
-        assert!(e.starts_with("--tls-cert ") && e.contains("missing.pem: cannot read it"), "{e}");
+        assert!(
+            e.starts_with("--tls-cert ") && e.contains("missing.pem: cannot read it"),
+            "{e}"
+        );
         let e = server_config(&empty, &empty).unwrap_err().to_string();
         assert!(e.contains("empty.pem: no certificate in it"), "{e}");
         let _ = std::fs::remove_dir_all(&d);

@@ -1,9 +1,10 @@
 //! `cairn serve --config FILE` (or `CAIRN_CONFIG`): a TOML file of flag
-//! values. Every long flag of `serve`, and every global flag that matters
-//! to it (`db`, `api-key`, `verbose`, `log-format`, the guest limits), is a
-//! key named as the flag: `listen = "0.0.0.0:7071"`, `max-hot-instances =
-//! 5000`, `allow-origin = ["https://app.example"]`, `instance-lease =
-//! "30s"`, `no-hot-cache = true`, `verbose = 1`. `--url`, `--config`,
+//! values. Every long flag of `serve` (the guest limits among them), and
+//! every global flag that matters to a server (`db`, `api-key`, `verbose`,
+//! `log-format`), is a key named as the flag: `listen = "0.0.0.0:7071"`,
+//! `max-hot-instances = 5000`, `allow-origin = ["https://app.example"]`,
+//! `instance-lease = "30s"`, `no-hot-cache = true`, `verbose = 1`. The
+//! client-side globals (`--url`, `--ca-cert`, `--output`), `--config`,
 //! `--help` and `--version` are not keys.
 //!
 //! Precedence: command line > environment variable > config file > the
@@ -16,9 +17,11 @@
 //! values of the wrong type.
 //!
 //! Other verbs accept `--config` too: the global keys apply to them (the
-//! task hub, the API key, the limits) and the `serve` keys are checked but
-//! ignored, so `cairn --config /etc/cairn/cairn.toml list` works on the
-//! server's task hub.
+//! task hub, the API key), and so do the `serve` keys that are flags of the
+//! verb as well (the guest limits of `deploy`, `start`, `replay`, ...); the
+//! other keys are checked and ignored. So `cairn --config
+//! /etc/cairn/cairn.toml list` works on the server's task hub, and
+//! `deploy` with the server's limits.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -33,7 +36,7 @@ use super::Cli;
 const SERVE: &str = "serve";
 
 /// Flags (long names) that are not keys of the file.
-const NOT_KEYS: &[&str] = &["help", "version", "config", "url"];
+const NOT_KEYS: &[&str] = &["help", "version", "config", "url", "ca-cert", "output"];
 
 /// Errors of reading a config file, one clear line each (the TOML parser's
 /// message shows the offending line).
@@ -51,7 +54,11 @@ pub enum ConfigError {
         valid: String,
     },
     #[error("config file {path}: key `{key}`: {message}")]
-    Value { path: PathBuf, key: String, message: String },
+    Value {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
     /// The command line itself (also `--help` and `--version`).
     #[error(transparent)]
     Clap(#[from] clap::Error),
@@ -117,7 +124,8 @@ fn finish(mut matches: clap::ArgMatches) -> Result<Cli, ConfigError> {
 
 /// `cmd` with the values of the config file `text` (read from `path`) as
 /// the defaults of their flags: the global keys always, the `serve` keys
-/// when `subcommand` is `serve` (checked, and otherwise ignored).
+/// when `subcommand` is `serve` or has the same flag (checked, and
+/// otherwise ignored).
 ///
 /// # Errors
 /// The first unknown key, wrongly typed or invalid value.
@@ -139,15 +147,21 @@ fn apply(mut cmd: Command, path: &Path, text: &str, subcommand: Option<&str>) ->
         let values = values_of(&key.arg, value).map_err(bad)?;
         check(&key.arg, &values).map_err(bad)?;
         let id = key.arg.get_id().as_str().to_owned();
-        cmd = match key.scope {
-            Scope::Global => cmd.mut_arg(&id, |a| a.default_values(values)),
-            Scope::Serve if subcommand == Some(SERVE) => {
-                cmd.mut_subcommand(SERVE, |s| s.mut_arg(&id, |a| a.default_values(values)))
+        cmd = match (key.scope, subcommand) {
+            (Scope::Global, _) => cmd.mut_arg(&id, |a| a.default_values(values)),
+            (Scope::Serve, Some(verb)) if has_flag(&cmd, verb, &id, name) => {
+                cmd.mut_subcommand(verb, |s| s.mut_arg(&id, |a| a.default_values(values)))
             }
-            Scope::Serve => cmd,
+            (Scope::Serve, _) => cmd,
         };
     }
     Ok(cmd)
+}
+
+/// Whether the subcommand `verb` has the flag `--long` (id `id`).
+fn has_flag(cmd: &Command, verb: &str, id: &str, long: &str) -> bool {
+    cmd.find_subcommand(verb)
+        .is_some_and(|v| v.get_arguments().any(|a| a.get_id() == id && a.get_long() == Some(long)))
 }
 
 /// Every key: long name → flag.
@@ -310,6 +324,8 @@ mod tests {
     }
 
     struct Serve {
+        memory_limit_mib: usize,
+        orchestrator_cpu_ms: u64,
         listen: String,
         max_hot_instances: usize,
         no_hot_cache: bool,
@@ -325,8 +341,11 @@ mod tests {
                 no_hot_cache,
                 allow_origin,
                 instance_lease,
+                limits,
                 ..
             } => Serve {
+                memory_limit_mib: limits.memory_limit_mib,
+                orchestrator_cpu_ms: limits.orchestrator_cpu_ms,
                 listen: listen.clone(),
                 max_hot_instances: *max_hot_instances,
                 no_hot_cache: *no_hot_cache,
@@ -355,10 +374,10 @@ mod tests {
         let cli = parse_with(FILE, &["serve"]).expect("parses");
         assert_eq!(cli.db, PathBuf::from("/var/lib/cairn/cairn.db"));
         assert_eq!(cli.api_key.as_deref(), Some("from-the-file"));
-        assert_eq!(cli.limits.memory_limit_mib, 64);
         assert_eq!(cli.verbose, 2);
         assert_eq!(cli.log_format, super::super::LogFormat::Json);
         let s = serve(&cli);
+        assert_eq!(s.memory_limit_mib, 64);
         assert_eq!(s.listen, "0.0.0.0:8080");
         assert_eq!(s.max_hot_instances, 5000);
         assert!(s.no_hot_cache);
@@ -385,16 +404,16 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(cli.db, PathBuf::from("other.db"));
-        assert_eq!(cli.limits.memory_limit_mib, 32);
         assert_eq!(cli.verbose, 1);
         let s = serve(&cli);
+        assert_eq!(s.memory_limit_mib, 32);
         assert_eq!(s.listen, "127.0.0.1:0");
         // An array flag on the command line replaces the file's array.
         assert_eq!(s.allow_origin, ["https://c.example"]);
         // Keys not overridden keep the file's values; flags absent from both, their defaults.
         assert_eq!(s.max_hot_instances, 5000);
         assert_eq!(cli.api_key.as_deref(), Some("from-the-file"));
-        assert_eq!(cli.limits.orchestrator_cpu_ms, 2000);
+        assert_eq!(s.orchestrator_cpu_ms, 2000);
         // Without a file: the defaults.
         let plain = parse_from(["cairn", "serve"]).expect("parses");
         assert_eq!(serve(&plain).max_hot_instances, 10_000);
@@ -414,6 +433,12 @@ mod tests {
         let cli = parse_from(["cairn", "--config", &file, "status", "some-id"]).expect("parses");
         assert_eq!(cli.db, PathBuf::from("/var/lib/cairn/cairn.db"));
         assert!(matches!(cli.command, Verb::Status { .. }));
+        // `deploy` has the limit flags too: the file's value applies.
+        let cli = parse_from(["cairn", "--config", &file, "deploy", "x.wasm"]).expect("parses");
+        match &cli.command {
+            Verb::Deploy { limits, .. } => assert_eq!(limits.memory_limit_mib, 64),
+            other => panic!("{other:?}"),
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -430,34 +455,75 @@ mod tests {
             .to_string();
         assert!(e.contains("cairn.toml: unknown key `listen-addr`"), "{e}");
         assert!(e.contains("the valid keys are: "), "{e}");
-        for k in ["db", "api-key", "listen", "max-hot-instances", "allow-origin", "tls-cert", "memory-limit-mib"] {
+        for k in [
+            "db",
+            "api-key",
+            "listen",
+            "max-hot-instances",
+            "allow-origin",
+            "tls-cert",
+            "memory-limit-mib",
+        ] {
             assert!(e.contains(k), "{k} missing from {e}");
         }
         assert!(!e.contains("url,"), "{e}");
-        let e = parse_with("api_key = \"k\"\n", &["serve"]).err().expect("refused").to_string();
+        let e = parse_with("api_key = \"k\"\n", &["serve"])
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(e.contains("did you mean `api-key`?"), "{e}");
-        let e = parse_with("url = \"http://x\"\n", &["serve"]).err().expect("refused").to_string();
+        let e = parse_with("url = \"http://x\"\n", &["serve"])
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(e.contains("unknown key `url`"), "{e}");
         // Also for verbs the serve keys do not apply to.
-        let e = parse_with("bogus = 1\n", &["status", "x"]).err().expect("refused").to_string();
+        let e = parse_with("bogus = 1\n", &["status", "x"])
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(e.contains("unknown key `bogus`"), "{e}");
-        let e = parse_with("[serve]\nlisten = \"x\"\n", &["serve"]).err().expect("refused").to_string();
+        let e = parse_with("[serve]\nlisten = \"x\"\n", &["serve"])
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(e.contains("unknown key `serve`"), "{e}");
     }
 
     #[test]
     fn wrong_types_and_invalid_values_name_the_key() {
         let cases = [
-            ("max-hot-instances = \"many\"", "key `max-hot-instances`: invalid value \"many\""),
-            ("max-hot-instances = -1", "key `max-hot-instances`: invalid value \"-1\""),
+            (
+                "max-hot-instances = \"many\"",
+                "key `max-hot-instances`: invalid value \"many\"",
+            ),
+            (
+                "max-hot-instances = -1",
+                "key `max-hot-instances`: invalid value \"-1\"",
+            ),
             ("no-hot-cache = \"yes\"", "key `no-hot-cache`: expected true or false"),
             ("listen = true", "key `listen`: expected a value, found boolean true"),
-            ("listen = [\"a\"]", "key `listen`: expected a single value, found an array"),
-            ("allow-origin = [1, [2]]", "key `allow-origin`: expected an array of strings"),
-            ("instance-lease = \"30\"", "key `instance-lease`: invalid value \"30\": \"30\": expected a duration"),
-            ("log-format = \"xml\"", "key `log-format`: invalid value \"xml\": expected one of text, json"),
+            (
+                "listen = [\"a\"]",
+                "key `listen`: expected a single value, found an array",
+            ),
+            (
+                "allow-origin = [1, [2]]",
+                "key `allow-origin`: expected an array of strings",
+            ),
+            (
+                "instance-lease = \"30\"",
+                "key `instance-lease`: invalid value \"30\": \"30\": expected a duration",
+            ),
+            (
+                "log-format = \"xml\"",
+                "key `log-format`: invalid value \"xml\": expected one of text, json",
+            ),
             ("verbose = 300", "key `verbose`: expected a whole number"),
-            ("memory-limit-mib = { a = 1 }", "key `memory-limit-mib`: expected a single value, found a table"),
+            (
+                "memory-limit-mib = { a = 1 }",
+                "key `memory-limit-mib`: expected a single value, found a table",
+            ),
         ];
         for (text, expected) in cases {
             match parse_with(text, &["serve"]) {
@@ -498,7 +564,9 @@ mod tests {
                 assert!(keys.contains_key(long), "{long} is not a key");
             }
         }
-        assert!(!keys.contains_key("config") && !keys.contains_key("url"));
+        for not_key in ["config", "url", "ca-cert", "output", "help"] {
+            assert!(!keys.contains_key(not_key), "{not_key}");
+        }
     }
 
     /// The example shipped in `packaging/` parses as it is, comments and all,
