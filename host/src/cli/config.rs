@@ -450,8 +450,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_with_the_valid_keys() {
         let e = parse_with("listen = \"127.0.0.1:1\"\nlisten-addr = \"x\"\n", &["serve"])
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("cairn.toml: unknown key `listen-addr`"), "{e}");
         assert!(e.contains("the valid keys are: "), "{e}");
@@ -468,24 +467,20 @@ mod tests {
         }
         assert!(!e.contains("url,"), "{e}");
         let e = parse_with("api_key = \"k\"\n", &["serve"])
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("did you mean `api-key`?"), "{e}");
         let e = parse_with("url = \"http://x\"\n", &["serve"])
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("unknown key `url`"), "{e}");
         // Also for verbs the serve keys do not apply to.
         let e = parse_with("bogus = 1\n", &["status", "x"])
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("unknown key `bogus`"), "{e}");
         let e = parse_with("[serve]\nlisten = \"x\"\n", &["serve"])
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(e.contains("unknown key `serve`"), "{e}");
     }
@@ -535,11 +530,10 @@ mod tests {
                 }
             }
         }
-        let e = parse_with("listen = ", &["serve"]).err().expect("refused").to_string();
+        let e = parse_with("listen = ", &["serve"]).expect_err("refused").to_string();
         assert!(e.contains("not valid TOML"), "{e}");
         let e = parse_from(["cairn", "--config", "/nonexistent/cairn.toml", "serve"])
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(e.starts_with("config file /nonexistent/cairn.toml: "), "{e}");
     }
