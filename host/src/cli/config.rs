@@ -160,8 +160,10 @@ fn apply(mut cmd: Command, path: &Path, text: &str, subcommand: Option<&str>) ->
 
 /// Whether the subcommand `verb` has the flag `--long` (id `id`).
 fn has_flag(cmd: &Command, verb: &str, id: &str, long: &str) -> bool {
-    cmd.find_subcommand(verb)
-        .is_some_and(|v| v.get_arguments().any(|a| a.get_id() == id && a.get_long() == Some(long)))
+    cmd.find_subcommand(verb).is_some_and(|v| {
+        v.get_arguments()
+            .any(|a| a.get_id() == id && a.get_long() == Some(long))
+    })
 }
 
 /// Every key: long name → flag.
