@@ -161,7 +161,8 @@ fn environment_variables_win_over_the_file_and_cairn_config_names_it() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["instances"], serde_json::json!([]), "{listed}");
 }
 
 #[test]

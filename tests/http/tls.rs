@@ -1,8 +1,9 @@
 //! `cairn serve --tls-cert --tls-key`: HTTPS verified against a test CA
-//! (the `openssl` command makes it), by a rustls client and by Python's
-//! OpenSSL; URLs handed out say `https`, the console's cookie is `Secure`;
-//! plain HTTP to the port gets no answer; bad certificate files stop the
-//! server at start-up with a clear message.
+//! (the `openssl` command makes it) by a rustls client, by Python's
+//! OpenSSL and by the CLI (`--url https://… --ca-cert`); the URLs handed
+//! out say `https`, the console's cookie is `Secure`; plain HTTP to the
+//! port gets no answer; bad certificate files stop the server at start-up
+//! with a clear message.
 
 use std::path::Path;
 use std::process::Command;
@@ -90,6 +91,17 @@ fn serve_answers_over_https_verified_against_its_ca() {
         .expect("python3 runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200");
+
+    // The CLI over HTTPS, trusting the CA with --ca-cert.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["--url", &server.https_url(), "--api-key", KEY, "--ca-cert"])
+        .arg(&ca)
+        .args(["-o", "json", "status", "over-tls"])
+        .env_remove("CAIRN_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("over-tls"));
 
     // A client that does not trust the CA refuses the server: the
     // certificate really is verified.
