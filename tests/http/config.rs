@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::TempDir;
 use crate::common::serve::{ServeProcess, try_send};
@@ -36,6 +36,16 @@ fn cairn(args: &[&str]) -> Command {
     cmd
 }
 
+/// Waits until the server's log holds `needle` (the banner line reaches
+/// the log just after its address is read from it).
+fn wait_log(server: &ServeProcess, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains(needle) {
+        assert!(Instant::now() < deadline, "no {needle:?} in the log:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn write(path: &Path, text: &str) -> String {
     std::fs::write(path, text).unwrap();
     path.to_string_lossy().into_owned()
@@ -57,11 +67,8 @@ fn serve_takes_its_settings_from_the_config_file_and_flags_win() {
     // The command line overrides one key: request bodies over 64 bytes are refused.
     let server = ServeProcess::spawn(cairn(&["serve", "--config", &file, "--max-body-bytes", "64"]));
     assert_eq!(server.addr.port(), port, "the listen address comes from the file");
-    assert!(
-        server.log().contains(&format!("task hub {}", db.display())),
-        "the task hub comes from the file: {}",
-        server.log()
-    );
+    // The task hub comes from the file.
+    wait_log(&server, &format!("task hub {}", db.display()));
     assert!(db.exists(), "{} was created", db.display());
     server.get("/healthz").expect(200);
     // The key comes from the file: no key, 401; the file's key, served.
@@ -122,11 +129,7 @@ fn environment_variables_win_over_the_file_and_cairn_config_names_it() {
         .env("CAIRN_DB", &env_db)
         .env("CAIRN_API_KEY", "env-key");
     let server = ServeProcess::spawn(cmd);
-    assert!(
-        server.log().contains(&format!("task hub {}", env_db.display())),
-        "{}",
-        server.log()
-    );
+    wait_log(&server, &format!("task hub {}", env_db.display()));
     assert!(!file_db.exists());
     let limit = Duration::from_secs(30);
     let r = try_send(
