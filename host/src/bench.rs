@@ -42,7 +42,7 @@ pub struct BenchArgs {
     /// Disable the hot instance cache (every episode replays).
     #[arg(long)]
     pub no_hot_cache: bool,
-    /// Runs per mode; the median is reported.
+    /// Runs per mode; the median is reported (parked: always 1, see `run`).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
     /// seq: start all N at the same instant (the default; the workload
@@ -306,7 +306,10 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     let fanout = args.fanout.clone().unwrap_or_else(|| default_guest("fan-out-fan-in"));
     let parked = args.parked.clone().unwrap_or_else(|| default_guest("features"));
     let n = args.n.max(1);
-    let runs = args.runs.max(1);
+    // A parked run measures what the process's memory grows by: memory
+    // freed by an earlier run in the same process would hide what the next
+    // one costs, so parked mode runs once per process.
+    let runs = if args.mode == "parked" { 1 } else { args.runs.max(1) };
     let hot = if args.no_hot_cache { "off" } else { "on" };
     let seq_shape = match args.clients {
         Some(k) => format!("{} closed-loop clients", k.max(1)),

@@ -19,7 +19,7 @@
 //!   `memory_reservation` 0), the only safe choice once the bytes past a
 //!   memory's end are mapped read-write;
 //! - no copy-on-write image: data segments are copied in at instantiation
-//!   (small for the components this engine runs, see `DENSE_MAX_COMPONENT`);
+//!   (small for the components this engine runs, see [`DENSE_MAX_DATA`]);
 //! - past [`GUARDED_STACKS`] live stacks, a fiber stack has no guard page
 //!   (see [`DenseStacks`]).
 
@@ -331,6 +331,65 @@ fn protect_none(region: &Region, len: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Components whose data segments hold at most this many bytes run on the
+/// dense engine: copying them in at instantiation costs little, and their
+/// pages are resident either way. The JavaScript and Python runtimes carry
+/// hundreds of kilobytes to megabytes of data (their interpreters' heaps):
+/// those keep copy-on-write images, which map them for free.
+pub const DENSE_MAX_DATA: usize = 256 << 10;
+
+/// Whether the component `bytes` suits the dense engine: it parses as a
+/// component or module whose data segments (nested ones included) hold at
+/// most [`DENSE_MAX_DATA`] bytes.
+#[must_use]
+pub fn suits(bytes: &[u8]) -> bool {
+    data_bytes(bytes).is_some_and(|n| n <= DENSE_MAX_DATA)
+}
+
+/// The bytes of data sections in a component or core module binary,
+/// nested modules and components included; `None` if it doesn't parse.
+fn data_bytes(bytes: &[u8]) -> Option<usize> {
+    const COMPONENT: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+    const MODULE: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
+    fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
+        let mut value: u64 = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = *bytes.get(*at)?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return usize::try_from(value).ok();
+            }
+        }
+        None
+    }
+    if bytes.get(..4)? != b"\0asm" {
+        return None;
+    }
+    let version: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+    let component = match version {
+        COMPONENT => true,
+        MODULE => false,
+        _ => return None,
+    };
+    let (mut at, mut total) = (8usize, 0usize);
+    while at < bytes.len() {
+        let id = bytes[at];
+        at += 1;
+        let size = leb(bytes, &mut at)?;
+        let body = bytes.get(at..at.checked_add(size)?)?;
+        total = total.checked_add(match (component, id) {
+            // A nested core module or component.
+            (true, 1 | 4) => data_bytes(body)?,
+            // A core module's data section.
+            (false, 11) => size,
+            _ => 0,
+        })?;
+        at += size;
+    }
+    Some(total)
+}
+
 /// Configures `config` for dense guests (see the module documentation).
 pub(super) fn configure(config: &mut wasmtime::Config, limit: usize, guarded_stacks: usize) {
     config.memory_reservation(0);
@@ -390,6 +449,41 @@ mod tests {
             .expect("memory");
         assert_eq!(m.byte_capacity(), 128 * KIB);
         assert!(m.grow_to(192 * KIB).is_err());
+    }
+
+    #[test]
+    fn data_bytes_are_counted_in_nested_modules_and_garbage_is_refused() {
+        // A core module: header, a custom section (0), a data section (11)
+        // of 5 bytes.
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.extend([0, 2, 1, b'x']);
+        module.extend([11, 5, 1, 0, 0x41, 0, 0x0b]);
+        assert_eq!(data_bytes(&module), Some(5));
+        // A component holding that module twice, once in a nested component.
+        let mut inner = b"\0asm\x0d\0\x01\0".to_vec();
+        inner.push(1);
+        inner.push(u8::try_from(module.len()).expect("short"));
+        inner.extend(&module);
+        let mut outer = inner.clone();
+        outer.push(4);
+        outer.push(u8::try_from(inner.len()).expect("short"));
+        outer.extend(&inner);
+        assert_eq!(data_bytes(&outer), Some(10));
+        assert!(suits(&outer));
+        assert_eq!(data_bytes(b"\0asm\x01\0\0\0\x0b\x7f"), None, "truncated");
+        assert_eq!(data_bytes(b"not wasm"), None);
+        assert!(!suits(b"not wasm"));
+    }
+
+    #[test]
+    fn the_rust_guests_suit_the_dense_engine_the_js_and_python_runtimes_not() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guests");
+        for (lang, dense) in [("rust", true), ("js", false), ("python", false)] {
+            // Only where `make guests` built them.
+            if let Ok(bytes) = std::fs::read(root.join(lang).join("features.wasm")) {
+                assert_eq!(suits(&bytes), dense, "{lang}: {:?} data bytes", data_bytes(&bytes));
+            }
+        }
     }
 
     #[test]

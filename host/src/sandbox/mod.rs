@@ -303,19 +303,16 @@ impl Flavor {
     }
 }
 
-/// Components up to this size run on the dense engine (`dense.rs`): their
-/// guests' memories and stacks merge into few kernel mappings, at the
-/// price of explicit bounds checks and data segments copied at
-/// instantiation. Larger ones (the JavaScript and Python runtimes, whose
-/// memory images are megabytes) keep wasmtime's default layout, with
-/// copy-on-write images and guard regions.
-pub const DENSE_MAX_COMPONENT: usize = 4 << 20;
-
 /// The component host: engines, linkers, loaded components.
 pub struct Sandbox {
     /// wasmtime's default layout (large components).
     standard: Flavor,
-    /// The dense layout (components up to [`DENSE_MAX_COMPONENT`]).
+    /// The dense layout: components with little data (`dense::suits`),
+    /// whose guests' memories and stacks merge into few kernel mappings,
+    /// at the price of explicit bounds checks and data segments copied at
+    /// instantiation. The others (the JavaScript and Python runtimes,
+    /// whose memory images are large) keep wasmtime's default layout, with
+    /// copy-on-write images and guard regions.
     dense: Flavor,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
@@ -464,7 +461,7 @@ impl Sandbox {
                 limit: self.limits.max_component_bytes,
             });
         }
-        let dense = bytes.len() <= DENSE_MAX_COMPONENT;
+        let dense = dense::suits(bytes);
         let flavor = self.flavor(dense);
         let component = match self.cache_path(hash, dense).filter(|p| p.exists()) {
             Some(path) => match limits::deserialize_cached(&flavor.engine, &path) {
