@@ -343,12 +343,17 @@ pub const DENSE_MAX_DATA: usize = 256 << 10;
 /// most [`DENSE_MAX_DATA`] bytes.
 #[must_use]
 pub fn suits(bytes: &[u8]) -> bool {
-    data_bytes(bytes).is_some_and(|n| n <= DENSE_MAX_DATA)
+    data_bytes(bytes, 0).is_some_and(|n| n <= DENSE_MAX_DATA)
 }
 
+/// Deepest nesting of components [`data_bytes`] follows (a deploy's bytes
+/// are untrusted: the scan must not recurse without bound).
+const MAX_NESTING: usize = 16;
+
 /// The bytes of data sections in a component or core module binary,
-/// nested modules and components included; `None` if it doesn't parse.
-fn data_bytes(bytes: &[u8]) -> Option<usize> {
+/// nested modules and components included; `None` if it doesn't parse or
+/// nests deeper than [`MAX_NESTING`].
+fn data_bytes(bytes: &[u8], depth: usize) -> Option<usize> {
     const COMPONENT: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
     const MODULE: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
     fn leb(bytes: &[u8], at: &mut usize) -> Option<usize> {
@@ -363,7 +368,7 @@ fn data_bytes(bytes: &[u8]) -> Option<usize> {
         }
         None
     }
-    if bytes.get(..4)? != b"\0asm" {
+    if depth > MAX_NESTING || bytes.get(..4)? != b"\0asm" {
         return None;
     }
     let version: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
@@ -380,7 +385,7 @@ fn data_bytes(bytes: &[u8]) -> Option<usize> {
         let body = bytes.get(at..at.checked_add(size)?)?;
         total = total.checked_add(match (component, id) {
             // A nested core module or component.
-            (true, 1 | 4) => data_bytes(body)?,
+            (true, 1 | 4) => data_bytes(body, depth + 1)?,
             // A core module's data section.
             (false, 11) => size,
             _ => 0,
@@ -458,7 +463,7 @@ mod tests {
         let mut module = b"\0asm\x01\0\0\0".to_vec();
         module.extend([0, 2, 1, b'x']);
         module.extend([11, 5, 1, 0, 0x41, 0, 0x0b]);
-        assert_eq!(data_bytes(&module), Some(5));
+        assert_eq!(data_bytes(&module, 0), Some(5));
         // A component holding that module twice, once in a nested component.
         let mut inner = b"\0asm\x0d\0\x01\0".to_vec();
         inner.push(1);
@@ -468,11 +473,32 @@ mod tests {
         outer.push(4);
         outer.push(u8::try_from(inner.len()).expect("short"));
         outer.extend(&inner);
-        assert_eq!(data_bytes(&outer), Some(10));
+        assert_eq!(data_bytes(&outer, 0), Some(10));
         assert!(suits(&outer));
-        assert_eq!(data_bytes(b"\0asm\x01\0\0\0\x0b\x7f"), None, "truncated");
-        assert_eq!(data_bytes(b"not wasm"), None);
+        assert_eq!(data_bytes(b"\0asm\x01\0\0\0\x0b\x7f", 0), None, "truncated");
+        assert_eq!(data_bytes(b"not wasm", 0), None);
         assert!(!suits(b"not wasm"));
+        // Nested deeper than the bound: refused, not followed.
+        let mut deep = module.clone();
+        for _ in 0..=MAX_NESTING {
+            let mut wrapper = b"\0asm\x0d\0\x01\0".to_vec();
+            let mut size = Vec::new();
+            let mut n = deep.len();
+            loop {
+                let byte = u8::try_from(n & 0x7f).expect("7 bits");
+                n >>= 7;
+                if n == 0 {
+                    size.push(byte);
+                    break;
+                }
+                size.push(byte | 0x80);
+            }
+            wrapper.push(4);
+            wrapper.extend(size);
+            wrapper.extend(&deep);
+            deep = wrapper;
+        }
+        assert_eq!(data_bytes(&deep, 0), None);
     }
 
     #[test]
@@ -481,7 +507,7 @@ mod tests {
         for (lang, dense) in [("rust", true), ("js", false), ("python", false)] {
             // Only where `make guests` built them.
             if let Ok(bytes) = std::fs::read(root.join(lang).join("features.wasm")) {
-                assert_eq!(suits(&bytes), dense, "{lang}: {:?} data bytes", data_bytes(&bytes));
+                assert_eq!(suits(&bytes), dense, "{lang}: {:?} data bytes", data_bytes(&bytes, 0));
             }
         }
     }
