@@ -15,7 +15,10 @@ use crate::store::RuntimeStatus;
 pub struct BenchArgs {
     /// seq | fanout | latency | all, or an entity mode: signals (N signals
     /// to one Counter entity) | entities (N signals over 1,000 Counters),
-    /// or replay (a cold replay of a finished ~1,000-event history, N times).
+    /// replay (a cold replay of a finished ~1,000-event history, N times),
+    /// or parked (N orchestrations parked hot waiting for events: host
+    /// memory and memory mappings per parked instance, then every event
+    /// raised and each instance checked to complete without a replay).
     #[arg(long, default_value = "all")]
     pub mode: String,
     /// Orchestrations (seq), activities (fanout), samples (latency) or
@@ -32,10 +35,14 @@ pub struct BenchArgs {
     /// Component with the entity Counter (default: the Rust `entities` example).
     #[arg(long)]
     pub entities: Option<PathBuf>,
+    /// Component with the orchestrator `TypedEvents` (parked mode; default:
+    /// the Rust `features` test guest).
+    #[arg(long)]
+    pub parked: Option<PathBuf>,
     /// Disable the hot instance cache (every episode replays).
     #[arg(long)]
     pub no_hot_cache: bool,
-    /// Runs per mode; the median is reported.
+    /// Runs per mode; the median is reported (parked: always 1, see `run`).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
     /// seq: start all N at the same instant (the default; the workload
@@ -131,11 +138,16 @@ async fn setup(args: &BenchArgs, components: &[&PathBuf]) -> Result<Setup, CliEr
             http: None,
         });
     }
-    let config = EngineConfig {
+    let mut config = EngineConfig {
         hot_cache: !args.no_hot_cache,
         exclusive: args.bench_db.is_none(),
         ..EngineConfig::default()
     };
+    if args.mode == "parked" {
+        // Room for every instance, within the issue's budget of 8 GiB.
+        config.max_hot_instances = config.max_hot_instances.max(args.n as usize);
+        config.max_hot_memory = PARKED_BUDGET;
+    }
     let engine = Engine::new(hub.store.clone(), hub.sandbox.clone(), config);
     let running = engine.run();
     let http = if args.via == "http" {
@@ -240,6 +252,28 @@ struct Sample {
     median_ms: Option<f64>,
     p90_ms: Option<f64>,
     p99_ms: Option<f64>,
+    /// Parked mode: what one more parked instance costs, and how many
+    /// stayed hot and were replayed.
+    parked: Option<Parked>,
+}
+
+/// What parked instances cost (one run of `--mode parked`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Parked {
+    /// Resident memory per parked instance, KiB.
+    kib_per_instance: f64,
+    /// Page tables per parked instance, KiB (not part of RSS).
+    pte_kib_per_instance: f64,
+    /// Memory mappings of the process with every instance parked.
+    maps: u64,
+    /// Memory mappings per parked instance.
+    maps_per_instance: f64,
+    /// Resident memory of the process with every instance parked, MiB.
+    rss_mib: f64,
+    /// Instances hot when all had parked.
+    hot: u64,
+    /// Episodes that replayed after the events were raised (0: all hot).
+    replays: u64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -260,18 +294,22 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     }
     let modes: Vec<&str> = match args.mode.as_str() {
         "all" => vec!["seq", "fanout", "latency"],
-        m @ ("seq" | "fanout" | "latency" | "signals" | "entities" | "replay") => vec![m],
+        m @ ("seq" | "fanout" | "latency" | "signals" | "entities" | "replay" | "parked") => vec![m],
         other => {
             return Err(CliError::Usage(format!(
-                "unknown bench mode {other:?}: use seq, fanout, latency, all, signals, entities or replay"
+                "unknown bench mode {other:?}: use seq, fanout, latency, all, signals, entities, replay or parked"
             )));
         }
     };
     let entities = args.entities.clone().unwrap_or_else(|| default_guest("entities"));
     let hello = args.hello.clone().unwrap_or_else(|| default_guest("hello-cities"));
     let fanout = args.fanout.clone().unwrap_or_else(|| default_guest("fan-out-fan-in"));
+    let parked = args.parked.clone().unwrap_or_else(|| default_guest("features"));
     let n = args.n.max(1);
-    let runs = args.runs.max(1);
+    // A parked run measures what the process's memory grows by: memory
+    // freed by an earlier run in the same process would hide what the next
+    // one costs, so parked mode runs once per process.
+    let runs = if args.mode == "parked" { 1 } else { args.runs.max(1) };
     let hot = if args.no_hot_cache { "off" } else { "on" };
     let seq_shape = match args.clients {
         Some(k) => format!("{} closed-loop clients", k.max(1)),
@@ -292,6 +330,8 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         for run in 1..=runs {
             let components: Vec<&PathBuf> = if mode == "replay" {
                 vec![&fanout]
+            } else if mode == "parked" {
+                vec![&parked]
             } else if matches!(mode, "signals" | "entities") {
                 vec![&entities]
             } else {
@@ -314,6 +354,8 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
             };
             let (sample, line) = if mode == "replay" {
                 measure_replay(n, &setup.hub, &target).await?
+            } else if mode == "parked" {
+                measure_parked(n, &setup.hub, &target).await?
             } else if matches!(mode, "signals" | "entities") {
                 let spread = if mode == "signals" { 1 } else { 1000 };
                 measure_signals(n, spread, &setup.hub, &target).await?
@@ -348,7 +390,21 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
                 result.push_str(&format!(" {key}={v:.2}"));
             }
         }
+        if mode == "parked" {
+            let p = |f: fn(&Parked) -> f64| median(samples.iter().filter_map(|s| s.parked.as_ref().map(f)).collect());
+            result.push_str(&format!(
+                " kib_per_instance={:.1} pte_kib_per_instance={:.1} maps={:.0} maps_per_instance={:.3} rss_mib={:.0} hot_instances={:.0} replays={:.0}",
+                p(|x| x.kib_per_instance),
+                p(|x| x.pte_kib_per_instance),
+                p(|x| x.maps as f64),
+                p(|x| x.maps_per_instance),
+                p(|x| x.rss_mib),
+                p(|x| x.hot as f64),
+                p(|x| x.replays as f64),
+            ));
+        }
         let lang = lang_of(match mode {
+            "parked" => &parked,
             "fanout" | "replay" => &fanout,
             "signals" | "entities" => &entities,
             _ => &hello,
@@ -409,6 +465,155 @@ async fn measure_replay(n: u32, hub: &Hub, target: &Target) -> Result<(Sample, S
             "{samples} cold replays of a {events}-event history: median {:.2} ms, p90 {:.2} ms",
             pct(0.5),
             pct(0.9)
+        ),
+    ))
+}
+
+/// The hot cache's memory budget in parked mode: the issue's bound for
+/// 100,000 parked instances.
+const PARKED_BUDGET: usize = 8 << 30;
+
+/// The process's resident memory and page tables (bytes) and its number
+/// of memory mappings, from `/proc/self`.
+fn process_memory() -> Result<(u64, u64, u64), CliError> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path).map_err(|source| CliError::Io {
+            path: PathBuf::from(path),
+            source,
+        })
+    };
+    let status = read("/proc/self/status")?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    let maps = read("/proc/self/maps")?.lines().count() as u64;
+    Ok((field("VmRSS:"), field("VmPTE:"), maps))
+}
+
+/// Starts `count` `TypedEvents` orchestrations (256 starts in flight) and
+/// returns their ids.
+async fn start_parked(hub: &Hub, count: u32) -> Result<Vec<String>, CliError> {
+    let mut all = tokio::task::JoinSet::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(256));
+    for _ in 0..count {
+        let (hub, gate) = (hub.clone(), gate.clone());
+        all.spawn(async move {
+            let _slot = gate.acquire_owned().await;
+            Ok::<_, CliError>(hub.start("TypedEvents", None, None, None).await?.to_string())
+        });
+    }
+    let mut ids = Vec::with_capacity(count as usize);
+    while let Some(r) = all.join_next().await {
+        ids.push(r.map_err(|e| CliError::Usage(format!("bench task failed: {e}")))??);
+    }
+    Ok(ids)
+}
+
+/// Waits until `want` instances are hot, or until their number stops
+/// changing for 10 s after every started instance ran an episode (the
+/// cache holds fewer); returns how many are hot.
+async fn wait_parked(engine: &Engine, want: usize, episodes_before: u64) -> Result<usize, CliError> {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let (mut last, mut since) = (usize::MAX, Instant::now());
+    loop {
+        let hot = engine.hot_count();
+        if hot >= want {
+            return Ok(hot);
+        }
+        if hot != last {
+            (last, since) = (hot, Instant::now());
+        }
+        let ran = engine.metrics.episodes.load(std::sync::atomic::Ordering::Relaxed) - episodes_before;
+        if ran >= want as u64 && since.elapsed() > Duration::from_secs(10) {
+            return Ok(hot);
+        }
+        if Instant::now() > deadline {
+            return Err(CliError::Usage(format!(
+                "only {hot} of {want} instances parked in 1,800 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Parks `n` `TypedEvents` orchestrations, each waiting for its first
+/// event, and measures what the process holds per hot parked instance:
+/// resident memory, page tables and memory mappings, from the level with
+/// the first tenth parked (at most 1,000: the component's code and the
+/// engine's fixed costs are in that level) to the level with all parked.
+/// Then raises the four events of every instance and checks that each
+/// completes, counting the episodes that had to replay (0: all hot).
+async fn measure_parked(n: u32, hub: &Hub, target: &Target) -> Result<(Sample, String), CliError> {
+    use std::sync::atomic::Ordering;
+    let Target::InProc(_, engine) = target else {
+        return Err(CliError::Usage("--mode parked runs in-process: drop --via http".into()));
+    };
+    let t = Instant::now();
+    let warm = (n / 10).clamp(1, 1000);
+    let mut ids = start_parked(hub, warm).await?;
+    let hot0 = wait_parked(engine, warm as usize, 0).await?;
+    let (rss0, pte0, maps0) = process_memory()?;
+    let episodes = engine.metrics.episodes.load(Ordering::Relaxed);
+    ids.extend(start_parked(hub, n - warm).await?);
+    let hot1 = wait_parked(engine, n as usize, episodes.saturating_sub(u64::from(warm))).await?;
+    let (rss1, pte1, maps1) = process_memory()?;
+    let parked_secs = t.elapsed().as_secs_f64();
+    // What one more hot instance costs (the cache may hold fewer than n).
+    let added = hot1.saturating_sub(hot0).max(1) as f64;
+    let per = |after: u64, before: u64| after.saturating_sub(before) as f64 / added;
+    let kib = per(rss1, rss0) / 1024.0;
+    let pte_kib = per(pte1, pte0) / 1024.0;
+    let maps_each = per(maps1, maps0);
+    // Every event, then every completion; a replay means one was not hot.
+    let replays0 = engine.metrics.replays.load(Ordering::Relaxed);
+    let mut all = tokio::task::JoinSet::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(256));
+    for id in &ids {
+        let (hub, gate, id) = (hub.clone(), gate.clone(), id.clone());
+        all.spawn(async move {
+            let _slot = gate.acquire_owned().await;
+            for (name, data) in [
+                ("Flag", "true"),
+                ("Amount", "1"),
+                ("Order", r#"{"sku":"s"}"#),
+                ("Note", r#""n""#),
+            ] {
+                hub.raise_event(&id, name, Some(data)).await?;
+            }
+            Ok::<_, CliError>(())
+        });
+    }
+    while let Some(r) = all.join_next().await {
+        r.map_err(|e| CliError::Usage(format!("bench task failed: {e}")))??;
+    }
+    wait_all(engine, &ids).await?;
+    let replays = engine.metrics.replays.load(Ordering::Relaxed) - replays0;
+    let secs = t.elapsed().as_secs_f64();
+    let parked = Parked {
+        kib_per_instance: kib,
+        pte_kib_per_instance: pte_kib,
+        maps: maps1,
+        maps_per_instance: maps_each,
+        rss_mib: rss1 as f64 / f64::from(1 << 20),
+        hot: hot1 as u64,
+        replays,
+    };
+    Ok((
+        Sample {
+            secs,
+            parked: Some(parked),
+            ..Sample::default()
+        },
+        format!(
+            "{n} TypedEvents parked in {parked_secs:.1} s, {hot1} hot: {kib:.1} KiB resident and {maps_each:.3} mappings per hot instance \
+             ({hot0} → {hot1} hot: RSS {} → {} MiB, page tables +{pte_kib:.1} KiB each, mappings {maps0} → {maps1}); \
+             all events raised and every instance completed in {secs:.1} s with {replays} replays",
+            rss0 >> 20,
+            rss1 >> 20
         ),
     ))
 }

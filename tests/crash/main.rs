@@ -487,7 +487,12 @@ fn a_host_out_of_guest_memory_fails_no_instance() {
     let dir = TempDir::new("exhausted");
     let db = dir.0.join("hub.db");
     let log = dir.0.join("serve.log");
-    deploy(&db, "features");
+    // The JavaScript runtime keeps wasmtime's default layout (a Rust guest
+    // runs on the dense engine, which reserves 258 MiB and falls back to
+    // exact sizes: see host/src/sandbox/dense.rs).
+    let js = repo_root().join("target/guests/js/features.wasm");
+    let out = cairn(&db, &["deploy", js.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for i in 0..INSTANCES {
         start(&db, "Sleeps", &format!("s{i}"), r#"{"ms":1500}"#);
     }

@@ -1,12 +1,12 @@
 //! The hot instance cache: parked guests, bounded by count and memory, LRU.
 //!
 //! A parked guest costs what it dirtied: its linear memory is declared at
-//! a megabyte or more, but copy-on-write images and untouched pages cost
-//! nothing, and its fiber stack and store cost what they touched (about
-//! 70 KiB in all for a Rust orchestrator). Counting declared memory would
-//! evict thirty times too early, and wasmtime cannot say what one
-//! instance holds; so the budget is held against what the process really
-//! has resident. Every [`CHECK_EVERY`] insertions, the resident memory is
+//! a megabyte or more, but untouched pages cost nothing, and its fiber
+//! stack and store cost what they touched (about 65 KiB in all for a Rust
+//! orchestrator: BENCHMARKS.md, "Dense parked instances"). Counting
+//! declared memory would evict sixteen times too early, and wasmtime
+//! cannot say what one instance holds; so the budget is held against what
+//! the process really has resident. Every [`CHECK_EVERY`] insertions, the resident memory is
 //! read; above the budget, the least recently used instances are evicted,
 //! as many as the excess divided by the average cost of a hot instance
 //! (resident memory above the level of an empty cache, per instance).
@@ -170,8 +170,8 @@ mod tests {
     fn entry(memory: usize) -> HotEntry {
         HotEntry {
             session: Session {
-                resume: tokio::sync::mpsc::channel(1).0,
-                yielded: tokio::sync::mpsc::channel(1).1,
+                resume: crate::sandbox::mailbox::channel().0,
+                yielded: crate::sandbox::mailbox::channel().1,
                 task: tokio::spawn(async {}),
             },
             execution_id: String::new(),

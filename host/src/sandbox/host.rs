@@ -144,6 +144,8 @@ impl GuestState {
             .send(Yielded::Blocked { output, memory })
             .await
             .map_err(|_| format_err!("orchestrator session was closed"))?;
+        // Parked from here: the stack keeps only its live frames.
+        super::dense::release_dead_stack();
         let Some(next) = ctx.resume.recv().await else {
             return Err(format_err!("orchestrator session was evicted"));
         };

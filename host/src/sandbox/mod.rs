@@ -10,9 +10,11 @@
 
 mod clocks;
 mod cpu;
+mod dense;
 mod host;
 mod http;
 mod limits;
+pub mod mailbox;
 mod output;
 pub mod probe;
 
@@ -24,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -134,6 +135,8 @@ impl From<Failure> for wit::Failure {
 pub struct Loaded {
     pub hash: String,
     component: Component,
+    /// Compiled for the dense engine (see [`Sandbox::flavor`]).
+    dense: bool,
     /// Linked against the host's imports; `Err` names what the host lacks.
     pre: Result<AppPre<GuestState>, String>,
     /// The same, with the `entity` export: `None` when the component
@@ -242,8 +245,8 @@ pub struct EntityOperation {
 struct OrchestratorCtx {
     replay: Replay,
     clock: Arc<AtomicU64>,
-    resume: mpsc::Receiver<Resume>,
-    yielded: mpsc::Sender<Yielded>,
+    resume: mailbox::Receiver<Resume>,
+    yielded: mailbox::Sender<Yielded>,
     max_payload: usize,
     max_tasks: u32,
     in_lock: bool,
@@ -279,10 +282,38 @@ impl wasmtime_wasi_http::WasiHttpView for GuestState {
     }
 }
 
-/// The component host: engine, linker, loaded components.
-pub struct Sandbox {
+/// One wasmtime engine and the linker of the host's imports for it.
+struct Flavor {
     engine: Engine,
     linker: Linker<GuestState>,
+}
+
+impl Flavor {
+    fn new(config: &Config) -> Result<Self, SandboxError> {
+        let engine = Engine::new(config).map_err(|e| SandboxError::Config(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SandboxError::Config(e.to_string()))?;
+        // Orchestrators may not wait on their (virtual) monotonic clock.
+        clocks::add_to_linker(&mut linker).map_err(|e| SandboxError::Config(e.to_string()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Config(e.to_string()))?;
+        App::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
+            .map_err(|e| SandboxError::Config(e.to_string()))?;
+        Ok(Self { engine, linker })
+    }
+}
+
+/// The component host: engines, linkers, loaded components.
+pub struct Sandbox {
+    /// wasmtime's default layout (large components).
+    standard: Flavor,
+    /// The dense layout: components with little data (`dense::suits`),
+    /// whose guests' memories and stacks merge into few kernel mappings,
+    /// at the price of explicit bounds checks and data segments copied at
+    /// instantiation. The others (the JavaScript and Python runtimes,
+    /// whose memory images are large) keep wasmtime's default layout, with
+    /// copy-on-write images and guard regions.
+    dense: Flavor,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     limits: Limits,
@@ -292,14 +323,17 @@ pub struct Sandbox {
     entity_pool: EntityPool,
 }
 
-/// The one place wasmtime is configured.
-fn engine_config() -> Config {
+/// The one place wasmtime is configured: `dense` for the dense engine.
+fn engine_config(limits: &Limits, dense: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.max_wasm_stack(1 << 20);
     config.cranelift_nan_canonicalization(true);
     config.parallel_compilation(true);
+    if dense {
+        dense::configure(&mut config, limits.max_memory_bytes, dense::GUARDED_STACKS);
+    }
     config
 }
 
@@ -332,8 +366,9 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::Config`] when wasmtime refuses the configuration.
     pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> Result<Arc<Self>, SandboxError> {
-        let engine = Engine::new(&engine_config()).map_err(|e| SandboxError::Config(e.to_string()))?;
-        let weak = engine.weak();
+        let standard = Flavor::new(&engine_config(&limits, false))?;
+        let dense = Flavor::new(&engine_config(&limits, true))?;
+        let weak = [standard.engine.weak(), dense.engine.weak()];
         std::thread::Builder::new()
             .name("cairn-epoch".into())
             .spawn(move || {
@@ -343,24 +378,22 @@ impl Sandbox {
                     if busy {
                         std::thread::sleep(EPOCH_TICK);
                     }
-                    let Some(engine) = weak.upgrade() else { break };
+                    let Some(engines) = weak
+                        .iter()
+                        .map(wasmtime::EngineWeak::upgrade)
+                        .collect::<Option<Vec<_>>>()
+                    else {
+                        break;
+                    };
                     if busy {
-                        engine.increment_epoch();
+                        engines.iter().for_each(Engine::increment_epoch);
                     }
                 }
             })
             .map_err(|e| SandboxError::Config(e.to_string()))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SandboxError::Config(e.to_string()))?;
-        // Orchestrators may not wait on their (virtual) monotonic clock.
-        clocks::add_to_linker(&mut linker).map_err(|e| SandboxError::Config(e.to_string()))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| SandboxError::Config(e.to_string()))?;
-        App::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
-            .map_err(|e| SandboxError::Config(e.to_string()))?;
         Ok(Arc::new(Self {
-            engine,
-            linker,
+            standard,
+            dense,
             cache_dir,
             loaded: Mutex::default(),
             limits,
@@ -374,10 +407,20 @@ impl Sandbox {
         &self.limits
     }
 
-    fn cache_path(&self, hash: &str) -> Option<PathBuf> {
+    /// The engine and linker of components compiled `dense` or not.
+    fn flavor(&self, dense: bool) -> &Flavor {
+        if dense { &self.dense } else { &self.standard }
+    }
+
+    /// The engine of a loaded component.
+    fn engine_of(&self, loaded: &Loaded) -> &Engine {
+        &self.flavor(loaded.dense).engine
+    }
+
+    fn cache_path(&self, hash: &str, dense: bool) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
         let mut compat = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut compat);
+        std::hash::Hash::hash(&self.flavor(dense).engine.precompile_compatibility_hash(), &mut compat);
         let tag = std::hash::Hasher::finish(&compat);
         Some(dir.join(format!("{hash}-{tag:016x}.cwasm")))
     }
@@ -418,14 +461,16 @@ impl Sandbox {
                 limit: self.limits.max_component_bytes,
             });
         }
-        let component = match self.cache_path(hash).filter(|p| p.exists()) {
-            Some(path) => match limits::deserialize_cached(&self.engine, &path) {
+        let dense = dense::suits(bytes);
+        let flavor = self.flavor(dense);
+        let component = match self.cache_path(hash, dense).filter(|p| p.exists()) {
+            Some(path) => match limits::deserialize_cached(&flavor.engine, &path) {
                 Ok(c) => c,
-                Err(_) => self.compile(hash, bytes, abandoned)?,
+                Err(_) => self.compile(hash, bytes, dense, abandoned)?,
             },
-            None => self.compile(hash, bytes, abandoned)?,
+            None => self.compile(hash, bytes, dense, abandoned)?,
         };
-        let instance_pre = self.linker.instantiate_pre(&component);
+        let instance_pre = flavor.linker.instantiate_pre(&component);
         let entities = instance_pre
             .as_ref()
             .ok()
@@ -434,6 +479,7 @@ impl Sandbox {
         let loaded = Arc::new(Loaded {
             hash: hash.to_owned(),
             component,
+            dense,
             pre,
             entities,
         });
@@ -451,21 +497,31 @@ impl Sandbox {
         if let Ok(mut m) = self.loaded.lock() {
             m.remove(hash);
         }
-        if let Some(path) = self.cache_path(hash)
-            && let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
+        for path in [self.cache_path(hash, false), self.cache_path(hash, true)]
+            .into_iter()
+            .flatten()
         {
-            tracing::warn!(path = %path.display(), error = %e, "could not remove a refused component's compiled code");
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove a refused component's compiled code");
+            }
         }
     }
 
-    fn compile(&self, hash: &str, bytes: &[u8], abandoned: &AtomicBool) -> Result<Component, SandboxError> {
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
+    fn compile(
+        &self,
+        hash: &str,
+        bytes: &[u8],
+        dense: bool,
+        abandoned: &AtomicBool,
+    ) -> Result<Component, SandboxError> {
+        let component = Component::new(&self.flavor(dense).engine, bytes)
+            .map_err(|e| SandboxError::InvalidComponent(format!("{e:#}")))?;
         if abandoned.load(Ordering::SeqCst) {
             return Ok(component);
         }
-        if let (Some(path), Ok(serialized)) = (self.cache_path(hash), component.serialize()) {
+        if let (Some(path), Ok(serialized)) = (self.cache_path(hash, dense), component.serialize()) {
             let write = || -> std::io::Result<()> {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
@@ -481,7 +537,14 @@ impl Sandbox {
         Ok(component)
     }
 
-    fn new_store(&self, role: Role, wasi: WasiCtx, io: GuestIo, budget: Duration) -> Store<GuestState> {
+    fn new_store(
+        &self,
+        loaded: &Loaded,
+        role: Role,
+        wasi: WasiCtx,
+        io: GuestIo,
+        budget: Duration,
+    ) -> Store<GuestState> {
         let state = GuestState {
             wasi,
             table: ResourceTable::new(),
@@ -494,7 +557,7 @@ impl Sandbox {
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             gate: http::HttpGate::default(),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(self.engine_of(loaded), state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
@@ -524,7 +587,7 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::ForbiddenImports`].
     pub fn check_orchestrator_imports(&self, loaded: &Loaded) -> Result<(), SandboxError> {
-        let forbidden = forbidden_for_orchestrators(&import_names(&self.engine, &loaded.component));
+        let forbidden = forbidden_for_orchestrators(&import_names(self.engine_of(loaded), &loaded.component));
         if forbidden.is_empty() {
             Ok(())
         } else {
@@ -542,7 +605,7 @@ impl Sandbox {
         for pattern in &grants.http {
             HostPattern::parse(pattern).map_err(SandboxError::BadGrant)?;
         }
-        let ungranted: Vec<String> = import_names(&self.engine, &loaded.component)
+        let ungranted: Vec<String> = import_names(self.engine_of(loaded), &loaded.component)
             .into_iter()
             .filter(|name| name.starts_with("wasi:http/outgoing-handler") && grants.http.is_empty())
             .collect();
@@ -577,7 +640,7 @@ impl Sandbox {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let mut store = self.new_store(Role::Inspect, wasi, io, self.limits.orchestrator_cpu);
+        let mut store = self.new_store(loaded, Role::Inspect, wasi, io, self.limits.orchestrator_cpu);
         // `list` needs no capability. A component the host can link runs
         // with the host's imports and a WASI context that grants nothing
         // (guest runtimes such as componentize-py read their environment, empty
@@ -606,7 +669,7 @@ impl Sandbox {
             let app = match &loaded.pre {
                 Ok(pre) => pre.instantiate_async(&mut store).await,
                 Err(_) => {
-                    let mut linker: Linker<GuestState> = Linker::new(&self.engine);
+                    let mut linker: Linker<GuestState> = Linker::new(self.engine_of(loaded));
                     linker
                         .define_unknown_imports_as_traps(&loaded.component)
                         .map_err(|e| SandboxError::Instantiate(format!("{e:#}")))?;
@@ -669,8 +732,8 @@ impl Sandbox {
         replay: Replay,
         probe: Option<Arc<probe::Probe>>,
     ) -> Session {
-        let (resume_tx, resume_rx) = mpsc::channel(1);
-        let (yield_tx, yield_rx) = mpsc::channel(1);
+        let (resume_tx, resume_rx) = mailbox::channel();
+        let (yield_tx, yield_rx) = mailbox::channel();
         let clock = Arc::new(AtomicU64::new(replay.current_time()));
         let io = GuestIo::new(replay.instance_id(), replay.is_replaying());
         if let Some(p) = &probe {
@@ -698,6 +761,7 @@ impl Sandbox {
             probe,
         };
         let mut store = self.new_store(
+            &loaded,
             Role::Orchestrator(Box::new(ctx)),
             wasi,
             io,
@@ -762,7 +826,7 @@ impl Sandbox {
         let budget = self.limits.activity_cpu;
         let (mut store, pooled) = match self.activity_pool.take(&loaded.hash, grants) {
             Some(p) => (p.store, Some(p.app)),
-            None => (self.activity_store(grants, &ctx.instance_id)?, None),
+            None => (self.activity_store(loaded, grants, &ctx.instance_id)?, None),
         };
         let state = store.data_mut();
         state.io.reset(&ctx.instance_id);
@@ -861,7 +925,7 @@ impl Sandbox {
         let mut clock = Arc::new(AtomicU64::new(now));
         for op in ops {
             if live.is_none() {
-                let (mut store, c) = self.entity_store(entity, &op.request_id, now);
+                let (mut store, c) = self.entity_store(loaded, entity, &op.request_id, now);
                 clock = c;
                 let meter = store.data().cpu.clone();
                 match cpu::Metered::new(meter, pre.instantiate_async(&mut store)).await {
@@ -948,6 +1012,7 @@ impl Sandbox {
     /// entity and the batch's first request).
     fn entity_store(
         &self,
+        loaded: &Loaded,
         entity: &crate::ids::EntityId,
         first_request: &str,
         now: Millis,
@@ -957,13 +1022,18 @@ impl Sandbox {
         let io = GuestIo::new(&id, false);
         let wasi = deterministic_wasi(&io, &clock, &format!("{id}\0{first_request}"));
         (
-            self.new_store(Role::Inspect, wasi, io, self.limits.orchestrator_cpu),
+            self.new_store(loaded, Role::Inspect, wasi, io, self.limits.orchestrator_cpu),
             clock,
         )
     }
 
     /// A fresh store for an activity of a component with `grants`.
-    fn activity_store(&self, grants: &Grants, instance_id: &str) -> Result<Store<GuestState>, Failure> {
+    fn activity_store(
+        &self,
+        loaded: &Loaded,
+        grants: &Grants,
+        instance_id: &str,
+    ) -> Result<Store<GuestState>, Failure> {
         let io = GuestIo::new(instance_id, false);
         let mut builder = io.builder();
         builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
@@ -986,7 +1056,7 @@ impl Sandbox {
             }
         }
         let wasi = builder.build();
-        Ok(self.new_store(Role::Inspect, wasi, io, self.limits.activity_cpu))
+        Ok(self.new_store(loaded, Role::Inspect, wasi, io, self.limits.activity_cpu))
     }
 }
 
@@ -1129,8 +1199,8 @@ impl GuestIo {
 
 /// A live orchestrator: the engine's end of the channels.
 pub struct Session {
-    pub resume: mpsc::Sender<Resume>,
-    pub yielded: mpsc::Receiver<Yielded>,
+    pub resume: mailbox::Sender<Resume>,
+    pub yielded: mailbox::Receiver<Yielded>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
