@@ -229,6 +229,12 @@ impl HttpClient {
         self.send(Method::GET, path, &[], None).await?.expect(ok)
     }
 
+    /// One page of a listing: `continuation` is the previous page's token.
+    async fn get_page(&self, path: &str, continuation: Option<&str>) -> Result<Reply, Error> {
+        let headers: Vec<(&str, &str)> = continuation.map(|t| (CONTINUATION, t)).into_iter().collect();
+        self.send(Method::GET, path, &headers, None).await?.expect(OK)
+    }
+
     async fn post_json(&self, path: &str, body: Option<&Value>, ok: &[StatusCode]) -> Result<Reply, Error> {
         let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
         self.send(Method::POST, path, &[], body).await?.expect(ok)
@@ -325,13 +331,7 @@ impl Management for HttpClient {
                 ("showInput", flag(q.show_input)),
             ])
         );
-        let headers: Vec<(&str, &str)> = q
-            .continuation
-            .as_deref()
-            .map(|t| (CONTINUATION, t))
-            .into_iter()
-            .collect();
-        let reply = self.send(Method::GET, &path, &headers, None).await?.expect(OK)?;
+        let reply = self.get_page(&path, q.continuation.as_deref()).await?;
         Ok(Page {
             instances: reply.json()?,
             continuation: reply.header(CONTINUATION),
@@ -536,13 +536,7 @@ impl Management for HttpClient {
             ("fetchState", flag(q.fetch_state)),
             ("top", q.top.map(|t| t.to_string())),
         ]));
-        let headers: Vec<(&str, &str)> = q
-            .continuation
-            .as_deref()
-            .map(|t| (CONTINUATION, t))
-            .into_iter()
-            .collect();
-        let reply = self.send(Method::GET, &path, &headers, None).await?.expect(OK)?;
+        let reply = self.get_page(&path, q.continuation.as_deref()).await?;
         Ok(EntityPage {
             entities: reply.json()?,
             continuation: reply.header(CONTINUATION),

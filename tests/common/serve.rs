@@ -45,7 +45,17 @@ impl ServeProcess {
     /// Spawns `cmd` (a `cairn ... serve --listen 127.0.0.1:0 ...` command
     /// line), reads its address from the banner on stderr and waits until
     /// `/healthz` answers 200. Panics with the log when it does not start.
-    pub fn spawn(mut cmd: Command) -> Self {
+    pub fn spawn(cmd: Command) -> Self {
+        let server = Self::launch(cmd, "http");
+        server.wait_healthy(Duration::from_secs(60));
+        server
+    }
+
+    /// Spawns `cmd` and reads its address from the banner on stderr
+    /// (`management API on SCHEME://ADDR`); panics with the log when it
+    /// does not start.
+    fn launch(mut cmd: Command, scheme: &str) -> Self {
+        let banner = format!("management API on {scheme}://");
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -60,7 +70,7 @@ impl ServeProcess {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("management API on http://").nth(1)
+                if let Some(rest) = line.split(banner.as_str()).nth(1)
                     && let Some(tx) = tx.take()
                 {
                     let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
@@ -87,9 +97,7 @@ impl ServeProcess {
                 );
             }
         };
-        let server = Self { child, addr, log };
-        server.wait_healthy(Duration::from_secs(60));
-        server
+        Self { child, addr, log }
     }
 
     /// The process id.
@@ -442,48 +450,8 @@ impl ServeProcess {
 
     /// As [`Self::spawn`] for a server on HTTPS (its banner says
     /// `https://`), checked with the root certificate `ca`.
-    pub fn spawn_tls(mut cmd: Command, ca: &Path) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cairn serve starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log: Arc<Mutex<String>> = Arc::default();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("management API on https://").nth(1)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
-                }
-                let mut l = sink.lock().unwrap();
-                if l.len() > LOG_CAP {
-                    let cut = l.len() / 2;
-                    let cut = (cut..l.len()).find(|i| l.is_char_boundary(*i)).unwrap_or(0);
-                    l.drain(..cut);
-                }
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a.parse().expect("a socket address in the banner"),
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().ok();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "cairn serve (HTTPS) did not start (exit: {status:?}); its log:\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        };
-        let server = Self { child, addr, log };
+    pub fn spawn_tls(cmd: Command, ca: &Path) -> Self {
+        let server = Self::launch(cmd, "https");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match try_send_tls(

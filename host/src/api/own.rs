@@ -161,7 +161,7 @@ impl Api {
             .await?;
         if bytes.is_empty() && required {
             return Err(HttpError::bad_request(
-                "send the candidate component's .wasm bytes as the request body",
+                "send the component's .wasm bytes as the request body",
             ));
         }
         Ok((!bytes.is_empty()).then_some(bytes))
@@ -189,25 +189,7 @@ impl Api {
             ctx.query.all("allowHttp"),
         )
         .map_err(HttpError::bad_request)?;
-        let Ok(_permit) = self.deploys.clone().try_acquire_owned() else {
-            ctx.discard_body(self.config.max_component_bytes, self.config.body_read_timeout)
-                .await;
-            return Err(HttpError::busy(
-                format!(
-                    "{} component uploads are already in progress; retry after {DEPLOY_RETRY_SECS} s",
-                    self.config.max_concurrent_deploys
-                ),
-                DEPLOY_RETRY_SECS,
-            ));
-        };
-        let bytes = ctx
-            .body(self.config.max_component_bytes, self.config.body_read_timeout)
-            .await?;
-        if bytes.is_empty() {
-            return Err(HttpError::bad_request(
-                "send the component's .wasm bytes as the request body",
-            ));
-        }
+        let bytes = self.component_body(ctx, true).await?.unwrap_or_default();
         let report = self.hub.deploy_with(bytes, grants).await?;
         let functions: Vec<Value> = report
             .functions
