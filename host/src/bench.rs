@@ -257,6 +257,30 @@ struct Sample {
     parked: Option<Parked>,
 }
 
+impl Sample {
+    /// The latency percentiles (median, p90, p99, in ms) of `times`, which
+    /// took `secs` in all; returns them too, for the summary line.
+    fn latencies(secs: f64, times: &mut [Duration]) -> (Self, [f64; 3]) {
+        times.sort();
+        let pct = |p: f64| {
+            times
+                .get(((times.len() as f64 - 1.0) * p) as usize)
+                .map_or(0.0, |t| t.as_secs_f64() * 1000.0)
+        };
+        let p = [pct(0.5), pct(0.9), pct(0.99)];
+        (
+            Self {
+                secs,
+                median_ms: Some(p[0]),
+                p90_ms: Some(p[1]),
+                p99_ms: Some(p[2]),
+                ..Self::default()
+            },
+            p,
+        )
+    }
+}
+
 /// What parked instances cost (one run of `--mode parked`).
 #[derive(Debug, Clone, Copy, Default)]
 struct Parked {
@@ -451,21 +475,10 @@ async fn measure_replay(n: u32, hub: &Hub, target: &Target) -> Result<(Sample, S
             return Err(CliError::Usage(format!("the replay diverged: {:?}", report.verdict)));
         }
     }
-    times.sort();
-    let pct = |p: f64| times[((times.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+    let (sample, [median, p90, _]) = Sample::latencies(t0.elapsed().as_secs_f64(), &mut times);
     Ok((
-        Sample {
-            secs: t0.elapsed().as_secs_f64(),
-            median_ms: Some(pct(0.5)),
-            p90_ms: Some(pct(0.9)),
-            p99_ms: Some(pct(0.99)),
-            ..Sample::default()
-        },
-        format!(
-            "{samples} cold replays of a {events}-event history: median {:.2} ms, p90 {:.2} ms",
-            pct(0.5),
-            pct(0.9)
-        ),
+        sample,
+        format!("{samples} cold replays of a {events}-event history: median {median:.2} ms, p90 {p90:.2} ms"),
     ))
 }
 
@@ -785,21 +798,11 @@ async fn measure(mode: &str, n: u32, clients: Option<u32>, target: &Target) -> R
                 start_and_wait(target, "HelloCities", "null").await?;
                 lat.push(t.elapsed());
             }
-            lat.sort();
-            let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+            let (sample, [median, p90, p99]) = Sample::latencies(t0.elapsed().as_secs_f64(), &mut lat);
             (
-                Sample {
-                    secs: t0.elapsed().as_secs_f64(),
-                    median_ms: Some(pct(0.5)),
-                    p90_ms: Some(pct(0.9)),
-                    p99_ms: Some(pct(0.99)),
-                    ..Sample::default()
-                },
+                sample,
                 format!(
-                    "{samples} HelloCities start→completed, one at a time: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
-                    pct(0.5),
-                    pct(0.9),
-                    pct(0.99)
+                    "{samples} HelloCities start→completed, one at a time: median {median:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms"
                 ),
             )
         }
