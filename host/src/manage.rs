@@ -43,7 +43,11 @@ fn hub_err(e: HubError) -> Error {
 }
 
 fn store_err(e: StoreError) -> Error {
-    kind(e.into())
+    match e {
+        // Another process serves this one-host task hub.
+        StoreError::HostBusy(_) => Error::Unavailable(e.to_string()),
+        e => kind(e.into()),
+    }
 }
 
 fn admin_err(e: crate::admin::AdminError) -> Error {

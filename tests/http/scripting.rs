@@ -85,9 +85,10 @@ fn the_cli_is_safe_to_script_locally_and_remotely() {
             &guest("hello-cities"),
             &guest("human-interaction"),
             &guest("failing"),
+            &guest("entities"),
         ],
     );
-    assert_eq!(deployed.as_array().map(Vec::len), Some(3), "{deployed}");
+    assert_eq!(deployed.as_array().map(Vec::len), Some(4), "{deployed}");
 
     let server = ServeProcess::start(&db, &[]);
     let url = server.url();
@@ -218,6 +219,35 @@ fn the_cli_is_safe_to_script_locally_and_remotely() {
     let purged = json(remote, &["purge", "ok-2"]);
     assert_eq!(purged["instancesDeleted"], 1);
 
+    // Entities and upgrade checks print one JSON document too.
+    for target in [local, remote] {
+        let signaled = json(target, &["entity", "signal", "Counter@c1", "add", "5"]);
+        assert_eq!(signaled["queued"], true, "{signaled}");
+    }
+    let mut count = Value::Null;
+    for _ in 0..300 {
+        let out = cairn(&[local, &["entity", "get", "Counter@c1"][..]].concat());
+        if out.status.success() {
+            count = serde_json::from_slice(&out.stdout).unwrap();
+            if count == 10 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count, 10, "two signals of add 5");
+    assert_eq!(
+        json(local, &["entity", "list", "--fetch-state"]),
+        json(remote, &["entity", "list", "--fetch-state"])
+    );
+    assert_eq!(code(remote, &["entity", "get", "Counter@none"]).0, Some(3));
+    json(remote, &["entity", "purge"]);
+    let checked = json(
+        remote,
+        &["upgrade-check", "ApprovalWorkflow", &guest("human-interaction")],
+    );
+    assert_eq!(checked["instances"][0]["verdict"], "replays-cleanly", "{checked}");
+
     // Exit codes of refusals.
     for target in [local, remote] {
         assert_eq!(code(target, &["status", "ghost"]).0, Some(3));
@@ -256,5 +286,10 @@ fn the_cli_is_safe_to_script_locally_and_remotely() {
     assert!(!String::from_utf8_lossy(&cairn(&["list", "--help"]).stdout).contains("--memory-limit-mib"));
     // `func durable` verb names.
     assert_eq!(json(local, &["get-runtime-status", "wait-1"])["instanceId"], "wait-1");
+    // Deleting the task hub under a running server: refused locally (the
+    // server holds the one-host guard: exit 9), done through the server.
+    assert_eq!(code(local, &["delete-task-hub", "--yes"]).0, Some(9));
+    let deleted = json(remote, &["delete-task-hub", "--yes"]);
+    assert!(deleted["instancesDeleted"].as_u64().is_some(), "{deleted}");
     drop(server);
 }
