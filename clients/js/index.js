@@ -138,7 +138,8 @@ export class CairnClient {
   }
 
   async #request(method, path, { query, body, hasBody = false, headers = {}, timeoutMs } = {}) {
-    let url = this.baseUrl + DURABLE_PATH + path;
+    // Cairn's own routes start with /api; the rest are Durable Functions'.
+    let url = this.baseUrl + (path.startsWith("/api/") ? path : DURABLE_PATH + path);
     if (query) {
       const params = new URLSearchParams();
       for (const [k, v] of Object.entries(query)) {
@@ -224,18 +225,20 @@ export class CairnClient {
    * WaitTimeout after `timeoutS` seconds.
    */
   async wait(instanceId, timeoutS = 60) {
+    // The server holds the request until the instance finishes (at most
+    // 300 s per request; only this instance's completion wakes it).
     const deadline = Date.now() + timeoutS * 1000;
-    let delay = 50;
     for (;;) {
-      const current = await this.status(instanceId, { showInput: true });
-      if (current === null) throw new NotFound(`instance ${JSON.stringify(instanceId)} not found`, { status: 404 });
+      const sliceS = Math.min(Math.max(0, deadline - Date.now()) / 1000, 300);
+      const r = await this.#request("GET", `/api/instances/${enc(instanceId)}/wait`, {
+        query: { timeout: sliceS.toFixed(3) },
+        timeoutMs: sliceS * 1000 + this.timeoutMs,
+      });
+      const current = r.json();
       if (isTerminal(current)) return current;
-      const left = deadline - Date.now();
-      if (left <= 0) {
+      if (Date.now() >= deadline) {
         throw new WaitTimeout(`instance ${JSON.stringify(instanceId)} is still ${current.runtimeStatus} after ${timeoutS} s`, current);
       }
-      await sleep(Math.min(delay, left));
-      delay = Math.min(delay * 1.5, 1000);
     }
   }
 

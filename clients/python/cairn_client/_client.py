@@ -143,7 +143,8 @@ class CairnClient:
     # ---- transport ----------------------------------------------------
 
     def _url(self, path: str, query: dict[str, Any] | None = None) -> str:
-        url = self.base_url + DURABLE_PATH + path
+        # Cairn's own routes start with /api; the rest are Durable Functions'.
+        url = self.base_url + (path if path.startswith("/api/") else DURABLE_PATH + path)
         if query:
             pairs = {k: v for k, v in query.items() if v is not None}
             if pairs:
@@ -258,26 +259,29 @@ class CairnClient:
 
     def wait(self, instance_id: str, timeout_s: float = 60.0) -> InstanceStatus:
         """Waits until the instance is Completed, Failed, Terminated or
-        Canceled and returns that status. The API has no wait for an
-        instance that already exists, so this polls its status (50 ms at
-        first, backing off to 1 s). Raises `NotFound` when there is no such
-        instance, `WaitTimeout` after `timeout_s` seconds."""
+        Canceled and returns that status. The server holds the request until
+        the instance finishes (`GET /api/instances/{id}/wait`, at most 300 s
+        per request; only this instance's completion wakes it). Raises
+        `NotFound` when there is no such instance, `WaitTimeout` after
+        `timeout_s` seconds."""
         deadline = time.monotonic() + timeout_s
-        delay = 0.05
         while True:
-            current = self.status(instance_id, show_input=True)
-            if current is None:
-                raise NotFound(f"instance {instance_id!r} not found", status=404)
+            left = max(0.0, deadline - time.monotonic())
+            slice_s = min(left, 300.0)
+            reply = self._request(
+                "GET",
+                f"/api/instances/{self._id(instance_id)}/wait",
+                {"timeout": f"{slice_s:.3f}"},
+                timeout=slice_s + self.timeout,
+            )
+            current = InstanceStatus.from_json(reply.json())
             if current.is_terminal:
                 return current
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if time.monotonic() >= deadline:
                 raise WaitTimeout(
                     f"instance {instance_id!r} is still {current.runtime_status} after {timeout_s:g} s",
                     last_status=current,
                 )
-            time.sleep(min(delay, left))
-            delay = min(delay * 1.5, 1.0)
 
     def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
         """Sends event `event_name` with `data` (any JSON value). Raises
