@@ -234,7 +234,7 @@ export class CairnClient {
         query: { timeout: sliceS.toFixed(3) },
         timeoutMs: sliceS * 1000 + this.timeoutMs,
       });
-      const current = r.json();
+      const current = toInstanceStatus(r.json());
       if (isTerminal(current)) return current;
       if (Date.now() >= deadline) {
         throw new WaitTimeout(`instance ${JSON.stringify(instanceId)} is still ${current.runtimeStatus} after ${timeoutS} s`, current);
