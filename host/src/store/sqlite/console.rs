@@ -6,7 +6,7 @@
 use rusqlite::types::Value;
 
 use super::SqliteStore;
-use super::ops::{INSTANCE_COLS, instance_from_row, to_i64};
+use super::ops::{INSTANCE_COLS, instance_rows, to_i64};
 use crate::history::Millis;
 use crate::store::{BrowseQuery, InstanceQuery, InstanceRow, QueueStats, RuntimeStatus, StoreError};
 
@@ -65,9 +65,7 @@ impl SqliteStore {
             if let Some(top) = q.base.top {
                 sql.push_str(&format!(" LIMIT {top}"));
             }
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), instance_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(instance_rows(c, &sql, args)?)
         })
         .await
     }

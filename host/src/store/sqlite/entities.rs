@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
-use super::ops::{INSTANCE_COLS, insert_message, instance_from_row, to_i64};
+use super::ops::{INSTANCE_COLS, insert_message, instance_rows, to_i64};
 use crate::history::Millis;
 use crate::store::{
     DEDUP_WINDOW_MS, EntityCommit, EntityQuery, InstanceRow, Lease, Message, Notes, PARKED_AT, StoreError,
@@ -197,9 +197,7 @@ impl SqliteStore {
             if let Some(top) = q.top {
                 sql.push_str(&format!(" LIMIT {top}"));
             }
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), instance_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(instance_rows(c, &sql, args)?)
         })
         .await
     }

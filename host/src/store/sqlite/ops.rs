@@ -12,6 +12,18 @@ use crate::store::{
 
 pub(super) const INSTANCE_COLS: &str = "instance_id, execution_id, name, version, status, input, output, custom_status, created_at, updated_at, parent_instance, history_len";
 
+/// The instance rows `sql` (a `SELECT {INSTANCE_COLS} ...` with `LIMIT`
+/// already appended) selects with `args`.
+pub(super) fn instance_rows(
+    c: &rusqlite::Connection,
+    sql: &str,
+    args: Vec<rusqlite::types::Value>,
+) -> rusqlite::Result<Vec<InstanceRow>> {
+    let mut st = c.prepare(sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(args), instance_from_row)?;
+    rows.collect()
+}
+
 pub(super) fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<InstanceRow> {
     let status: String = r.get(4)?;
     Ok(InstanceRow {
@@ -409,9 +421,7 @@ impl SqliteStore {
             if let Some(top) = q.top {
                 sql.push_str(&format!(" LIMIT {top}"));
             }
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), instance_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(instance_rows(c, &sql, args)?)
         })
         .await
     }
