@@ -165,9 +165,10 @@ impl Local {
 
     /// True when no host serves this task hub (known only for one-host
     /// backends: SQLite; a shared PostgreSQL hub may have hosts anywhere).
+    /// Claims nothing: a server may start right after.
     #[must_use]
     pub fn nobody_serves(&self) -> bool {
-        self.engine.is_none() && self.hub.store.claim_host().is_ok_and(|h| h == Hosting::Exclusive)
+        self.engine.is_none() && self.hub.store.served_elsewhere() == Some(false)
     }
 
     async fn row(&self, id: &str) -> Result<InstanceRow, Error> {

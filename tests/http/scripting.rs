@@ -293,3 +293,18 @@ fn the_cli_is_safe_to_script_locally_and_remotely() {
     assert!(deleted["instancesDeleted"].as_u64().is_some(), "{deleted}");
     drop(server);
 }
+
+/// `start` without `--wait` tells when nothing serves a SQLite hub; asking
+/// must not take the hub's one-host guard, or a `cairn serve` started in
+/// the meantime would be refused.
+#[test]
+fn asking_whether_anyone_serves_claims_nothing() {
+    let dir = crate::common::TempDir::new("nobody-serves");
+    let db = dir.0.join("hub.db");
+    let asking = cairn::manage::Local::new(cairn::hub::Hub::open(&db).unwrap());
+    assert!(asking.nobody_serves());
+    // A server (another handle, as another process would) can still claim it.
+    let server = cairn::hub::Hub::open(&db).unwrap();
+    server.store.claim_host().expect("the guard is free after the question");
+    assert!(!asking.nobody_serves(), "the server holds the guard now");
+}

@@ -191,6 +191,15 @@ pub trait Provider: Send + Sync + 'static {
     /// verbs) never claim, and work while a server runs.
     fn claim_host(&self) -> Result<Hosting, StoreError>;
 
+    /// Whether another process serves this task hub now, where the backend
+    /// can tell (SQLite: its guard is held); `None` where it cannot (a
+    /// PostgreSQL hub may have hosts anywhere). Claims nothing: a probe of
+    /// the guard is released at once, so a server starting later is not
+    /// refused.
+    fn served_elsewhere(&self) -> Option<bool> {
+        None
+    }
+
     // ---- components ---------------------------------------------------
 
     /// Stores a component and registers its functions as the newest

@@ -466,6 +466,19 @@ impl Provider for SqliteStore {
         Ok(Hosting::Exclusive)
     }
 
+    fn served_elsewhere(&self) -> Option<bool> {
+        let held_here = self.inner.guard.lock().ok()?.is_some();
+        if held_here {
+            return Some(false);
+        }
+        match leases::take_guard(&self.inner.path) {
+            // Dropped at once: the guard is free again.
+            Ok(_probe) => Some(false),
+            Err(StoreError::HostBusy(_)) => Some(true),
+            Err(_) => None,
+        }
+    }
+
     async fn deploy_component(
         &self,
         hash: String,
